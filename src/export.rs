@@ -1,0 +1,146 @@
+//! CSV and JSON renderings of results, shared by `history`, `export` and the UI.
+
+use crate::model::{rfc3339_utc, Measurement};
+use serde_json::Value;
+use std::io::{self, Write};
+
+/// Columns of the CSV export: the common fields, then every scalar figure
+/// under its canonical name. List-valued figures (`answers`, `hops`,
+/// `redirect_chain`) are written as JSON text in their column.
+pub const CSV_COLUMNS: &[&str] = &[
+    "id",
+    "started_at",
+    "test_type",
+    "target",
+    "resolved_ip",
+    "success",
+    "error_kind",
+    "error",
+    "tier",
+    "duration_ms",
+    "latency_ms",
+    "dns_ms",
+    "connect_ms",
+    "tls_ms",
+    "ttfb_ms",
+    "total_ms",
+    "status_code",
+    "http_version",
+    "bytes",
+    "throughput_mbps",
+    "redirects",
+    "redirect_chain",
+    "tls_version",
+    "cipher",
+    "cert_subject",
+    "cert_issuer",
+    "cert_days_left",
+    "ssh_banner",
+    "sent",
+    "received",
+    "loss_pct",
+    "min_ms",
+    "mean_ms",
+    "median_ms",
+    "p95_ms",
+    "max_ms",
+    "stddev_ms",
+    "jitter_ms",
+    "server",
+    "record_type",
+    "rcode",
+    "answers",
+    "hops",
+    "reached",
+    "path_mtu",
+    "download_mbps",
+    "upload_mbps",
+    "streams",
+    "seconds",
+    "loaded_latency_ms",
+    "retransmits",
+    "server_kind",
+];
+
+/// Writes a header and one row per result.
+pub fn write_csv<W: Write>(mut w: W, results: &[Measurement]) -> io::Result<()> {
+    writeln!(w, "{}", CSV_COLUMNS.join(","))?;
+    for m in results {
+        let metrics = serde_json::to_value(&m.metrics).unwrap_or(Value::Null);
+        let row: Vec<String> = CSV_COLUMNS
+            .iter()
+            .map(|&col| {
+                let v = match col {
+                    "id" => m.id.to_string(),
+                    "started_at" => rfc3339_utc::format(&m.started_at),
+                    "test_type" => m.test_type.to_string(),
+                    "target" => m.target.clone(),
+                    "resolved_ip" => m.resolved_ip.clone().unwrap_or_default(),
+                    "success" => m.success.to_string(),
+                    "error_kind" => m.error_kind.map(|k| k.to_string()).unwrap_or_default(),
+                    "error" => m.error.clone().unwrap_or_default(),
+                    "tier" => m.tier.to_string(),
+                    "duration_ms" => m.duration_ms.to_string(),
+                    "latency_ms" => m.latency_ms.map(|v| v.to_string()).unwrap_or_default(),
+                    other => match metrics.get(other) {
+                        None | Some(Value::Null) => String::new(),
+                        Some(Value::String(s)) => s.clone(),
+                        Some(v) => v.to_string(),
+                    },
+                };
+                csv_field(&v)
+            })
+            .collect();
+        writeln!(w, "{}", row.join(","))?;
+    }
+    Ok(())
+}
+
+/// Writes one JSON object per line.
+pub fn write_json_lines<W: Write>(mut w: W, results: &[Measurement]) -> io::Result<()> {
+    for m in results {
+        serde_json::to_writer(&mut w, m)?;
+        writeln!(w)?;
+    }
+    Ok(())
+}
+
+/// RFC 4180 quoting, and a leading `'` for cells a spreadsheet would run as a
+/// formula.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TestType;
+
+    #[test]
+    fn csv_quotes_and_keeps_columns() {
+        let mut m = Measurement::begin(TestType::Http, "https://a/?x=1,2");
+        m.metrics.status_code = Some(200);
+        m.metrics.cert_subject = Some("CN=\"q\"".into());
+        m.error = Some("=cmd()".into());
+        let mut out = Vec::new();
+        write_csv(&mut out, &[m]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next().unwrap().split(',').count(), CSV_COLUMNS.len());
+        let row = lines.next().unwrap();
+        assert!(row.contains("\"https://a/?x=1,2\""));
+        assert!(row.contains("\"CN=\"\"q\"\"\""));
+        assert!(row.contains("'=cmd()"));
+        assert!(row.contains(",200,"));
+        assert_eq!(csv_field("-1.5"), "-1.5", "negative numbers stay numbers");
+    }
+}

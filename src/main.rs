@@ -1,0 +1,698 @@
+//! `waddleperf`: the command-line front end of the engine.
+//!
+//! Exit codes: 0 when the tool did its work (even if tests failed), 1 when it
+//! could not (bad configuration, unusable database, unwritable output), 2 for
+//! usage errors.
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use waddleperf::config::{
+    check_http_url, split_host_port, Config, HttpMode, Paths, TcpMode, DEFAULT_TOML,
+};
+use waddleperf::device::DeviceInfo;
+use waddleperf::export;
+use waddleperf::model::{Measurement, TestType};
+use waddleperf::probe::http::HttpProbe;
+use waddleperf::probe::tcp::TcpProbe;
+use waddleperf::runtime::{AnyProbe, Runtime};
+use waddleperf::store::{HistoryQuery, Store};
+use waddleperf::version;
+
+#[derive(Parser)]
+#[command(
+    name = "waddleperf",
+    version = version::VERSION,
+    long_version = version_string(),
+    about = "Measures the network experience between this machine and the services it uses",
+    propagate_version = true
+)]
+struct Cli {
+    /// Configuration file [default: the platform config directory]
+    #[arg(long, global = true, env = "WADDLEPERF_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Database file [default: the platform data directory]
+    #[arg(long, global = true, env = "WADDLEPERF_DB", value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug); WADDLEPERF_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn version_string() -> &'static str {
+    Box::leak(version::long_version().into_boxed_str())
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the configured suite once, store and print the results
+    Run {
+        /// Print results as JSON lines instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one test now
+    Test {
+        #[command(subcommand)]
+        kind: TestKind,
+    },
+    /// Show stored results
+    History(HistoryArgs),
+    /// Write stored results to a file (or stdout) as CSV or JSON lines
+    Export {
+        #[command(flatten)]
+        filter: HistoryFilter,
+        /// Output format
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        /// Output file [default: stdout]
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Show this device's identity, version and paths
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create, show or check the configuration
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Args, Clone)]
+struct CommonTestArgs {
+    /// Per-test timeout in milliseconds [default: probe.timeout_ms from the config]
+    #[arg(long, value_name = "MS")]
+    timeout: Option<u64>,
+    /// Do not store the result
+    #[arg(long)]
+    no_store: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum TestKind {
+    /// HTTP(S) GET with per-phase timing
+    Http {
+        /// URL to fetch (http:// or https://)
+        url: String,
+        /// Do not verify the server's certificate (this test only)
+        #[arg(long)]
+        insecure: bool,
+        /// Extra trusted roots (PEM) for this test
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+        /// Force HTTP/1.1
+        #[arg(long, conflicts_with = "http2")]
+        http1: bool,
+        /// Force HTTP/2
+        #[arg(long)]
+        http2: bool,
+        #[command(flatten)]
+        common: CommonTestArgs,
+    },
+    /// TCP connect time; with --tls the handshake and certificate, with --ssh the banner
+    Tcp {
+        /// host:port ([v6]:port for IPv6)
+        target: String,
+        /// TLS handshake after connecting
+        #[arg(long, conflicts_with = "ssh")]
+        tls: bool,
+        /// Wait for the server's SSH banner
+        #[arg(long)]
+        ssh: bool,
+        /// TLS: name to send and verify [default: the host]
+        #[arg(long, requires = "tls")]
+        server_name: Option<String>,
+        /// TLS: do not verify the certificate
+        #[arg(long, requires = "tls")]
+        insecure: bool,
+        /// TLS: extra trusted roots (PEM)
+        #[arg(long, requires = "tls", value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonTestArgs,
+    },
+}
+
+#[derive(Args, Clone, Default)]
+struct HistoryFilter {
+    /// Only this target (as shown in results)
+    #[arg(long)]
+    target: Option<String>,
+    /// Only this test type
+    #[arg(long = "type", value_name = "TYPE")]
+    test_type: Option<TestType>,
+    /// Only results newer than this: a duration (90m, 24h, 7d, 4w) or an RFC 3339 time
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Only results older than this: a duration ago or an RFC 3339 time
+    #[arg(long, value_name = "WHEN")]
+    until: Option<String>,
+    /// Only the newest N results
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    #[command(flatten)]
+    filter: HistoryFilter,
+    /// JSON lines
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// CSV with a header row
+    #[arg(long)]
+    csv: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Write a commented default configuration file
+    Init {
+        /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the configuration in effect
+    Show,
+    /// Check a configuration file [default: the one in use]
+    Validate { path: Option<PathBuf> },
+    /// Print where the configuration, database and logs live
+    Path,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging(cli.verbose);
+    match real_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("waddleperf: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter =
+        EnvFilter::try_from_env("WADDLEPERF_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    let paths = Paths::resolve(cli.config.clone(), cli.db.clone());
+    match cli.command {
+        Command::Config { action } => config_cmd(action, &paths),
+        Command::Info { json } => info_cmd(json, &paths),
+        Command::Run { json } => {
+            let cfg = load_config(&paths)?;
+            let rt = open_runtime(&paths, cfg)?;
+            tokio_rt()?.block_on(run_cmd(rt, json))
+        }
+        Command::Test { kind } => {
+            let cfg = load_config(&paths)?;
+            let (probe, common) = build_test(kind, &cfg)?;
+            let store = if common.no_store {
+                Store::open_in_memory()?
+            } else {
+                open_store(&paths)?
+            };
+            let rt = Runtime::new(store, cfg);
+            tokio_rt()?.block_on(async {
+                let m = rt.test(&probe, !common.no_store).await?;
+                let mut out = std::io::stdout().lock();
+                if common.json {
+                    serde_json::to_writer_pretty(&mut out, &m)?;
+                    writeln!(out)?;
+                } else {
+                    print_test(&mut out, &m)?;
+                }
+                Ok(())
+            })
+        }
+        Command::History(args) => {
+            let store = open_existing_store(&paths)?;
+            let results = store.history(&args.filter.to_query()?)?;
+            let mut out = std::io::stdout().lock();
+            if args.json {
+                export::write_json_lines(&mut out, &results)?;
+            } else if args.csv {
+                export::write_csv(&mut out, &results)?;
+            } else {
+                print_table(&mut out, &results)?;
+            }
+            Ok(())
+        }
+        Command::Export {
+            filter,
+            format,
+            output,
+        } => {
+            let store = open_existing_store(&paths)?;
+            let results = store.history(&filter.to_query()?)?;
+            let write = |w: &mut dyn Write| -> std::io::Result<()> {
+                match format {
+                    ExportFormat::Csv => export::write_csv(w, &results),
+                    ExportFormat::Json => export::write_json_lines(w, &results),
+                }
+            };
+            match output {
+                Some(path) => {
+                    write_atomically(&path, |f| write(f))?;
+                    eprintln!("wrote {} results to {}", results.len(), path.display());
+                }
+                None => write(&mut std::io::stdout().lock())?,
+            }
+            Ok(())
+        }
+    }
+}
+
+fn tokio_rt() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn load_config(paths: &Paths) -> Result<Config> {
+    Ok(Config::load(&paths.config_file)?)
+}
+
+fn open_store(paths: &Paths) -> Result<Store> {
+    Ok(Store::open(&paths.db_file)?)
+}
+
+/// Reading commands do not create a database where there is none.
+fn open_existing_store(paths: &Paths) -> Result<Store> {
+    if !paths.db_file.exists() {
+        bail!(
+            "no results yet: {} does not exist (run `waddleperf run` first)",
+            paths.db_file.display()
+        );
+    }
+    open_store(paths)
+}
+
+fn open_runtime(paths: &Paths, cfg: Config) -> Result<Runtime> {
+    Ok(Runtime::new(open_store(paths)?, cfg))
+}
+
+async fn run_cmd(rt: Runtime, json: bool) -> Result<()> {
+    let cfg = rt.config();
+    if cfg.target_count() == 0 {
+        bail!("the suite is empty: add targets under [suite] in the configuration");
+    }
+    let mut events = rt.subscribe();
+    let interactive = !json && std::io::stderr().is_terminal();
+    let progress = tokio::spawn(async move {
+        while let Ok(ev) = events.recv().await {
+            if let waddleperf::runtime::Event::Result {
+                done,
+                total,
+                result,
+                ..
+            } = ev
+            {
+                if interactive {
+                    eprint!(
+                        "\r\x1b[K[{done}/{total}] {} {}",
+                        result.test_type, result.target
+                    );
+                }
+            }
+        }
+    });
+    let summary = rt.run_now().await?;
+    progress.abort();
+    if interactive {
+        eprint!("\r\x1b[K");
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        export::write_json_lines(&mut out, &summary.results)?;
+    } else {
+        print_table(&mut out, &summary.results)?;
+        writeln!(
+            out,
+            "\n{} tests, {} failed, run {}",
+            summary.results.len(),
+            summary.failed(),
+            summary.run_id
+        )?;
+    }
+    if let Some(e) = &summary.store_error {
+        bail!("results were measured but not stored: {e}");
+    }
+    Ok(())
+}
+
+fn build_test(kind: TestKind, cfg: &Config) -> Result<(AnyProbe, CommonTestArgs)> {
+    let timeout = |common: &CommonTestArgs| -> Result<Duration> {
+        match common.timeout {
+            Some(ms) if !(100..=600_000).contains(&ms) => {
+                bail!("--timeout {ms}: must be from 100 to 600000 ms")
+            }
+            Some(ms) => Ok(Duration::from_millis(ms)),
+            None => Ok(cfg.timeout(None)),
+        }
+    };
+    Ok(match kind {
+        TestKind::Http {
+            url,
+            insecure,
+            ca_file,
+            http1,
+            http2,
+            common,
+        } => {
+            check_http_url(&url).map_err(anyhow::Error::msg)?;
+            if let Some(f) = &ca_file {
+                std::fs::File::open(f).with_context(|| format!("--ca-file {}", f.display()))?;
+            }
+            let mut p = HttpProbe::new(url);
+            p.mode = if http1 {
+                HttpMode::Http1
+            } else if http2 {
+                HttpMode::Http2
+            } else {
+                HttpMode::Auto
+            };
+            p.insecure = insecure;
+            p.ca_file = ca_file;
+            p.timeout = timeout(&common)?;
+            p.max_redirects = cfg.probe.max_redirects;
+            p.max_body_bytes = cfg.probe.max_body_bytes;
+            (AnyProbe::Http(p), common)
+        }
+        TestKind::Tcp {
+            target,
+            tls,
+            ssh,
+            server_name,
+            insecure,
+            ca_file,
+            common,
+        } => {
+            split_host_port(&target).map_err(anyhow::Error::msg)?;
+            let mode = if tls {
+                TcpMode::Tls
+            } else if ssh {
+                TcpMode::Ssh
+            } else {
+                TcpMode::Raw
+            };
+            let mut p = TcpProbe::new(target, mode);
+            p.server_name = server_name;
+            p.insecure = insecure;
+            p.ca_file = ca_file;
+            p.timeout = timeout(&common)?;
+            (AnyProbe::Tcp(p), common)
+        }
+    })
+}
+
+impl HistoryFilter {
+    fn to_query(&self) -> Result<HistoryQuery> {
+        let now = Utc::now();
+        Ok(HistoryQuery {
+            target: self.target.clone(),
+            test_type: self.test_type,
+            since: self
+                .since
+                .as_deref()
+                .map(|s| parse_when(s, now).with_context(|| format!("--since {s}")))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|s| parse_when(s, now).with_context(|| format!("--until {s}")))
+                .transpose()?,
+            limit: self.limit,
+        })
+    }
+}
+
+/// `90m`, `24h`, `7d`, `4w`, `30s` ago, or an RFC 3339 time.
+fn parse_when(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("expected a duration like 24h or 7d, or an RFC 3339 time"))?;
+    let d = match unit {
+        "s" => ChronoDuration::seconds(n),
+        "m" | "min" => ChronoDuration::minutes(n),
+        "h" => ChronoDuration::hours(n),
+        "d" => ChronoDuration::days(n),
+        "w" => ChronoDuration::weeks(n),
+        "y" => ChronoDuration::days(365 * n),
+        _ => bail!("unknown unit `{unit}` (use s, m, h, d, w or y)"),
+    };
+    Ok(now - d)
+}
+
+fn print_table(out: &mut dyn Write, results: &[Measurement]) -> std::io::Result<()> {
+    if results.is_empty() {
+        return writeln!(out, "no results");
+    }
+    let tw = results
+        .iter()
+        .map(|r| r.target.chars().count())
+        .max()
+        .unwrap_or(6)
+        .clamp(6, 48);
+    writeln!(
+        out,
+        "{:<20}  {:<5}  {:<tw$}  {:<14}  {:>10}  DETAILS",
+        "TIME (UTC)", "TYPE", "TARGET", "RESULT", "LATENCY"
+    )?;
+    for r in results {
+        let status = if r.success {
+            "ok".to_owned()
+        } else {
+            format!("FAIL {}", r.error_kind.map(|k| k.as_str()).unwrap_or("?"))
+        };
+        let latency = r
+            .latency_ms
+            .map(|l| format!("{l:.1} ms"))
+            .unwrap_or_else(|| "-".into());
+        let mut target: String = r.target.chars().take(tw).collect();
+        if r.target.chars().count() > tw {
+            target.pop();
+            target.push('…');
+        }
+        writeln!(
+            out,
+            "{:<20}  {:<5}  {:<tw$}  {:<14}  {:>10}  {}",
+            r.started_at.format("%Y-%m-%d %H:%M:%S"),
+            r.test_type.as_str(),
+            target,
+            status,
+            latency,
+            r.summary()
+        )?;
+    }
+    Ok(())
+}
+
+fn print_test(out: &mut dyn Write, m: &Measurement) -> std::io::Result<()> {
+    let verdict = if m.success { "ok" } else { "FAILED" };
+    writeln!(out, "{} {}: {verdict}", m.test_type, m.target)?;
+    if let (Some(k), Some(e)) = (m.error_kind, &m.error) {
+        writeln!(out, "  error        {k}: {e}")?;
+    }
+    if let Some(ip) = &m.resolved_ip {
+        writeln!(out, "  address      {ip}")?;
+    }
+    let metrics = serde_json::to_value(&m.metrics).unwrap_or_default();
+    if let Some(obj) = metrics.as_object() {
+        for (k, v) in obj {
+            let shown = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) if k.ends_with("_ms") => {
+                    format!("{:.3} ms", n.as_f64().unwrap_or_default())
+                }
+                other => other.to_string(),
+            };
+            writeln!(out, "  {k:<12} {shown}")?;
+        }
+    }
+    if let Some(l) = m.latency_ms {
+        writeln!(out, "  latency_ms   {l:.3} ms")?;
+    }
+    writeln!(out, "  duration_ms  {:.3} ms", m.duration_ms)
+}
+
+fn info_cmd(json: bool, paths: &Paths) -> Result<()> {
+    let dev = DeviceInfo::detect();
+    if json {
+        let v = serde_json::json!({
+            "version": version::VERSION,
+            "build": version::BUILD_NUMBER,
+            "commit": version::GIT_COMMIT,
+            "built": version::BUILD_DATE,
+            "device": dev,
+            "paths": paths,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("WaddlePerf {}", version::long_version());
+        println!("hostname   {}", dev.hostname);
+        println!("os         {} {}", dev.os, dev.os_version);
+        println!("arch       {}", dev.arch);
+        println!("device id  {} (from {})", dev.device_id, dev.id_source);
+        println!("{paths}");
+    }
+    Ok(())
+}
+
+fn config_cmd(action: ConfigAction, paths: &Paths) -> Result<()> {
+    match action {
+        ConfigAction::Path => {
+            println!("{paths}");
+            Ok(())
+        }
+        ConfigAction::Show => {
+            let cfg = load_config(paths)?;
+            if !paths.config_file.exists() {
+                println!(
+                    "# {} does not exist: these are the defaults",
+                    paths.config_file.display()
+                );
+            }
+            print!("{}", cfg.to_toml());
+            Ok(())
+        }
+        ConfigAction::Validate { path } => {
+            let p = path.unwrap_or_else(|| paths.config_file.clone());
+            if !p.exists() {
+                bail!("{} does not exist", p.display());
+            }
+            let cfg = Config::load(&p)?;
+            println!("{}: ok ({} targets)", p.display(), cfg.target_count());
+            Ok(())
+        }
+        ConfigAction::Init { force } => {
+            let p = &paths.config_file;
+            if p.exists() && !force {
+                bail!("{} already exists (use --force to overwrite)", p.display());
+            }
+            write_atomically(p, |f| f.write_all(DEFAULT_TOML.as_bytes()))?;
+            println!("wrote {}", p.display());
+            Ok(())
+        }
+    }
+}
+
+/// Writes to a temporary file beside `path` and renames it into place, so a
+/// full disk or a crash never leaves a half-written file.
+fn write_atomically(
+    path: &Path,
+    f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        f(&mut file)?;
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_parses_durations_and_times() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            parse_when("24h", now).unwrap(),
+            now - ChronoDuration::hours(24)
+        );
+        assert_eq!(
+            parse_when("7d", now).unwrap(),
+            now - ChronoDuration::days(7)
+        );
+        assert_eq!(
+            parse_when("90m", now).unwrap(),
+            now - ChronoDuration::minutes(90)
+        );
+        assert_eq!(
+            parse_when("2026-11-01T00:00:00Z", now)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-01T00:00:00+00:00"
+        );
+        assert!(parse_when("yesterday", now).is_err());
+        assert!(parse_when("3q", now)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,529 @@
+//! The result model: one [`Measurement`] per test, with the common fields every
+//! result carries and the per-type figures under their canonical names
+//! (`shared/reference/measurements.md`). The same spelling is used in the
+//! database, the CLI's `--json`, the UI and the sync payload.
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// Which probe produced a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestType {
+    Http,
+    Tcp,
+    Udp,
+    Dns,
+    Icmp,
+    Traceroute,
+    Mtu,
+    Bandwidth,
+}
+
+impl TestType {
+    pub const ALL: [TestType; 8] = [
+        TestType::Http,
+        TestType::Tcp,
+        TestType::Udp,
+        TestType::Dns,
+        TestType::Icmp,
+        TestType::Traceroute,
+        TestType::Mtu,
+        TestType::Bandwidth,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestType::Http => "http",
+            TestType::Tcp => "tcp",
+            TestType::Udp => "udp",
+            TestType::Dns => "dns",
+            TestType::Icmp => "icmp",
+            TestType::Traceroute => "traceroute",
+            TestType::Mtu => "mtu",
+            TestType::Bandwidth => "bandwidth",
+        }
+    }
+}
+
+impl fmt::Display for TestType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TestType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TestType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown test type `{s}` (expected one of: {})",
+                    TestType::ALL.map(|t| t.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+/// Why a test failed. A failed test is still a result and is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The name did not resolve.
+    Dns,
+    /// The peer actively refused the connection (RST / ICMP port unreachable).
+    Refused,
+    /// No answer within the test's timeout.
+    Timeout,
+    /// The host or network is unreachable (no route, ICMP host unreachable).
+    Unreachable,
+    /// The connection was reset or closed mid-exchange.
+    Reset,
+    /// TLS handshake or certificate verification failed.
+    Tls,
+    /// The peer answered, but not in the protocol expected (bad HTTP, no SSH banner…).
+    Protocol,
+    /// The HTTP exchange worked but the server answered with an error status (4xx/5xx).
+    Http,
+    /// A local I/O error.
+    Io,
+    /// The target or option as written cannot be tested.
+    Config,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Dns => "dns",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Http => "http",
+            ErrorKind::Io => "io",
+            ErrorKind::Config => "config",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ErrorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned()))
+            .map_err(|_| format!("unknown error kind `{s}`"))
+    }
+}
+
+/// One traceroute hop (used by the trace probe).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hop {
+    pub ttl: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub sent: u32,
+    pub received: u32,
+    pub loss_pct: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<f64>,
+}
+
+/// One earlier hop of an HTTP redirect chain. The result's phase figures
+/// describe the final response only; each earlier hop is kept here on its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RedirectHop {
+    pub url: String,
+    pub status_code: u16,
+    pub total_ms: f64,
+}
+
+/// Per-type figures, under the canonical names. Every field is optional: a
+/// probe fills the ones that apply and the rest are omitted from JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    // phases, each on its own (not cumulative)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<f64>,
+    // HTTP
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput_mbps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirects: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_chain: Option<Vec<RedirectHop>>,
+    // TLS
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_days_left: Option<i64>,
+    // SSH
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh_banner: Option<String>,
+    // samples
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub median_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stddev_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<f64>,
+    // DNS
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Vec<String>>,
+    // trace
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops: Option<Vec<Hop>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reached: Option<bool>,
+    // MTU
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_mtu: Option<u32>,
+    // bandwidth
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_mbps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_mbps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streams: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded_latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retransmits: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_kind: Option<String>,
+}
+
+impl Metrics {
+    /// The numeric figures that charts aggregate, by canonical name.
+    /// Used by the store to maintain its hourly roll-up.
+    pub fn chartable(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        [
+            ("dns_ms", self.dns_ms),
+            ("connect_ms", self.connect_ms),
+            ("tls_ms", self.tls_ms),
+            ("ttfb_ms", self.ttfb_ms),
+            ("total_ms", self.total_ms),
+            ("throughput_mbps", self.throughput_mbps),
+            ("loss_pct", self.loss_pct),
+            ("jitter_ms", self.jitter_ms),
+            ("download_mbps", self.download_mbps),
+            ("upload_mbps", self.upload_mbps),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.filter(|v| v.is_finite()).map(|v| (k, v)))
+    }
+}
+
+/// Figures a chart can ask the store for (besides `latency_ms` and `success`).
+pub const CHART_METRICS: [&str; 12] = [
+    "latency_ms",
+    "success",
+    "dns_ms",
+    "connect_ms",
+    "tls_ms",
+    "ttfb_ms",
+    "total_ms",
+    "throughput_mbps",
+    "loss_pct",
+    "jitter_ms",
+    "download_mbps",
+    "upload_mbps",
+];
+
+/// One test's result. Serialises flat: common fields first, then the metrics
+/// under their canonical names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub id: Uuid,
+    pub test_type: TestType,
+    /// The target as configured or typed (URL, `host:port`, name…).
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_ip: Option<String>,
+    #[serde(with = "rfc3339_utc")]
+    pub started_at: DateTime<Utc>,
+    /// Wall time of the whole test, milliseconds.
+    pub duration_ms: f64,
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The AutoPerf tier that ran the test (1 for the regular suite and ad hoc tests).
+    pub tier: u8,
+    /// The one headline latency (HTTP: TTFB; TCP: connect; TLS: connect +
+    /// handshake; DNS: query; ICMP/UDP: mean RTT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(default)]
+    pub metrics: Metrics,
+}
+
+impl Measurement {
+    /// A new result with a fresh UUID v7, started now.
+    pub fn begin(test_type: TestType, target: impl Into<String>) -> Self {
+        Measurement {
+            id: Uuid::now_v7(),
+            test_type,
+            target: target.into(),
+            resolved_ip: None,
+            // Stored with microsecond precision: keep exactly that much.
+            started_at: Utc::now().trunc_subsecs(6),
+            duration_ms: 0.0,
+            success: false,
+            error_kind: None,
+            error: None,
+            tier: 1,
+            latency_ms: None,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Marks the result failed with a kind and a human message.
+    pub fn fail(&mut self, kind: ErrorKind, message: impl Into<String>) {
+        self.success = false;
+        self.error_kind = Some(kind);
+        self.error = Some(message.into());
+    }
+
+    /// A one-line human summary of the figures that matter for this type.
+    pub fn summary(&self) -> String {
+        if let (Some(kind), Some(msg)) = (self.error_kind, self.error.as_deref()) {
+            return format!("{kind}: {msg}");
+        }
+        let m = &self.metrics;
+        let mut parts = Vec::new();
+        let ms = |name: &str, v: Option<f64>| v.map(|v| format!("{name} {v:.1} ms"));
+        match self.test_type {
+            TestType::Http => {
+                if let Some(code) = m.status_code {
+                    parts.push(format!(
+                        "{} HTTP/{}",
+                        code,
+                        m.http_version.as_deref().unwrap_or("?")
+                    ));
+                }
+                parts.extend(ms("dns", m.dns_ms));
+                parts.extend(ms("connect", m.connect_ms));
+                parts.extend(ms("tls", m.tls_ms));
+                parts.extend(ms("ttfb", m.ttfb_ms));
+                parts.extend(ms("total", m.total_ms));
+                if let Some(b) = m.bytes {
+                    parts.push(format!("{b} B"));
+                }
+                if let Some(r) = m.redirects.filter(|r| *r > 0) {
+                    parts.push(format!("{r} redirect(s)"));
+                }
+            }
+            _ => {
+                parts.extend(ms("connect", m.connect_ms));
+                parts.extend(ms("tls", m.tls_ms));
+                if let Some(v) = &m.tls_version {
+                    parts.push(v.clone());
+                }
+                if let Some(d) = m.cert_days_left {
+                    parts.push(format!("cert {d} d left"));
+                }
+                if let Some(b) = &m.ssh_banner {
+                    parts.push(b.clone());
+                }
+                if let Some(l) = m.loss_pct {
+                    parts.push(format!("loss {l:.1} %"));
+                }
+            }
+        }
+        parts.join(", ")
+    }
+}
+
+/// RFC 3339 UTC with microseconds, always `Z`.
+pub mod rfc3339_utc {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn format(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Latency summary over samples, as the reference defines it: min, mean,
+/// median, p95, max, standard deviation, and jitter as the mean absolute
+/// difference of consecutive samples (in sending order).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleStats {
+    pub min: f64,
+    pub mean: f64,
+    pub median: f64,
+    pub p95: f64,
+    pub max: f64,
+    pub stddev: f64,
+    pub jitter: f64,
+}
+
+impl SampleStats {
+    /// `samples` in the order they were sent. `None` when empty.
+    pub fn of(samples: &[f64]) -> Option<SampleStats> {
+        if samples.is_empty() {
+            return None;
+        }
+        let n = samples.len() as f64;
+        let mean = samples.iter().sum::<f64>() / n;
+        let var = samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n;
+        let jitter = if samples.len() > 1 {
+            samples.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Some(SampleStats {
+            min: sorted[0],
+            mean,
+            median: percentile(&sorted, 50.0),
+            p95: percentile(&sorted, 95.0),
+            max: sorted[sorted.len() - 1],
+            stddev: var.sqrt(),
+            jitter,
+        })
+    }
+}
+
+/// Linear-interpolated percentile of an ascending, non-empty slice.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = p / 100.0 * (sorted.len() - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_flat_with_canonical_names_and_round_trips() {
+        let mut m = Measurement::begin(TestType::Http, "https://example.com/");
+        m.success = true;
+        m.latency_ms = Some(12.5);
+        m.metrics.ttfb_ms = Some(12.5);
+        m.metrics.http_version = Some("2".into());
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["test_type"], "http");
+        assert_eq!(v["metrics"]["ttfb_ms"], 12.5);
+        assert_eq!(v["metrics"]["http_version"], "2");
+        assert!(
+            v["metrics"].get("dns_ms").is_none(),
+            "absent figures are omitted"
+        );
+        assert!(v["started_at"].as_str().unwrap().ends_with('Z'));
+        let back: Measurement = serde_json::from_value(v).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn uuid_is_v7_and_time_ordered() {
+        let a = Measurement::begin(TestType::Tcp, "a:1");
+        let b = Measurement::begin(TestType::Tcp, "a:1");
+        assert_eq!(a.id.get_version_num(), 7);
+        assert!(a.id < b.id);
+    }
+
+    #[test]
+    fn sample_stats_known_values() {
+        let s = SampleStats::of(&[10.0, 12.0, 11.0, 15.0]).unwrap();
+        assert_eq!(s.min, 10.0);
+        assert_eq!(s.max, 15.0);
+        assert_eq!(s.mean, 12.0);
+        assert_eq!(s.median, 11.5);
+        // |12-10| + |11-12| + |15-11| = 7 over 3 differences
+        assert!((s.jitter - 7.0 / 3.0).abs() < 1e-12);
+        assert!((s.stddev - (3.5f64).sqrt()).abs() < 1e-12);
+        // rank 0.95 * 3 = 2.85 between 12 and 15
+        assert!((s.p95 - 14.55).abs() < 1e-9);
+        assert!(SampleStats::of(&[]).is_none());
+    }
+
+    #[test]
+    fn error_kind_parses_its_own_spelling() {
+        for k in [
+            ErrorKind::Dns,
+            ErrorKind::Timeout,
+            ErrorKind::Tls,
+            ErrorKind::Config,
+        ] {
+            assert_eq!(k.as_str().parse::<ErrorKind>().unwrap(), k);
+        }
+        assert!("nonsense".parse::<ErrorKind>().is_err());
+    }
+}

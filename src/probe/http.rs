@@ -1,0 +1,380 @@
+//! HTTP(S) probe with per-phase timing on a fresh connection per request.
+//!
+//! reqwest hides connection phases, so this drives hyper 1's connection-level
+//! client over a connector timed here: system DNS → TCP connect → TLS
+//! handshake (ALPN) → request until the response head (TTFB) → body to the
+//! end. Each phase is reported on its own; together they add up to
+//! `total_ms`. Redirects are followed on new connections; the phase figures
+//! describe the final response, earlier hops are listed in `redirect_chain`.
+
+use super::net::{connect, resolve};
+use super::tls::{self, ALPN_H2, ALPN_HTTP1};
+use super::{finish, ms, Probe, ProbeError};
+use crate::config::{check_http_url, Config, HttpMode, HttpTarget};
+use crate::model::{ErrorKind, Measurement, RedirectHop, TestType};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, HOST, LOCATION, USER_AGENT};
+use hyper::{Request, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use url::Url;
+
+/// One HTTP(S) test.
+#[derive(Debug, Clone)]
+pub struct HttpProbe {
+    pub url: String,
+    pub mode: HttpMode,
+    pub insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub max_redirects: u32,
+    pub max_body_bytes: u64,
+    pub tier: u8,
+}
+
+impl HttpProbe {
+    pub fn new(url: impl Into<String>) -> Self {
+        let d = crate::config::ProbeDefaults::default();
+        HttpProbe {
+            url: url.into(),
+            mode: HttpMode::Auto,
+            insecure: false,
+            ca_file: None,
+            timeout: Duration::from_millis(d.timeout_ms),
+            max_redirects: d.max_redirects,
+            max_body_bytes: d.max_body_bytes,
+            tier: 1,
+        }
+    }
+
+    pub fn from_target(t: &HttpTarget, cfg: &Config) -> Self {
+        HttpProbe {
+            url: t.url.trim().to_owned(),
+            mode: t.mode,
+            insecure: t.insecure,
+            ca_file: t.ca_file.clone(),
+            timeout: cfg.timeout(t.timeout_ms),
+            max_redirects: cfg.probe.max_redirects,
+            max_body_bytes: cfg.probe.max_body_bytes,
+            tier: 1,
+        }
+    }
+
+    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
+        let mut url =
+            check_http_url(&self.url).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
+        let mut chain: Vec<RedirectHop> = Vec::new();
+        loop {
+            let hop = self.fetch(&url, m).await?;
+            let redirect = matches!(hop.status, 301 | 302 | 303 | 307 | 308);
+            let Some(location) = hop.location.filter(|_| redirect) else {
+                m.metrics.redirects = Some(chain.len() as u32);
+                if !chain.is_empty() {
+                    m.metrics.redirect_chain = Some(chain);
+                }
+                if hop.status >= 400 {
+                    return Err(ProbeError::new(
+                        ErrorKind::Http,
+                        format!("the server answered HTTP {}", status_text(hop.status)),
+                    ));
+                }
+                return Ok(());
+            };
+            chain.push(RedirectHop {
+                url: url.to_string(),
+                status_code: hop.status,
+                total_ms: m.metrics.total_ms.unwrap_or_default(),
+            });
+            m.metrics.redirects = Some(chain.len() as u32);
+            if chain.len() > self.max_redirects as usize {
+                m.metrics.redirect_chain = Some(chain);
+                return Err(ProbeError::new(
+                    ErrorKind::Protocol,
+                    format!("more than {} redirects", self.max_redirects),
+                ));
+            }
+            let next = url.join(&location).map_err(|e| {
+                ProbeError::new(
+                    ErrorKind::Protocol,
+                    format!("redirect to an invalid location `{location}`: {e}"),
+                )
+            })?;
+            url = check_http_url(next.as_str()).map_err(|e| {
+                ProbeError::new(ErrorKind::Protocol, format!("redirect refused: {e}"))
+            })?;
+            clear_hop(m);
+        }
+    }
+
+    /// One request on a new connection. Writes this hop's figures into `m`
+    /// as they are measured, so a timeout keeps what was reached.
+    async fn fetch(&self, url: &Url, m: &mut Measurement) -> Result<HopOutcome, ProbeError> {
+        let host = url
+            .host_str()
+            .ok_or_else(|| ProbeError::new(ErrorKind::Config, format!("`{url}` has no host")))?
+            .to_owned();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| ProbeError::new(ErrorKind::Config, format!("`{url}` has no port")))?;
+        let start = Instant::now();
+
+        let resolved = resolve(&host, port).await?;
+        m.metrics.dns_ms = resolved.dns_ms;
+        let conn = connect(&resolved.addrs).await?;
+        m.metrics.connect_ms = Some(conn.connect_ms);
+        m.resolved_ip = Some(conn.addr.ip().to_string());
+
+        if url.scheme() == "https" {
+            let alpn: &[&[u8]] = match self.mode {
+                HttpMode::Auto => &[ALPN_H2, ALPN_HTTP1],
+                HttpMode::Http1 => &[ALPN_HTTP1],
+                HttpMode::Http2 => &[ALPN_H2],
+            };
+            let cfg = tls::client_config(self.insecure, self.ca_file.as_deref(), alpn)?;
+            let name = tls::server_name(&host)?;
+            let t = Instant::now();
+            let stream = tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, conn.stream)
+                .await
+                .map_err(|e| tls::handshake_error(&e))?;
+            m.metrics.tls_ms = Some(ms(t.elapsed()));
+            let (_, session) = stream.get_ref();
+            tls::record_session(session, &mut m.metrics);
+            let h2 = session.alpn_protocol() == Some(ALPN_H2);
+            if self.mode == HttpMode::Http2 && !h2 {
+                return Err(ProbeError::new(
+                    ErrorKind::Protocol,
+                    "the server did not agree to HTTP/2 over ALPN",
+                ));
+            }
+            self.exchange(stream, h2, url, &host, start, m).await
+        } else {
+            let h2 = self.mode == HttpMode::Http2;
+            self.exchange(conn.stream, h2, url, &host, start, m).await
+        }
+    }
+
+    async fn exchange<S>(
+        &self,
+        io: S,
+        h2: bool,
+        url: &Url,
+        host: &str,
+        start: Instant,
+        m: &mut Measurement,
+    ) -> Result<HopOutcome, ProbeError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(io);
+        let user_agent =
+            HeaderValue::from_static(concat!("WaddlePerf/", env!("CARGO_PKG_VERSION")));
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let authority = match url.port() {
+            Some(p) => format!("{}:{p}", host_for_header(host)),
+            None => host_for_header(host),
+        };
+        let builder = Request::get(if h2 {
+            format!("{}://{authority}{path}", url.scheme())
+        } else {
+            path
+        })
+        .header(USER_AGENT, user_agent)
+        .header(ACCEPT, "*/*")
+        // Count the bytes as they cross the wire: no compression.
+        .header(ACCEPT_ENCODING, "identity");
+        let builder = if h2 {
+            builder.version(Version::HTTP_2)
+        } else {
+            builder.header(HOST, authority)
+        };
+        let req = builder.body(Empty::<Bytes>::new()).map_err(|e| {
+            ProbeError::new(
+                ErrorKind::Config,
+                format!("cannot build a request for `{url}`: {e}"),
+            )
+        })?;
+
+        let sent;
+        let response = if h2 {
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(|e| hyper_error("HTTP/2 handshake", &e))?;
+            tokio::spawn(conn);
+            sent = Instant::now();
+            sender.send_request(req).await
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| hyper_error("HTTP/1.1 handshake", &e))?;
+            tokio::spawn(conn);
+            sent = Instant::now();
+            sender.send_request(req).await
+        }
+        .map_err(|e| hyper_error("request", &e))?;
+        m.metrics.ttfb_ms = Some(ms(sent.elapsed()));
+        let status = response.status().as_u16();
+        m.metrics.status_code = Some(status);
+        m.metrics.http_version = Some(version_name(response.version()).to_owned());
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+
+        let mut body = response.into_body();
+        let mut bytes: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| hyper_error("reading the body", &e))?;
+            if let Some(chunk) = frame.data_ref() {
+                bytes += chunk.len() as u64;
+                if bytes >= self.max_body_bytes {
+                    break;
+                }
+            }
+        }
+        let end = Instant::now();
+        m.metrics.total_ms = Some(ms(end - start));
+        m.metrics.bytes = Some(bytes);
+        let transfer = (end - sent).as_secs_f64();
+        m.metrics.throughput_mbps =
+            (bytes > 0 && transfer > 0.0).then(|| bytes as f64 * 8.0 / 1e6 / transfer);
+        m.latency_ms = m.metrics.ttfb_ms;
+        Ok(HopOutcome { status, location })
+    }
+}
+
+impl Probe for HttpProbe {
+    fn test_type(&self) -> TestType {
+        TestType::Http
+    }
+
+    fn target(&self) -> String {
+        self.url.trim().to_owned()
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn run(&self) -> Measurement {
+        let mut m = Measurement::begin(TestType::Http, self.target());
+        m.tier = self.tier;
+        let start = Instant::now();
+        let outcome = tokio::time::timeout(self.timeout, self.attempt(&mut m)).await;
+        finish(&mut m, start, self.timeout, outcome);
+        m
+    }
+}
+
+struct HopOutcome {
+    status: u16,
+    location: Option<String>,
+}
+
+/// Clears one hop's figures before the next hop is measured.
+fn clear_hop(m: &mut Measurement) {
+    let x = &mut m.metrics;
+    x.dns_ms = None;
+    x.connect_ms = None;
+    x.tls_ms = None;
+    x.ttfb_ms = None;
+    x.total_ms = None;
+    x.status_code = None;
+    x.http_version = None;
+    x.bytes = None;
+    x.throughput_mbps = None;
+    x.tls_version = None;
+    x.cipher = None;
+    x.cert_subject = None;
+    x.cert_issuer = None;
+    x.cert_days_left = None;
+    m.latency_ms = None;
+    m.resolved_ip = None;
+}
+
+fn host_for_header(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+pub fn version_name(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "?",
+    }
+}
+
+fn status_text(code: u16) -> String {
+    match hyper::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("{code} {reason}"),
+        None => code.to_string(),
+    }
+}
+
+fn hyper_error(stage: &str, e: &hyper::Error) -> ProbeError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return ProbeError::io(stage, io);
+        }
+        source = s.source();
+    }
+    if e.is_parse() || e.is_parse_status() {
+        ProbeError::new(
+            ErrorKind::Protocol,
+            format!("{stage}: the server's answer is not valid HTTP ({e})"),
+        )
+    } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        ProbeError::new(
+            ErrorKind::Reset,
+            format!("{stage}: the server closed the connection before a complete answer"),
+        )
+    } else {
+        ProbeError::new(ErrorKind::Protocol, format!("{stage}: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_names_are_canonical() {
+        assert_eq!(version_name(Version::HTTP_11), "1.1");
+        assert_eq!(version_name(Version::HTTP_2), "2");
+        assert_eq!(version_name(Version::HTTP_3), "3");
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed_in_headers() {
+        assert_eq!(host_for_header("::1"), "[::1]");
+        assert_eq!(host_for_header("[::1]"), "[::1]");
+        assert_eq!(host_for_header("example.com"), "example.com");
+    }
+
+    #[tokio::test]
+    async fn bad_url_is_a_config_result_not_a_panic() {
+        let r = HttpProbe::new("ftp://example.com/").run().await;
+        assert!(!r.success);
+        assert_eq!(r.error_kind, Some(ErrorKind::Config));
+        assert!(r.error.unwrap().contains("ftp"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Probes: one module per test type. Every probe returns a [`Measurement`]
+//! (a failed test is a result too), never panics, and honours its timeout:
+//! a probe that has not finished when the timeout runs out is stopped and
+//! reported as `timeout`, keeping the phases it had measured.
+
+pub mod http;
+pub mod net;
+pub mod tcp;
+pub mod tls;
+
+use crate::model::{ErrorKind, Measurement, TestType};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// A failure inside a probe: what kind, and a message for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ProbeError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ProbeError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ProbeError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Classifies an I/O error from a network operation; `what` says which
+    /// operation (e.g. "connect to 192.0.2.1:443").
+    pub fn io(what: &str, e: &std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let kind = match e.kind() {
+            K::ConnectionRefused => ErrorKind::Refused,
+            K::TimedOut | K::WouldBlock => ErrorKind::Timeout,
+            K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => {
+                ErrorKind::Unreachable
+            }
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                ErrorKind::Reset
+            }
+            _ => match e.raw_os_error() {
+                // EHOSTUNREACH / ENETUNREACH on Unix, WSAEHOSTUNREACH / WSAENETUNREACH on Windows.
+                Some(113) | Some(101) | Some(10065) | Some(10051) => ErrorKind::Unreachable,
+                _ => ErrorKind::Io,
+            },
+        };
+        let msg = match kind {
+            ErrorKind::Refused => format!("{what}: connection refused"),
+            ErrorKind::Reset => format!("{what}: connection closed by the peer ({e})"),
+            _ => format!("{what}: {e}"),
+        };
+        ProbeError::new(kind, msg)
+    }
+}
+
+/// What every probe is: something with a type and a target that measures.
+pub trait Probe {
+    fn test_type(&self) -> TestType;
+    /// The target as it is stored with results.
+    fn target(&self) -> String;
+    fn timeout(&self) -> Duration;
+    /// Runs the test once and returns its result.
+    fn run(&self) -> impl Future<Output = Measurement> + Send;
+}
+
+/// Milliseconds with microsecond precision, from a monotonic duration.
+pub fn ms(d: Duration) -> f64 {
+    (d.as_nanos() as f64 / 1_000.0).round() / 1_000.0
+}
+
+/// Records how an attempt ended: success, or its error kind and message, or
+/// a timeout; and the wall duration since `start`. Figures the attempt wrote
+/// before an error or a timeout are kept.
+///
+/// Probes call it as
+/// `let outcome = tokio::time::timeout(t, self.attempt(&mut m)).await; finish(&mut m, start, t, outcome);`
+pub fn finish(
+    m: &mut Measurement,
+    start: Instant,
+    timeout: Duration,
+    outcome: Result<Result<(), ProbeError>, tokio::time::error::Elapsed>,
+) {
+    m.duration_ms = ms(start.elapsed());
+    match outcome {
+        Ok(Ok(())) => m.success = m.error_kind.is_none(),
+        Ok(Err(e)) => m.fail(e.kind, e.message),
+        Err(_) => m.fail(
+            ErrorKind::Timeout,
+            format!("no complete answer within {} ms", timeout.as_millis()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ms_keeps_microseconds() {
+        assert_eq!(ms(Duration::from_nanos(20_345_678)), 20.346);
+        assert_eq!(ms(Duration::from_secs(2)), 2000.0);
+    }
+
+    #[test]
+    fn io_errors_are_classified() {
+        use std::io::{Error, ErrorKind as K};
+        let k = |e: Error| ProbeError::io("connect to x", &e).kind;
+        assert_eq!(k(Error::from(K::ConnectionRefused)), ErrorKind::Refused);
+        assert_eq!(k(Error::from(K::TimedOut)), ErrorKind::Timeout);
+        assert_eq!(k(Error::from(K::ConnectionReset)), ErrorKind::Reset);
+        assert_eq!(k(Error::from_raw_os_error(113)), ErrorKind::Unreachable);
+        assert_eq!(k(Error::other("weird")), ErrorKind::Io);
+        let refused = ProbeError::io("connect to 127.0.0.1:9", &Error::from(K::ConnectionRefused));
+        assert_eq!(
+            refused.message,
+            "connect to 127.0.0.1:9: connection refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn finish_keeps_phases_on_timeout() {
+        let mut m = Measurement::begin(TestType::Tcp, "x:1");
+        let t = Duration::from_millis(20);
+        let start = Instant::now();
+        let slow = async {
+            m.metrics.dns_ms = Some(1.0);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(())
+        };
+        let outcome = tokio::time::timeout(t, slow).await;
+        finish(&mut m, start, t, outcome);
+        assert!(!m.success);
+        assert_eq!(m.error_kind, Some(ErrorKind::Timeout));
+        assert_eq!(m.metrics.dns_ms, Some(1.0));
+        assert!(m.duration_ms >= 20.0);
+    }
+}

@@ -1,0 +1,206 @@
+//! TCP probe: connect time (`raw`); connect and TLS handshake timed apart with
+//! protocol, cipher and certificate facts (`tls`); or connect and the server's
+//! SSH identification line (`ssh`), which must arrive for the test to pass.
+
+use super::net::{connect, resolve};
+use super::{finish, ms, tls, Probe, ProbeError};
+use crate::config::{split_host_port, Config, TcpMode, TcpTarget};
+use crate::model::{ErrorKind, Measurement, TestType};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// RFC 4253 §4.2: the identification line is at most 255 characters, and a
+/// server may send other lines first; we read at most this much looking for it.
+const SSH_PREAMBLE_LIMIT: usize = 8 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct TcpProbe {
+    /// `host:port`.
+    pub address: String,
+    pub mode: TcpMode,
+    pub server_name: Option<String>,
+    pub insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub tier: u8,
+}
+
+impl TcpProbe {
+    pub fn new(address: impl Into<String>, mode: TcpMode) -> Self {
+        TcpProbe {
+            address: address.into(),
+            mode,
+            server_name: None,
+            insecure: false,
+            ca_file: None,
+            timeout: Duration::from_millis(crate::config::ProbeDefaults::default().timeout_ms),
+            tier: 1,
+        }
+    }
+
+    pub fn from_target(t: &TcpTarget, cfg: &Config) -> Self {
+        TcpProbe {
+            address: t.target.trim().to_owned(),
+            mode: t.mode,
+            server_name: t.server_name.clone(),
+            insecure: t.insecure,
+            ca_file: t.ca_file.clone(),
+            timeout: cfg.timeout(t.timeout_ms),
+            tier: 1,
+        }
+    }
+
+    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
+        let (host, port) =
+            split_host_port(&self.address).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
+        let resolved = resolve(&host, port).await?;
+        m.metrics.dns_ms = resolved.dns_ms;
+        let conn = connect(&resolved.addrs).await?;
+        m.resolved_ip = Some(conn.addr.ip().to_string());
+        m.metrics.connect_ms = Some(conn.connect_ms);
+        m.latency_ms = Some(conn.connect_ms);
+        match self.mode {
+            TcpMode::Raw => Ok(()),
+            TcpMode::Tls => self.handshake(conn.stream, &host, conn.connect_ms, m).await,
+            TcpMode::Ssh => read_ssh_banner(conn.stream, m).await,
+        }
+    }
+
+    async fn handshake(
+        &self,
+        stream: TcpStream,
+        host: &str,
+        connect_ms: f64,
+        m: &mut Measurement,
+    ) -> Result<(), ProbeError> {
+        let name = tls::server_name(self.server_name.as_deref().unwrap_or(host))?;
+        let cfg = tls::client_config(self.insecure, self.ca_file.as_deref(), &[])?;
+        let start = Instant::now();
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, stream)
+            .await
+            .map_err(|e| tls::handshake_error(&e))?;
+        let tls_ms = ms(start.elapsed());
+        m.metrics.tls_ms = Some(tls_ms);
+        m.latency_ms = Some(connect_ms + tls_ms);
+        tls::record_session(tls.get_ref().1, &mut m.metrics);
+        Ok(())
+    }
+}
+
+/// Reads until a line starting with `SSH-` arrives; records it and the time
+/// it took after connecting (`ttfb_ms`).
+async fn read_ssh_banner(mut stream: TcpStream, m: &mut Measurement) -> Result<(), ProbeError> {
+    let start = Instant::now();
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    loop {
+        if let Some(banner) = find_banner(&buf) {
+            m.metrics.ttfb_ms = Some(ms(start.elapsed()));
+            m.metrics.ssh_banner = Some(banner);
+            return Ok(());
+        }
+        if buf.len() >= SSH_PREAMBLE_LIMIT {
+            return Err(ProbeError::new(
+                ErrorKind::Protocol,
+                format!("no SSH banner in the first {SSH_PREAMBLE_LIMIT} bytes"),
+            ));
+        }
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| ProbeError::io("reading the SSH banner", &e))?;
+        if n == 0 {
+            let got = String::from_utf8_lossy(&buf);
+            let got = got.trim();
+            return Err(ProbeError::new(
+                ErrorKind::Protocol,
+                if got.is_empty() {
+                    "the server closed the connection without an SSH banner".to_owned()
+                } else {
+                    format!("not an SSH server: it said `{}`", truncate(got, 80))
+                },
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The first complete line beginning with `SSH-`, without its line ending.
+fn find_banner(buf: &[u8]) -> Option<String> {
+    let mut rest = buf;
+    while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+        let line = &rest[..pos];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.starts_with(b"SSH-") {
+            return Some(String::from_utf8_lossy(&line[..line.len().min(255)]).into_owned());
+        }
+        rest = &rest[pos + 1..];
+    }
+    None
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+impl Probe for TcpProbe {
+    fn test_type(&self) -> TestType {
+        TestType::Tcp
+    }
+
+    /// `host:port` for raw connects; `tls://host:port` and `ssh://host:port`
+    /// for the other modes, so each mode is its own series in history.
+    fn target(&self) -> String {
+        let a = self.address.trim();
+        match self.mode {
+            TcpMode::Raw => a.to_owned(),
+            TcpMode::Tls => format!("tls://{a}"),
+            TcpMode::Ssh => format!("ssh://{a}"),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn run(&self) -> Measurement {
+        let mut m = Measurement::begin(TestType::Tcp, self.target());
+        m.tier = self.tier;
+        let start = Instant::now();
+        let outcome = tokio::time::timeout(self.timeout, self.attempt(&mut m)).await;
+        finish(&mut m, start, self.timeout, outcome);
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_found_after_preamble_lines() {
+        assert_eq!(
+            find_banner(b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n").unwrap(),
+            "SSH-2.0-OpenSSH_9.2p1 Debian"
+        );
+        assert_eq!(
+            find_banner(b"hello\r\nwelcome\nSSH-2.0-x\n").unwrap(),
+            "SSH-2.0-x"
+        );
+        assert!(find_banner(b"SSH-2.0-incomplete").is_none());
+        assert!(find_banner(b"HTTP/1.1 400 Bad Request\r\n").is_none());
+    }
+
+    #[test]
+    fn targets_name_their_mode() {
+        assert_eq!(TcpProbe::new("a:1", TcpMode::Raw).target(), "a:1");
+        assert_eq!(TcpProbe::new("a:1", TcpMode::Tls).target(), "tls://a:1");
+        assert_eq!(TcpProbe::new("a:1", TcpMode::Ssh).target(), "ssh://a:1");
+    }
+}

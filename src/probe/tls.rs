@@ -1,0 +1,229 @@
+//! TLS client set-up (rustls with the `ring` provider) and certificate facts.
+//!
+//! Trust: Mozilla's roots (webpki-roots) plus the operating system's store,
+//! plus an optional per-target PEM bundle (`ca_file`). Verification is on by
+//! default; `insecure` turns it off for one target only, still checking that
+//! the handshake signatures are valid.
+
+use super::ProbeError;
+use crate::model::{ErrorKind, Metrics};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// ALPN identifiers.
+pub const ALPN_H2: &[u8] = b"h2";
+pub const ALPN_HTTP1: &[u8] = b"http/1.1";
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The default trust store, built once per process.
+fn base_roots() -> &'static RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            // A malformed system certificate is skipped, not fatal.
+            let _ = roots.add(cert);
+        }
+        roots
+    })
+}
+
+/// Builds a client configuration.
+pub fn client_config(
+    insecure: bool,
+    ca_file: Option<&Path>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, ProbeError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ProbeError::new(ErrorKind::Tls, format!("TLS set-up: {e}")))?;
+    let mut cfg = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider())))
+            .with_no_client_auth()
+    } else {
+        let mut roots = base_roots().clone();
+        if let Some(path) = ca_file {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| {
+                    ProbeError::new(
+                        ErrorKind::Config,
+                        format!("cannot read CA file {}: {e}", path.display()),
+                    )
+                })?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    ProbeError::new(
+                        ErrorKind::Config,
+                        format!("CA file {} is not valid PEM: {e}", path.display()),
+                    )
+                })?;
+            if certs.is_empty() {
+                return Err(ProbeError::new(
+                    ErrorKind::Config,
+                    format!("CA file {} holds no certificate", path.display()),
+                ));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| {
+                    ProbeError::new(
+                        ErrorKind::Config,
+                        format!("CA file {}: {e}", path.display()),
+                    )
+                })?;
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}
+
+/// The name to verify and send as SNI.
+pub fn server_name(host: &str) -> Result<ServerName<'static>, ProbeError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(bare.to_owned()).map_err(|_| {
+        ProbeError::new(
+            ErrorKind::Config,
+            format!("`{bare}` is not a valid TLS server name"),
+        )
+    })
+}
+
+/// Turns a handshake failure into a result error.
+pub fn handshake_error(e: &std::io::Error) -> ProbeError {
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        let msg = match inner {
+            rustls::Error::InvalidCertificate(c) => {
+                format!("certificate rejected: {}", describe_cert_error(c))
+            }
+            rustls::Error::AlertReceived(a) => format!("the server sent TLS alert {a:?}"),
+            rustls::Error::NoApplicationProtocol => {
+                "the server supports none of the offered application protocols (ALPN)".into()
+            }
+            other => format!("TLS handshake failed: {other}"),
+        };
+        return ProbeError::new(ErrorKind::Tls, msg);
+    }
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => ProbeError::new(
+            ErrorKind::Tls,
+            "the server closed the connection during the TLS handshake (not a TLS port?)",
+        ),
+        std::io::ErrorKind::InvalidData => {
+            ProbeError::new(ErrorKind::Tls, format!("TLS handshake failed: {e}"))
+        }
+        _ => ProbeError::io("TLS handshake", e),
+    }
+}
+
+fn describe_cert_error(e: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        C::UnknownIssuer => "issued by an unknown or untrusted authority".into(),
+        C::Expired | C::ExpiredContext { .. } => "expired".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "not valid yet".into(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "not valid for this host name".into()
+        }
+        C::Revoked => "revoked".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Records protocol, cipher and leaf-certificate facts of a finished handshake.
+pub fn record_session(conn: &rustls::ClientConnection, m: &mut Metrics) {
+    m.tls_version = conn.protocol_version().map(|v| match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+        other => format!("{other:?}"),
+    });
+    m.cipher = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()));
+    if let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) {
+        if let Some(facts) = cert_facts(leaf.as_ref(), chrono::Utc::now().timestamp()) {
+            m.cert_subject = Some(facts.subject);
+            m.cert_issuer = Some(facts.issuer);
+            m.cert_days_left = Some(facts.days_left);
+        }
+    }
+}
+
+/// Subject, issuer and whole days until expiry (negative once expired).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertFacts {
+    pub subject: String,
+    pub issuer: String,
+    pub days_left: i64,
+}
+
+pub fn cert_facts(der: &[u8], now_unix: i64) -> Option<CertFacts> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let not_after = cert.validity().not_after.timestamp();
+    Some(CertFacts {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        days_left: (not_after - now_unix).div_euclid(86_400),
+    })
+}
+
+/// Accepts any certificate chain (per-target `insecure`), but still requires
+/// valid handshake signatures so the session is really keyed to that cert.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,728 @@
+//! The local history: SQLite through rusqlite (bundled), one writer.
+//!
+//! - Migrations are embedded and applied in order; `PRAGMA user_version` holds
+//!   the schema version and `PRAGMA application_id` marks the file as ours, so a
+//!   newer-schema or foreign database is refused with a clear error and never
+//!   overwritten.
+//! - WAL, `synchronous=NORMAL`, `busy_timeout`, `foreign_keys=ON`.
+//! - Every result is written with its outbox row and its roll-up updates in one
+//!   transaction: a crash leaves either all of them or none.
+
+use crate::model::{ErrorKind, Measurement, Metrics, TestType, CHART_METRICS};
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `PRAGMA application_id` of a WaddlePerf database ("WPRF").
+pub const APPLICATION_ID: i32 = 0x5750_5246;
+
+/// Embedded migrations, applied in order; index + 1 is the schema version.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the database {path} is corrupt or not a database ({detail}); it was left untouched — move it aside to start a new history")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("the database {path} belongs to another application (application_id {found:#x}); it was left untouched")]
+    Foreign { path: PathBuf, found: i32 },
+    #[error("the database {path} has schema version {found}, newer than this version of WaddlePerf understands ({supported}); upgrade WaddlePerf — the file was left untouched")]
+    NewerSchema {
+        path: PathBuf,
+        found: i32,
+        supported: i32,
+    },
+    #[error("migration to schema version {version} failed: {source}")]
+    Migration {
+        version: i32,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the database is full or the disk is out of space: {0}")]
+    Full(#[source] rusqlite::Error),
+    #[error("database error: {0}")]
+    Sql(#[source] rusqlite::Error),
+    #[error("stored result {id} cannot be read: {detail}")]
+    Decode { id: String, detail: String },
+    #[error("invalid query: {0}")]
+    Query(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e),
+            _ => StoreError::Sql(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What to read back from the history.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub target: Option<String>,
+    pub test_type: Option<TestType>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Keep only the newest `limit` results (still returned oldest first).
+    pub limit: Option<usize>,
+}
+
+/// A bucketed chart query.
+#[derive(Debug, Clone)]
+pub struct SeriesQuery {
+    /// Targets to include; empty means every target.
+    pub targets: Vec<String>,
+    pub test_type: Option<TestType>,
+    /// One of [`CHART_METRICS`].
+    pub metric: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Bucket width in seconds. Buckets are aligned to multiples of the width
+    /// since the epoch; buckets overlapping `[since, until)` are returned whole.
+    pub bucket_secs: i64,
+}
+
+/// One bucket of a series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    #[serde(with = "crate::model::rfc3339_utc")]
+    pub start: DateTime<Utc>,
+    /// Results in the bucket.
+    pub count: u64,
+    /// Of which failed.
+    pub failed: u64,
+    /// Values of the metric in the bucket (results that reported it).
+    pub n: u64,
+    pub min: Option<f64>,
+    pub mean: Option<f64>,
+    pub max: Option<f64>,
+    /// Mean loss over the bucket's results: a result's own `loss_pct` where it
+    /// has one (ICMP, UDP), otherwise 0 for a success and 100 for a failure.
+    pub loss_pct: Option<f64>,
+}
+
+/// One target's buckets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Series {
+    pub target: String,
+    pub test_type: TestType,
+    pub metric: String,
+    pub buckets: Vec<Bucket>,
+}
+
+/// Counts for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StoreStats {
+    pub results: u64,
+    pub outbox_pending: u64,
+    pub outbox_dead: u64,
+    #[serde(with = "opt_time")]
+    pub newest: Option<DateTime<Utc>>,
+}
+
+mod opt_time {
+    use chrono::{DateTime, Utc};
+    use serde::Serializer;
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&crate::model::rfc3339_utc::format(t)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn micros(t: &DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema
+    /// up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+        };
+        store.init().map_err(|e| match e {
+            StoreError::Sql(ref inner)
+            | StoreError::Migration {
+                source: ref inner, ..
+            } if is_corruption(inner) => StoreError::Corrupt {
+                path: path.to_owned(),
+                detail: inner.to_string(),
+            },
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    /// An in-memory store (tests, benchmarks, `--no-store` runs).
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()?;
+        let mut store = Store {
+            conn,
+            path: PathBuf::from(":memory:"),
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init(&mut self) -> Result<()> {
+        self.conn.busy_timeout(Duration::from_secs(5))?;
+        // Reading the header first makes a non-database file fail here.
+        let version: i32 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let app_id: i32 = self
+            .conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))?;
+        let has_tables: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
+            [],
+            |r| r.get(0),
+        )?;
+        if app_id != APPLICATION_ID && (app_id != 0 || has_tables) {
+            return Err(StoreError::Foreign {
+                path: self.path.clone(),
+                found: app_id,
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .or_else(|e| {
+                // In-memory databases answer "memory"; that is fine.
+                if self.path == Path::new(":memory:") {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let target = i as i32 + 1;
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)
+                .and_then(|_| tx.pragma_update(None, "application_id", APPLICATION_ID))
+                .and_then(|_| tx.pragma_update(None, "user_version", target))
+                .and_then(|_| tx.commit())
+                .map_err(|source| StoreError::Migration {
+                    version: target,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i32> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Writes results (each with its outbox row and roll-up) in one
+    /// transaction. A result whose id is already stored is skipped, so
+    /// re-inserting is harmless. Returns how many were new.
+    pub fn insert(&mut self, results: &[Measurement]) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT OR IGNORE INTO results (id, test_type, target, resolved_ip, started_at,
+                    duration_ms, success, error_kind, error, tier, latency_ms, metrics)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            let mut outbox = tx.prepare_cached(
+                "INSERT INTO outbox (result_id, enqueued_at, next_attempt_at) VALUES (?1, ?2, ?2)",
+            )?;
+            let mut roll = tx.prepare_cached(ROLLUP_UPSERT)?;
+            let now = micros(&Utc::now());
+            for m in results {
+                let metrics =
+                    serde_json::to_string(&m.metrics).map_err(|e| StoreError::Decode {
+                        id: m.id.to_string(),
+                        detail: e.to_string(),
+                    })?;
+                let id = m.id.to_string();
+                let n = ins.execute(params![
+                    id,
+                    m.test_type.as_str(),
+                    m.target,
+                    m.resolved_ip,
+                    micros(&m.started_at),
+                    m.duration_ms,
+                    m.success,
+                    m.error_kind.map(ErrorKind::as_str),
+                    m.error,
+                    m.tier,
+                    m.latency_ms,
+                    metrics,
+                ])?;
+                if n == 0 {
+                    continue;
+                }
+                added += 1;
+                outbox.execute(params![id, now])?;
+                for (metric, value) in rollup_values(m) {
+                    roll.execute(params![
+                        m.target,
+                        m.test_type.as_str(),
+                        metric,
+                        m.started_at.timestamp().div_euclid(3600),
+                        value
+                    ])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Results matching `q`, oldest first.
+    pub fn history(&self, q: &HistoryQuery) -> Result<Vec<Measurement>> {
+        let mut sql = String::from(
+            "SELECT id, test_type, target, resolved_ip, started_at, duration_ms, success,
+                    error_kind, error, tier, latency_ms, metrics
+             FROM results WHERE 1 = 1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(t) = &q.target {
+            sql.push_str(" AND target = ?");
+            args.push(t.clone().into());
+        }
+        if let Some(t) = q.test_type {
+            sql.push_str(" AND test_type = ?");
+            args.push(t.as_str().to_owned().into());
+        }
+        if let Some(s) = q.since {
+            sql.push_str(" AND started_at >= ?");
+            args.push(micros(&s).into());
+        }
+        if let Some(u) = q.until {
+            sql.push_str(" AND started_at < ?");
+            args.push(micros(&u).into());
+        }
+        sql.push_str(" ORDER BY started_at DESC, id DESC");
+        if let Some(l) = q.limit {
+            sql.push_str(" LIMIT ?");
+            args.push((l.min(i64::MAX as usize) as i64).into());
+        }
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), row_to_raw)?;
+        let mut out = Vec::new();
+        for raw in rows {
+            out.push(raw?.decode()?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The newest `n` results, oldest first.
+    pub fn recent(&self, n: usize) -> Result<Vec<Measurement>> {
+        self.history(&HistoryQuery {
+            limit: Some(n),
+            ..Default::default()
+        })
+    }
+
+    /// One result by id.
+    pub fn get(&self, id: &uuid::Uuid) -> Result<Option<Measurement>> {
+        let raw = self
+            .conn
+            .query_row(
+                "SELECT id, test_type, target, resolved_ip, started_at, duration_ms, success,
+                        error_kind, error, tier, latency_ms, metrics
+                 FROM results WHERE id = ?1",
+                [id.to_string()],
+                row_to_raw,
+            )
+            .optional()?;
+        raw.map(RawRow::decode).transpose()
+    }
+
+    /// Distinct (target, test type) pairs that have results, for pickers.
+    pub fn targets(&self) -> Result<Vec<(String, TestType)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT target, test_type FROM results ORDER BY test_type, target")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (target, tt) = row?;
+            let tt = tt.parse().map_err(|detail| StoreError::Decode {
+                id: target.clone(),
+                detail,
+            })?;
+            out.push((target, tt));
+        }
+        Ok(out)
+    }
+
+    /// Bucketed aggregates for charts: one [`Series`] per (target, test type).
+    /// Whole-hour buckets are answered from the hourly roll-up, finer ones
+    /// from the raw results.
+    pub fn series(&self, q: &SeriesQuery) -> Result<Vec<Series>> {
+        if !CHART_METRICS.contains(&q.metric.as_str()) {
+            return Err(StoreError::Query(format!(
+                "metric `{}` cannot be charted (one of: {})",
+                q.metric,
+                CHART_METRICS.join(", ")
+            )));
+        }
+        if q.bucket_secs < 1 {
+            return Err(StoreError::Query(
+                "bucket width must be at least 1 second".into(),
+            ));
+        }
+        if q.until <= q.since {
+            return Err(StoreError::Query("`until` must be after `since`".into()));
+        }
+        let b = q.bucket_secs;
+        let first = q.since.timestamp().div_euclid(b) * b;
+        let end = (q.until.timestamp() + b - 1).div_euclid(b) * b;
+        let rollup = b % 3600 == 0;
+        // Fixed parameters first (?1..?k), then the target list, then the type.
+        let mut args: Vec<rusqlite::types::Value> = if rollup {
+            vec![
+                b.into(),
+                q.metric.clone().into(),
+                first.div_euclid(3600).into(),
+                end.div_euclid(3600).into(),
+            ]
+        } else {
+            vec![
+                b.into(),
+                (first * 1_000_000).into(),
+                (end * 1_000_000).into(),
+            ]
+        };
+        let mut filters = String::new();
+        if !q.targets.is_empty() {
+            let marks: Vec<String> = (0..q.targets.len())
+                .map(|i| format!("?{}", args.len() + 1 + i))
+                .collect();
+            filters.push_str(&format!(" AND target IN ({})", marks.join(", ")));
+            args.extend(q.targets.iter().map(|t| t.clone().into()));
+        }
+        if let Some(t) = q.test_type {
+            args.push(t.as_str().to_owned().into());
+            filters.push_str(&format!(" AND test_type = ?{}", args.len()));
+        }
+        let sql = if rollup {
+            format!(
+                "SELECT target, test_type, (hour * 3600 / ?1) AS bucket,
+                    SUM(CASE WHEN metric = 'success' THEN n END),
+                    SUM(CASE WHEN metric = 'success' THEN n - sum END),
+                    SUM(CASE WHEN metric = ?2 THEN n END),
+                    MIN(CASE WHEN metric = ?2 THEN min END),
+                    SUM(CASE WHEN metric = ?2 THEN sum END) / SUM(CASE WHEN metric = ?2 THEN n END),
+                    MAX(CASE WHEN metric = ?2 THEN max END),
+                    SUM(CASE WHEN metric = 'loss_pct' THEN sum END)
+                        / SUM(CASE WHEN metric = 'loss_pct' THEN n END)
+                 FROM rollup_hourly
+                 WHERE metric IN (?2, 'success', 'loss_pct') AND hour >= ?3 AND hour < ?4{filters}
+                 GROUP BY target, test_type, bucket
+                 ORDER BY target, test_type, bucket",
+            )
+        } else {
+            format!(
+                "SELECT target, test_type, (started_at / 1000000 / ?1) AS bucket,
+                    COUNT(*), SUM(1 - success),
+                    COUNT({value}), MIN({value}), AVG({value}), MAX({value}),
+                    AVG({loss})
+                 FROM results
+                 WHERE started_at >= ?2 AND started_at < ?3{filters}
+                 GROUP BY target, test_type, bucket
+                 ORDER BY target, test_type, bucket",
+                value = metric_sql(&q.metric),
+                loss = metric_sql("loss_pct"),
+            )
+        };
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        let mut out: Vec<Series> = Vec::new();
+        while let Some(r) = rows.next()? {
+            let target: String = r.get(0)?;
+            let tt: String = r.get(1)?;
+            let test_type: TestType = tt.parse().map_err(|detail| StoreError::Decode {
+                id: target.clone(),
+                detail,
+            })?;
+            let bucket: i64 = r.get(2)?;
+            let count: Option<i64> = r.get(3)?;
+            let failed: Option<f64> = r.get(4)?;
+            let n: Option<i64> = r.get(5)?;
+            let bucket = Bucket {
+                start: from_micros(bucket * b * 1_000_000),
+                count: count.unwrap_or(0).max(0) as u64,
+                failed: failed.unwrap_or(0.0).round().max(0.0) as u64,
+                n: n.unwrap_or(0).max(0) as u64,
+                min: r.get(6)?,
+                mean: r.get(7)?,
+                max: r.get(8)?,
+                loss_pct: r.get(9)?,
+            };
+            match out.last_mut() {
+                Some(s) if s.target == target && s.test_type == test_type => s.buckets.push(bucket),
+                _ => out.push(Series {
+                    target,
+                    test_type,
+                    metric: q.metric.clone(),
+                    buckets: vec![bucket],
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes results that started before `cutoff` (their outbox rows go with
+    /// them) and keeps the roll-up exact: whole hours before the cutoff are
+    /// dropped, the hour the cutoff falls in is recomputed from what remains.
+    pub fn purge_older_than(&mut self, cutoff: DateTime<Utc>) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        let deleted = tx.execute(
+            "DELETE FROM results WHERE started_at < ?1",
+            [micros(&cutoff)],
+        )?;
+        let hour = cutoff.timestamp().div_euclid(3600);
+        tx.execute("DELETE FROM rollup_hourly WHERE hour <= ?1", [hour])?;
+        rebuild_rollup_hour(&tx, hour)?;
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    /// Applies a retention of `days`.
+    pub fn apply_retention(&mut self, days: u32) -> Result<usize> {
+        let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
+        self.purge_older_than(cutoff)
+    }
+
+    pub fn stats(&self) -> Result<StoreStats> {
+        let (results, newest): (i64, Option<i64>) =
+            self.conn
+                .query_row("SELECT COUNT(*), MAX(started_at) FROM results", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+        let (pending, dead): (i64, i64) = self.conn.query_row(
+            "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'dead'), 0) FROM outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(StoreStats {
+            results: results.max(0) as u64,
+            outbox_pending: pending.max(0) as u64,
+            outbox_dead: dead.max(0) as u64,
+            newest: newest.map(from_micros),
+        })
+    }
+
+    /// Ids of outbox rows due for an attempt, oldest result first.
+    pub fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<uuid::Uuid>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT result_id FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1
+             ORDER BY result_id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![micros(&now), limit as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = Vec::new();
+        for id in rows {
+            let id = id?;
+            out.push(uuid::Uuid::parse_str(&id).map_err(|e| StoreError::Decode {
+                id: id.clone(),
+                detail: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Runs SQLite's own consistency check (`PRAGMA quick_check`).
+    pub fn check(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let msgs: Vec<String> = rows.collect::<Result<_, _>>()?;
+        Ok(msgs.into_iter().filter(|m| m != "ok").collect())
+    }
+}
+
+const ROLLUP_UPSERT: &str =
+    "INSERT INTO rollup_hourly (target, test_type, metric, hour, n, sum, min, max)
+     VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?5)
+     ON CONFLICT (target, metric, hour, test_type) DO UPDATE SET
+        n = n + 1, sum = sum + excluded.sum,
+        min = MIN(min, excluded.min), max = MAX(max, excluded.max)";
+
+/// The values a result contributes to the roll-up.
+fn rollup_values(m: &Measurement) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+    let success = if m.success { 1.0 } else { 0.0 };
+    let loss = m
+        .metrics
+        .loss_pct
+        .unwrap_or(if m.success { 0.0 } else { 100.0 });
+    [
+        ("success", Some(success)),
+        ("loss_pct", Some(loss)),
+        ("latency_ms", m.latency_ms),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.filter(|v| v.is_finite()).map(|v| (k, v)))
+    .chain(m.metrics.chartable().filter(|(k, _)| *k != "loss_pct"))
+}
+
+/// SQL for a chart metric over a raw `results` row. `metric` is one of
+/// [`CHART_METRICS`] (checked by the caller), so it is safe to splice.
+fn metric_sql(metric: &str) -> String {
+    match metric {
+        "latency_ms" => "latency_ms".to_owned(),
+        "success" => "success".to_owned(),
+        "loss_pct" => {
+            "COALESCE(json_extract(metrics, '$.loss_pct'), (1 - success) * 100.0)".to_owned()
+        }
+        other => format!("json_extract(metrics, '$.{other}')"),
+    }
+}
+
+fn rebuild_rollup_hour(tx: &Transaction<'_>, hour: i64) -> Result<()> {
+    let mut sel = tx.prepare(
+        "SELECT id, test_type, target, resolved_ip, started_at, duration_ms, success,
+                error_kind, error, tier, latency_ms, metrics
+         FROM results WHERE started_at >= ?1 AND started_at < ?2",
+    )?;
+    let rows = sel.query_map(
+        [hour * 3600 * 1_000_000, (hour + 1) * 3600 * 1_000_000],
+        row_to_raw,
+    )?;
+    let mut roll = tx.prepare_cached(ROLLUP_UPSERT)?;
+    for raw in rows {
+        let m = raw?.decode()?;
+        for (metric, value) in rollup_values(&m) {
+            roll.execute(params![m.target, m.test_type.as_str(), metric, hour, value])?;
+        }
+    }
+    Ok(())
+}
+
+struct RawRow {
+    id: String,
+    test_type: String,
+    target: String,
+    resolved_ip: Option<String>,
+    started_at: i64,
+    duration_ms: f64,
+    success: bool,
+    error_kind: Option<String>,
+    error: Option<String>,
+    tier: u8,
+    latency_ms: Option<f64>,
+    metrics: String,
+}
+
+fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        id: r.get(0)?,
+        test_type: r.get(1)?,
+        target: r.get(2)?,
+        resolved_ip: r.get(3)?,
+        started_at: r.get(4)?,
+        duration_ms: r.get(5)?,
+        success: r.get(6)?,
+        error_kind: r.get(7)?,
+        error: r.get(8)?,
+        tier: r.get(9)?,
+        latency_ms: r.get(10)?,
+        metrics: r.get(11)?,
+    })
+}
+
+impl RawRow {
+    fn decode(self) -> Result<Measurement> {
+        let bad = |detail: String| StoreError::Decode {
+            id: self.id.clone(),
+            detail,
+        };
+        let id = uuid::Uuid::parse_str(&self.id).map_err(|e| bad(e.to_string()))?;
+        let test_type = self.test_type.parse().map_err(bad)?;
+        let error_kind = self
+            .error_kind
+            .as_deref()
+            .map(str::parse::<ErrorKind>)
+            .transpose()
+            .map_err(bad)?;
+        let metrics: Metrics =
+            serde_json::from_str(&self.metrics).map_err(|e| bad(format!("metrics: {e}")))?;
+        Ok(Measurement {
+            id,
+            test_type,
+            target: self.target,
+            resolved_ip: self.resolved_ip,
+            started_at: from_micros(self.started_at),
+            duration_ms: self.duration_ms,
+            success: self.success,
+            error_kind,
+            error: self.error,
+            tier: self.tier,
+            latency_ms: self.latency_ms,
+            metrics,
+        })
+    }
+}
