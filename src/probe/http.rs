@@ -119,6 +119,18 @@ impl HttpProbe {
         let port = url
             .port_or_known_default()
             .ok_or_else(|| ProbeError::new(ErrorKind::Config, format!("`{url}` has no port")))?;
+        // TLS set-up is local work, not a network phase: done before the clock starts.
+        let tls_setup = if url.scheme() == "https" {
+            let alpn: &[&[u8]] = match self.mode {
+                HttpMode::Auto => &[ALPN_H2, ALPN_HTTP1],
+                HttpMode::Http1 => &[ALPN_HTTP1],
+                HttpMode::Http2 => &[ALPN_H2],
+            };
+            let cfg = tls::client_config(self.insecure, self.ca_file.as_deref(), alpn)?;
+            Some((cfg, tls::server_name(&host)?))
+        } else {
+            None
+        };
         let start = Instant::now();
 
         let resolved = resolve(&host, port).await?;
@@ -127,14 +139,7 @@ impl HttpProbe {
         m.metrics.connect_ms = Some(conn.connect_ms);
         m.resolved_ip = Some(conn.addr.ip().to_string());
 
-        if url.scheme() == "https" {
-            let alpn: &[&[u8]] = match self.mode {
-                HttpMode::Auto => &[ALPN_H2, ALPN_HTTP1],
-                HttpMode::Http1 => &[ALPN_HTTP1],
-                HttpMode::Http2 => &[ALPN_H2],
-            };
-            let cfg = tls::client_config(self.insecure, self.ca_file.as_deref(), alpn)?;
-            let name = tls::server_name(&host)?;
+        if let Some((cfg, name)) = tls_setup {
             let t = Instant::now();
             let stream = tokio_rustls::TlsConnector::from(cfg)
                 .connect(name, conn.stream)

@@ -55,39 +55,47 @@ impl TcpProbe {
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
         let (host, port) =
             split_host_port(&self.address).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
+        // TLS set-up is local work: done before anything is timed.
+        let tls_setup = match self.mode {
+            TcpMode::Tls => Some((
+                tls::client_config(self.insecure, self.ca_file.as_deref(), &[])?,
+                tls::server_name(self.server_name.as_deref().unwrap_or(&host))?,
+            )),
+            _ => None,
+        };
         let resolved = resolve(&host, port).await?;
         m.metrics.dns_ms = resolved.dns_ms;
         let conn = connect(&resolved.addrs).await?;
         m.resolved_ip = Some(conn.addr.ip().to_string());
         m.metrics.connect_ms = Some(conn.connect_ms);
         m.latency_ms = Some(conn.connect_ms);
-        match self.mode {
-            TcpMode::Raw => Ok(()),
-            TcpMode::Tls => self.handshake(conn.stream, &host, conn.connect_ms, m).await,
-            TcpMode::Ssh => read_ssh_banner(conn.stream, m).await,
+        match (self.mode, tls_setup) {
+            (TcpMode::Tls, Some((cfg, name))) => {
+                handshake(conn.stream, cfg, name, conn.connect_ms, m).await
+            }
+            (TcpMode::Ssh, _) => read_ssh_banner(conn.stream, m).await,
+            _ => Ok(()),
         }
     }
+}
 
-    async fn handshake(
-        &self,
-        stream: TcpStream,
-        host: &str,
-        connect_ms: f64,
-        m: &mut Measurement,
-    ) -> Result<(), ProbeError> {
-        let name = tls::server_name(self.server_name.as_deref().unwrap_or(host))?;
-        let cfg = tls::client_config(self.insecure, self.ca_file.as_deref(), &[])?;
-        let start = Instant::now();
-        let tls = tokio_rustls::TlsConnector::from(cfg)
-            .connect(name, stream)
-            .await
-            .map_err(|e| tls::handshake_error(&e))?;
-        let tls_ms = ms(start.elapsed());
-        m.metrics.tls_ms = Some(tls_ms);
-        m.latency_ms = Some(connect_ms + tls_ms);
-        tls::record_session(tls.get_ref().1, &mut m.metrics);
-        Ok(())
-    }
+async fn handshake(
+    stream: TcpStream,
+    cfg: std::sync::Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+    connect_ms: f64,
+    m: &mut Measurement,
+) -> Result<(), ProbeError> {
+    let start = Instant::now();
+    let tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, stream)
+        .await
+        .map_err(|e| tls::handshake_error(&e))?;
+    let tls_ms = ms(start.elapsed());
+    m.metrics.tls_ms = Some(tls_ms);
+    m.latency_ms = Some(connect_ms + tls_ms);
+    tls::record_session(tls.get_ref().1, &mut m.metrics);
+    Ok(())
 }
 
 /// Reads until a line starting with `SSH-` arrives; records it and the time

@@ -227,3 +227,34 @@ impl ServerCertVerifier for AcceptAnyCert {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fixed certificate: CN=facts.test, issuer CN=Facts CA,
+    /// notAfter 2030-01-01T00:00:00Z (1893456000).
+    const CERT_PEM: &str = include_str!("testdata/facts.pem");
+
+    #[test]
+    fn certificate_facts_from_a_known_certificate() {
+        let der = CertificateDer::from_pem_slice(CERT_PEM.as_bytes()).unwrap();
+        let not_after = 1_893_456_000;
+        let f = cert_facts(der.as_ref(), not_after - 10 * 86_400 - 1).unwrap();
+        assert_eq!(f.subject, "CN=facts.test");
+        assert_eq!(f.issuer, "CN=Facts CA");
+        assert_eq!(f.days_left, 10);
+        assert_eq!(
+            cert_facts(der.as_ref(), not_after - 10 * 86_400 + 1)
+                .unwrap()
+                .days_left,
+            9
+        );
+        assert_eq!(
+            cert_facts(der.as_ref(), not_after + 1).unwrap().days_left,
+            -1,
+            "expired"
+        );
+        assert!(cert_facts(b"not a certificate", 0).is_none());
+    }
+}

@@ -1,0 +1,268 @@
+//! HTTP probe against a real nginx on loopback (HTTP/1.1 and HTTP/2 over
+//! TLS with a generated certificate, plain HTTP), checked against curl.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+use support::servers::{curl, Nginx, SilentServer, TestCa, NGINX_FILE_BYTES, NGINX_ROOT_BODY};
+use support::{free_port, median};
+use waddleperf::config::HttpMode;
+use waddleperf::model::ErrorKind;
+use waddleperf::probe::http::HttpProbe;
+use waddleperf::probe::Probe;
+
+struct Fixture {
+    ca: TestCa,
+    nginx: Nginx,
+}
+
+fn fixture(days: u32) -> Fixture {
+    support::require_root("the nginx test server");
+    let ca = TestCa::new(&["DNS:localhost".into(), "IP:127.0.0.1".into()], days);
+    let nginx = Nginx::start(&ca, "127.0.0.1", free_port(), free_port(), None);
+    Fixture { ca, nginx }
+}
+
+impl Fixture {
+    fn https(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.nginx.https.port())
+    }
+    fn probe(&self, path: &str, mode: HttpMode) -> HttpProbe {
+        let mut p = HttpProbe::new(self.https(path));
+        p.mode = mode;
+        p.ca_file = Some(self.ca.ca_pem.clone());
+        p.timeout = Duration::from_secs(5);
+        p
+    }
+}
+
+#[tokio::test]
+async fn versions_status_bytes_and_phases() {
+    let f = fixture(30);
+    for (mode, want) in [
+        (HttpMode::Auto, "2"),
+        (HttpMode::Http2, "2"),
+        (HttpMode::Http1, "1.1"),
+    ] {
+        let r = f.probe("/", mode).run().await;
+        assert!(r.success, "{mode:?}: {r:?}");
+        let m = &r.metrics;
+        assert_eq!(m.http_version.as_deref(), Some(want), "{mode:?}: ALPN");
+        assert_eq!(m.status_code, Some(200));
+        assert_eq!(m.bytes, Some(NGINX_ROOT_BODY.len() as u64));
+        assert_eq!(m.redirects, Some(0));
+        assert_eq!(r.resolved_ip.as_deref(), Some("127.0.0.1"));
+        let phases =
+            [m.dns_ms, m.connect_ms, m.tls_ms, m.ttfb_ms].map(|p| p.expect("phase measured"));
+        assert!(
+            phases.iter().all(|p| *p > 0.0),
+            "{mode:?}: every phase positive: {phases:?}"
+        );
+        let sum: f64 = phases.iter().sum();
+        let total = m.total_ms.unwrap();
+        // The phases are disjoint parts of the total; what is left is the
+        // body transfer and the HTTP connection set-up, small on loopback.
+        assert!(
+            sum <= total + 0.001,
+            "{mode:?}: phases {sum} > total {total}"
+        );
+        assert!(total - sum < 2.0, "{mode:?}: phases {sum} vs total {total}");
+        assert_eq!(r.latency_ms, m.ttfb_ms, "HTTP headline latency is TTFB");
+        assert!(r.duration_ms >= total);
+        println!(
+            "{mode:?}: dns {:.3} connect {:.3} tls {:.3} ttfb {:.3} total {total:.3} ms",
+            phases[0], phases[1], phases[2], phases[3]
+        );
+    }
+}
+
+#[tokio::test]
+async fn agrees_with_curl_on_the_same_url() {
+    let f = fixture(30);
+    let url = f.https("/files/100k.bin");
+    let (mut ours_ttfb, mut ours_total, mut curl_ttfb, mut curl_total) =
+        (vec![], vec![], vec![], vec![]);
+    for _ in 0..7 {
+        let r = f.probe("/files/100k.bin", HttpMode::Auto).run().await;
+        assert!(r.success, "{r:?}");
+        assert_eq!(r.metrics.bytes, Some(NGINX_FILE_BYTES));
+        ours_ttfb.push(r.metrics.ttfb_ms.unwrap());
+        ours_total.push(r.metrics.total_ms.unwrap());
+        let c = curl(&url, Some(&f.ca.ca_pem), &["--http2"]);
+        assert_eq!((c.status, c.http_version), (200, 2.0));
+        curl_ttfb.push(c.ttfb_ms);
+        curl_total.push(c.total_ms);
+    }
+    let (ot, ct) = (median(&mut ours_ttfb), median(&mut curl_ttfb));
+    let (oa, ca) = (median(&mut ours_total), median(&mut curl_total));
+    println!(
+        "median ttfb: ours {ot:.3} ms, curl {ct:.3} ms; total: ours {oa:.3} ms, curl {ca:.3} ms"
+    );
+    // Stated tolerance on loopback: within 3 ms of curl for both figures.
+    assert!((ot - ct).abs() < 3.0, "ttfb ours {ot} vs curl {ct}");
+    assert!((oa - ca).abs() < 3.0, "total ours {oa} vs curl {ca}");
+}
+
+#[tokio::test]
+async fn throughput_is_bytes_over_transfer_time() {
+    let f = fixture(30);
+    let r = f.probe("/files/100k.bin", HttpMode::Http1).run().await;
+    assert!(r.success, "{r:?}");
+    let m = &r.metrics;
+    let got = m.throughput_mbps.unwrap();
+    let megabits = NGINX_FILE_BYTES as f64 * 8.0 / 1e6;
+    // Megabits over (request sent → last byte): that span is at least the
+    // TTFB and at most everything after the TLS handshake. (The rate truth
+    // itself is checked on a tbf-limited link in netns_truth.rs.)
+    let after_tls_s =
+        (m.total_ms.unwrap() - m.dns_ms.unwrap() - m.connect_ms.unwrap() - m.tls_ms.unwrap())
+            / 1000.0;
+    let ttfb_s = m.ttfb_ms.unwrap() / 1000.0;
+    assert!(
+        got >= megabits / after_tls_s * 0.999,
+        "{got} below {}",
+        megabits / after_tls_s
+    );
+    assert!(
+        got <= megabits / ttfb_s,
+        "{got} above {}",
+        megabits / ttfb_s
+    );
+}
+
+#[tokio::test]
+async fn certificates_are_checked_by_default() {
+    let f = fixture(30);
+    // Without our CA the certificate is untrusted.
+    let mut p = f.probe("/", HttpMode::Auto);
+    p.ca_file = None;
+    let r = p.run().await;
+    assert!(!r.success);
+    assert_eq!(r.error_kind, Some(ErrorKind::Tls), "{r:?}");
+    assert!(
+        r.error.as_deref().unwrap().contains("unknown or untrusted"),
+        "{r:?}"
+    );
+    assert!(
+        r.metrics.connect_ms.is_some(),
+        "phases before the failure are kept"
+    );
+    // The per-target opt-out works, and still reports the certificate.
+    p.insecure = true;
+    let r = p.run().await;
+    assert!(r.success, "{r:?}");
+    let m = &r.metrics;
+    assert_eq!(m.tls_version.as_deref(), Some("TLSv1.3"));
+    assert!(m.cipher.as_deref().unwrap().starts_with("TLS13_"), "{m:?}");
+    assert!(m
+        .cert_subject
+        .as_deref()
+        .unwrap()
+        .contains("waddleperf-test-server"));
+    assert!(m
+        .cert_issuer
+        .as_deref()
+        .unwrap()
+        .contains("WaddlePerf Test CA"));
+    // Issued for 30 days a moment ago: 30 whole days left, or 29 once a
+    // second has passed (whole days, rounded down).
+    let days = m.cert_days_left.unwrap();
+    assert!((29..=30).contains(&days), "{days}");
+    // A name the certificate does not cover is refused.
+    let mut wrong = HttpProbe::new(format!("https://127.0.0.2:{}/", f.nginx.https.port()));
+    wrong.ca_file = Some(f.ca.ca_pem.clone());
+    let r = wrong.run().await;
+    assert!(!r.success, "{r:?}");
+}
+
+#[tokio::test]
+async fn redirects_are_followed_with_separate_phases() {
+    let f = fixture(30);
+    let r = f.probe("/redirect", HttpMode::Auto).run().await;
+    assert!(r.success, "{r:?}");
+    assert_eq!(r.metrics.redirects, Some(1));
+    assert_eq!(r.metrics.status_code, Some(200));
+    assert_eq!(r.metrics.bytes, Some(NGINX_ROOT_BODY.len() as u64));
+    let chain = r.metrics.redirect_chain.as_ref().unwrap();
+    assert_eq!(chain.len(), 1);
+    assert_eq!(chain[0].status_code, 302);
+    assert!(chain[0].url.ends_with("/redirect"));
+    // The final hop's total is its own, not the sum of both hops.
+    assert!(r.metrics.total_ms.unwrap() < r.duration_ms);
+
+    let mut p = f.probe("/loop", HttpMode::Auto);
+    p.max_redirects = 3;
+    let r = p.run().await;
+    assert!(!r.success);
+    assert_eq!(r.error_kind, Some(ErrorKind::Protocol));
+    assert!(r
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("more than 3 redirects"));
+    assert_eq!(r.metrics.redirects, Some(4));
+}
+
+#[tokio::test]
+async fn error_status_fails_with_timings_kept() {
+    let f = fixture(30);
+    let r = f.probe("/status/503", HttpMode::Auto).run().await;
+    assert!(!r.success);
+    assert_eq!(r.error_kind, Some(ErrorKind::Http));
+    assert_eq!(r.metrics.status_code, Some(503));
+    assert!(r
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("503 Service Unavailable"));
+    assert!(r.metrics.ttfb_ms.unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn plain_http_by_address() {
+    let f = fixture(30);
+    let r = HttpProbe::new(format!("http://127.0.0.1:{}/", f.nginx.http.port()))
+        .run()
+        .await;
+    assert!(r.success, "{r:?}");
+    assert_eq!(r.metrics.http_version.as_deref(), Some("1.1"));
+    assert_eq!(r.metrics.dns_ms, None, "an address literal is not resolved");
+    assert_eq!(r.metrics.tls_ms, None);
+    assert!(r.metrics.connect_ms.unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn garbage_and_silence_are_clear_errors() {
+    let garbage = SilentServer::start(b"this is not http\r\n\r\n");
+    let r = HttpProbe::new(format!("http://{}/", garbage.addr))
+        .run()
+        .await;
+    assert!(!r.success);
+    assert_eq!(r.error_kind, Some(ErrorKind::Protocol), "{r:?}");
+    assert!(
+        r.error.as_deref().unwrap().contains("not valid HTTP"),
+        "{r:?}"
+    );
+
+    let silent = SilentServer::start(b"");
+    let mut p = HttpProbe::new(format!("http://{}/", silent.addr));
+    p.timeout = Duration::from_millis(400);
+    let r = p.run().await;
+    assert_eq!(r.error_kind, Some(ErrorKind::Timeout), "{r:?}");
+    assert!(
+        r.duration_ms >= 400.0 && r.duration_ms < 700.0,
+        "timed out at {}",
+        r.duration_ms
+    );
+    assert!(r.metrics.connect_ms.is_some());
+
+    let closed = free_port();
+    let r = HttpProbe::new(format!("http://127.0.0.1:{closed}/"))
+        .run()
+        .await;
+    assert_eq!(r.error_kind, Some(ErrorKind::Refused), "{r:?}");
+
+    let r = HttpProbe::new("http://no-such-host.invalid/").run().await;
+    assert_eq!(r.error_kind, Some(ErrorKind::Dns), "{r:?}");
+}

@@ -1,0 +1,72 @@
+//! Test support shared by the integration tests: network namespaces with
+//! injected truth (delay line, loss, rate), and real servers (nginx with a
+//! generated certificate, sshd, silent and closed ports, curl as reference).
+//!
+//! Rules (shared/reference/test-network.md): only loopback and the test's own
+//! namespaces are addressed; everything a test creates is removed when its
+//! guard drops, pass or fail; names carry the process id and a counter so
+//! parallel tests never collide. These tests need root (CI runs as root):
+//! without it they fail with a message saying so, they never skip.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod netns;
+pub mod servers;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A number unique within this process.
+pub fn next_id() -> u32 {
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs a command and panics with its output if it fails.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Panics unless running as root, naming what needs it.
+pub fn require_root(what: &str) {
+    let uid = run(Command::new("id").arg("-u"));
+    assert_eq!(
+        uid.trim(),
+        "0",
+        "{what} needs root (CAP_NET_ADMIN) to build network namespaces and start servers; \
+         CI runs as root: run the tests with sudo"
+    );
+}
+
+/// The `waddleperf` binary under test.
+pub fn waddleperf_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_waddleperf"))
+}
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Median of samples.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}

@@ -1,0 +1,248 @@
+//! Network namespaces as test hosts, and truth injected between them.
+//!
+//! A [`NetPair`] is a namespace ("peer") joined to the test's own namespace
+//! by a veth pair, with a private /30 picked from the process id and a
+//! counter. Servers run inside the peer with [`NetPair::command`]; the code
+//! under test runs in the test process and reaches the peer at `peer_ip`.
+
+use super::{next_id, require_root, run};
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub struct NetPair {
+    pub ns: String,
+    pub host_if: String,
+    pub peer_if: String,
+    pub host_ip: Ipv4Addr,
+    pub peer_ip: Ipv4Addr,
+}
+
+impl NetPair {
+    pub fn new() -> NetPair {
+        require_root("a network-namespace test");
+        let pid = std::process::id();
+        let n = next_id();
+        let ns = format!("wp{pid}n{n}");
+        // Interface names are at most 15 bytes.
+        let host_if = format!("wh{}x{n}", pid % 1_000_000);
+        let peer_if = format!("wq{}x{n}", pid % 1_000_000);
+        // 10.<200 + pid % 50>.<n>.{1,2}/30: distinct per process and per pair.
+        let a = 200 + (pid % 50) as u8;
+        let b = (n % 64) as u8 * 4;
+        let host_ip = Ipv4Addr::new(10, a, b, 1);
+        let peer_ip = Ipv4Addr::new(10, a, b, 2);
+        // Leftovers of an earlier crashed run with the same names go first.
+        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        let _ = Command::new("ip").args(["link", "del", &host_if]).output();
+        let pair = NetPair {
+            ns,
+            host_if,
+            peer_if,
+            host_ip,
+            peer_ip,
+        };
+        run(Command::new("ip").args(["netns", "add", &pair.ns]));
+        run(Command::new("ip").args([
+            "link",
+            "add",
+            &pair.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.peer_if,
+            "netns",
+            &pair.ns,
+        ]));
+        run(Command::new("ip").args([
+            "addr",
+            "add",
+            &format!("{host_ip}/30"),
+            "dev",
+            &pair.host_if,
+        ]));
+        run(Command::new("ip").args(["link", "set", &pair.host_if, "up"]));
+        pair.sh(&format!(
+            "ip addr add {peer_ip}/30 dev {p} && ip link set {p} up && ip link set lo up",
+            p = pair.peer_if
+        ));
+        pair
+    }
+
+    /// A command run inside the peer namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns, program]);
+        c
+    }
+
+    /// Runs a shell script inside the peer namespace; panics if it fails.
+    pub fn sh(&self, script: &str) -> String {
+        run(self.command("sh").args(["-c", script]))
+    }
+
+    /// Delays every packet the peer sends towards the test (the return path),
+    /// so a round trip from the test takes `delay` (plus up to `jitter`) more.
+    pub fn delay_line(&self, delay: Duration, jitter: Duration) -> DelayLine {
+        DelayLine::start(self, delay, jitter)
+    }
+
+    /// Drops each packet the peer sends with probability `p` (0..1).
+    pub fn loss(&self, p: f64) {
+        self.sh(&format!(
+            "iptables -A OUTPUT -o {} -m statistic --mode random --probability {p} -j DROP",
+            self.peer_if
+        ));
+    }
+
+    /// Drops every packet arriving at the peer on `port` (TCP): a black hole.
+    pub fn black_hole_tcp(&self, port: u16) {
+        self.sh(&format!(
+            "iptables -A INPUT -i {} -p tcp --dport {port} -j DROP",
+            self.peer_if
+        ));
+    }
+
+    /// Limits the peer's sending rate with a token bucket.
+    pub fn rate(&self, rate: &str) {
+        self.sh(&format!(
+            "tc qdisc add dev {} root tbf rate {rate} burst 64kb latency 50ms",
+            self.peer_if
+        ));
+    }
+}
+
+impl Drop for NetPair {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+    }
+}
+
+/// A userspace delay line on NFQUEUE inside a namespace: every packet the
+/// rule sends to the queue is released (verdict ACCEPT) `delay` (+ uniform
+/// jitter) after it was seen, in order. Removing the guard removes the rule
+/// and stops the thread; `--queue-bypass` lets packets through if the thread
+/// is gone first.
+pub struct DelayLine {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    ns: String,
+    rule: String,
+}
+
+impl DelayLine {
+    fn start(pair: &NetPair, delay: Duration, jitter: Duration) -> DelayLine {
+        let queue: u16 = 7;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let ns_path = format!("/run/netns/{}", pair.ns);
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let outcome = (|| -> std::io::Result<nfq::Queue> {
+                let ns = std::fs::File::open(&ns_path)?;
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)?;
+                // Sleep precisely: the default 50 µs timer slack would add up.
+                let _ = nix::sys::prctl::set_timerslack(1);
+                let mut q = nfq::Queue::open()?;
+                q.bind(queue)?;
+                q.set_nonblocking(true);
+                Ok(q)
+            })();
+            match outcome {
+                Ok(q) => {
+                    let _ = ready_tx.send(Ok(()));
+                    release_loop(q, delay, jitter, &flag);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                }
+            }
+        });
+        if let Err(e) = ready_rx.recv().expect("delay-line thread died") {
+            panic!("cannot start the delay line: {e}");
+        }
+        let rule = format!(
+            "OUTPUT -o {} -j NFQUEUE --queue-num {queue} --queue-bypass",
+            pair.peer_if
+        );
+        pair.sh(&format!("iptables -A {rule}"));
+        DelayLine {
+            stop,
+            thread: Some(thread),
+            ns: pair.ns.clone(),
+            rule,
+        }
+    }
+}
+
+fn release_loop(mut q: nfq::Queue, delay: Duration, jitter: Duration, stop: &AtomicBool) {
+    let mut pending: VecDeque<(Instant, nfq::Message)> = VecDeque::new();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id());
+    let mut last_due = Instant::now();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        loop {
+            match q.recv() {
+                Ok(msg) => {
+                    let extra = if jitter.is_zero() {
+                        Duration::ZERO
+                    } else {
+                        // xorshift64: uniform in [0, jitter)
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        jitter.mul_f64((rng >> 11) as f64 / (1u64 << 53) as f64)
+                    };
+                    // In order: never before the packet ahead of it.
+                    let due = (Instant::now() + delay + extra).max(last_due);
+                    last_due = due;
+                    pending.push_back((due, msg));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            }
+        }
+        let now = Instant::now();
+        while pending
+            .front()
+            .is_some_and(|(due, _)| stopping || *due <= now)
+        {
+            if let Some((_, mut msg)) = pending.pop_front() {
+                msg.set_verdict(nfq::Verdict::Accept);
+                let _ = q.verdict(msg);
+            }
+        }
+        if stopping && pending.is_empty() {
+            return;
+        }
+        let nap = match pending.front() {
+            Some((due, _)) => due
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_micros(20)),
+            None => Duration::from_micros(20),
+        };
+        std::thread::sleep(nap);
+    }
+}
+
+impl Drop for DelayLine {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "sh", "-c"])
+            .arg(format!("iptables -D {}", self.rule))
+            .output();
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
