@@ -115,6 +115,9 @@ fn known_data() -> Vec<Measurement> {
     v
 }
 
+/// (bucket start, count, failed, min, mean, max, loss %)
+type NaiveBucket = (i64, u64, u64, Option<f64>, Option<f64>, Option<f64>, f64);
+
 /// The same aggregates computed naively in Rust.
 fn naive(
     data: &[Measurement],
@@ -122,7 +125,7 @@ fn naive(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     bucket: i64,
-) -> Vec<(i64, u64, u64, Option<f64>, Option<f64>, Option<f64>, f64)> {
+) -> Vec<NaiveBucket> {
     let mut map: std::collections::BTreeMap<i64, Vec<&Measurement>> = Default::default();
     for m in data.iter().filter(|m| m.target == target) {
         let ts = m.started_at.timestamp();
