@@ -268,8 +268,10 @@ fn real_main(cli: Cli) -> Result<()> {
             })
         }
         Command::History(args) => {
+            // Arguments first: a bad flag is reported as such, whatever the database.
+            let query = args.filter.to_query()?;
             let store = open_existing_store(&paths)?;
-            let results = store.history(&args.filter.to_query()?)?;
+            let results = store.history(&query)?;
             let mut out = std::io::stdout().lock();
             if args.json {
                 export::write_json_lines(&mut out, &results)?;
@@ -285,8 +287,9 @@ fn real_main(cli: Cli) -> Result<()> {
             format,
             output,
         } => {
+            let query = filter.to_query()?;
             let store = open_existing_store(&paths)?;
-            let results = store.history(&filter.to_query()?)?;
+            let results = store.history(&query)?;
             let write = |w: &mut dyn Write| -> std::io::Result<()> {
                 match format {
                     ExportFormat::Csv => export::write_csv(w, &results),

@@ -17,6 +17,10 @@ use waddleperf::probe::http::HttpProbe;
 use waddleperf::probe::tcp::TcpProbe;
 use waddleperf::probe::Probe;
 
+/// Timing tests in this file run one at a time so they do not compete for
+/// the CPU (the machines have two cores).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const DELAY_MS: f64 = 20.0;
 /// Stated bound: a figure that spans one round trip is the delay plus at
 /// most this much (delay-line release granularity, scheduling).
@@ -41,6 +45,7 @@ fn bare_connect_ms(addr: SocketAddr) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_connect_is_the_injected_delay() {
+    let _serial = SERIAL.lock().await;
     let pair = NetPair::new();
     let (_ca, nginx) = nginx_in(&pair);
     let _delay = pair.delay_line(Duration::from_millis(DELAY_MS as u64), Duration::ZERO);
@@ -70,6 +75,7 @@ async fn tcp_connect_is_the_injected_delay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_phases_show_each_round_trip() {
+    let _serial = SERIAL.lock().await;
     let pair = NetPair::new();
     let (ca, nginx) = nginx_in(&pair);
     let _delay = pair.delay_line(Duration::from_millis(DELAY_MS as u64), Duration::ZERO);
@@ -139,6 +145,7 @@ async fn http_phases_show_each_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throughput_matches_a_tbf_rate() {
+    let _serial = SERIAL.lock().await;
     let pair = NetPair::new();
     let (ca, nginx) = nginx_in(&pair);
     // 40 Mbit/s from the server towards us.

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs every check and test of WaddlePerf on a fresh Debian/Ubuntu machine,
+# installing what they need first. Needs root (the tests build network
+# namespaces and start nginx and sshd): run as root or through sudo.
+#
+#   sudo bash scripts/test.sh
+#
+# Environment: CARGO_TARGET_DIR (default /var/tmp/waddleperf-target, outside
+# the clone so later runs reuse the build), SKIP_INSTALL=1 to skip apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh needs root: the tests build network namespaces and start servers." >&2
+    echo "Run: sudo bash scripts/test.sh" >&2
+    exit 1
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+    step "Installing system packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # Test peers and reference tools; mingw for the Windows type-check.
+    apt-get install -y -qq --no-install-recommends \
+        nginx openssh-server openssh-client curl iproute2 iptables openssl ca-certificates \
+        gcc-mingw-w64-x86-64 pkg-config >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install Rust (rustup) first" >&2
+    exit 1
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add x86_64-pc-windows-gnu >/dev/null 2>&1 || true
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/waddleperf-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step "Formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "Lints (cargo clippy -D warnings)"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "Windows type-check (x86_64-pc-windows-gnu)"
+cargo check --locked --target x86_64-pc-windows-gnu --lib --bins
+
+step "Tests"
+cargo test --locked --all-targets -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
+status=${PIPESTATUS[0]}
+step "Summary"
+grep -E '^test result:' "$CARGO_TARGET_DIR/test-output.txt" |
+    awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed\n", p, f}'
+exit "$status"

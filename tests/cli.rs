@@ -1,0 +1,347 @@
+//! The `waddleperf` binary end to end, against real local peers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use support::servers::{Nginx, Sshd, TestCa};
+use support::{free_port, waddleperf_bin};
+use waddleperf::model::{ErrorKind, Measurement};
+
+fn wp(dir: &Path, args: &[&str]) -> Output {
+    Command::new(waddleperf_bin())
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .arg("--db")
+        .arg(dir.join("wp.db"))
+        .args(args)
+        .env_remove("WADDLEPERF_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_lines(o: &Output) -> Vec<Measurement> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn run_stores_and_history_returns_the_same_results() {
+    support::require_root("the nginx and sshd test servers");
+    let ca = TestCa::new(&["DNS:localhost".into(), "IP:127.0.0.1".into()], 30);
+    let nginx = Nginx::start(&ca, "127.0.0.1", free_port(), free_port(), None);
+    let sshd = Sshd::start("127.0.0.1", free_port());
+    let closed = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_pem = ca.ca_pem.display();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            r#"
+[probe]
+timeout_ms = 3000
+
+[[suite.http]]
+url = "https://localhost:{https}/"
+ca_file = "{ca_pem}"
+
+[[suite.http]]
+url = "http://127.0.0.1:{http}/"
+mode = "http1"
+
+[[suite.tcp]]
+target = "127.0.0.1:{https}"
+
+[[suite.tcp]]
+target = "localhost:{https}"
+mode = "tls"
+ca_file = "{ca_pem}"
+
+[[suite.tcp]]
+target = "{ssh}"
+mode = "ssh"
+
+[[suite.tcp]]
+target = "127.0.0.1:{closed}"
+"#,
+            https = nginx.https.port(),
+            http = nginx.http.port(),
+            ssh = sshd.addr,
+        ),
+    )
+    .unwrap();
+
+    let out = wp(dir.path(), &["run", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ran = json_lines(&out);
+    assert_eq!(ran.len(), 6, "{}", stdout(&out));
+    let by_target = |t: &str| ran.iter().find(|m| m.target.contains(t)).unwrap();
+    assert_eq!(
+        by_target("https://localhost")
+            .metrics
+            .http_version
+            .as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        by_target("http://127.0.0.1")
+            .metrics
+            .http_version
+            .as_deref(),
+        Some("1.1")
+    );
+    assert!(by_target("ssh://")
+        .metrics
+        .ssh_banner
+        .as_deref()
+        .unwrap()
+        .starts_with("SSH-2.0-"));
+    assert!(by_target("tls://").metrics.cert_days_left.is_some());
+    let failed = by_target(&format!(":{closed}"));
+    assert!(!failed.success);
+    assert_eq!(failed.error_kind, Some(ErrorKind::Refused));
+    assert_eq!(ran.iter().filter(|m| m.success).count(), 5);
+    // JSON uses the canonical names.
+    let first_line: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    for key in [
+        "id",
+        "test_type",
+        "target",
+        "started_at",
+        "duration_ms",
+        "success",
+        "tier",
+        "metrics",
+    ] {
+        assert!(first_line.get(key).is_some(), "missing {key}");
+    }
+
+    // history --json returns exactly what run stored.
+    let hist = wp(dir.path(), &["history", "--json"]);
+    assert!(hist.status.success(), "{}", stderr(&hist));
+    let mut stored = json_lines(&hist);
+    let mut ran_sorted = ran.clone();
+    stored.sort_by_key(|m| m.id);
+    ran_sorted.sort_by_key(|m| m.id);
+    assert_eq!(stored, ran_sorted);
+
+    // The table names the failure; filters and CSV work.
+    let table = wp(dir.path(), &["history"]);
+    assert!(
+        stdout(&table).contains("FAIL refused"),
+        "{}",
+        stdout(&table)
+    );
+    let ssh_target = format!("ssh://{}", sshd.addr);
+    let one = wp(
+        dir.path(),
+        &[
+            "history",
+            "--json",
+            "--type",
+            "tcp",
+            "--target",
+            &ssh_target,
+        ],
+    );
+    let only = json_lines(&one);
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].target, ssh_target);
+    let csv = wp(dir.path(), &["history", "--csv", "--since", "1h"]);
+    let text = stdout(&csv);
+    assert!(
+        text.starts_with("id,started_at,test_type,target,"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 7);
+
+    // A second run adds six more; export writes them all to a file.
+    let table_run = wp(dir.path(), &["run"]);
+    assert!(table_run.status.success());
+    assert!(
+        stdout(&table_run).contains("6 tests, 1 failed"),
+        "{}",
+        stdout(&table_run)
+    );
+    let export = dir.path().join("out/export.json");
+    let ex = wp(
+        dir.path(),
+        &["export", "--format", "json", "-o", export.to_str().unwrap()],
+    );
+    assert!(ex.status.success(), "{}", stderr(&ex));
+    assert_eq!(
+        std::fs::read_to_string(&export).unwrap().lines().count(),
+        12
+    );
+}
+
+#[test]
+fn ad_hoc_tests_print_json_and_store_unless_told_not_to() {
+    support::require_root("the sshd test server");
+    let sshd = Sshd::start("127.0.0.1", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let target = sshd.addr.to_string();
+    let out = wp(
+        dir.path(),
+        &["test", "tcp", &target, "--ssh", "--json", "--no-store"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m: Measurement = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(m.success);
+    assert!(m.metrics.ssh_banner.unwrap().starts_with("SSH-2.0-"));
+    assert!(
+        !dir.path().join("wp.db").exists(),
+        "--no-store creates no database"
+    );
+
+    let out = wp(dir.path(), &["test", "tcp", &target]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains(": ok"), "{}", stdout(&out));
+    let hist = wp(dir.path(), &["history", "--json"]);
+    assert_eq!(json_lines(&hist).len(), 1);
+
+    // A failed test is still exit 0: the tool worked.
+    let out = wp(
+        dir.path(),
+        &["test", "http", "http://127.0.0.1:1/", "--timeout", "500"],
+    );
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("FAILED") && stdout(&out).contains("refused"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn tool_failures_exit_non_zero_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[schedule]\ninterval_minutes = 60\n\n[[suite.tcp]]\ntarget = \"nope\"\n",
+    )
+    .unwrap();
+    let out = wp(dir.path(), &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("config.toml:4: `suite.tcp[0].target`"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[[suite.tcp]]\ntarget = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    // A database that is not one: refused, and left exactly as it was.
+    let garbage = b"definitely not an sqlite database, but someone's file".repeat(100);
+    std::fs::write(dir.path().join("wp.db"), &garbage).unwrap();
+    let out = wp(dir.path(), &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("corrupt or not a database"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(dir.path().join("wp.db")).unwrap(), garbage);
+
+    // A database path that cannot be created.
+    let out = Command::new(waddleperf_bin())
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .args(["--db", "/proc/waddleperf/cannot/wp.db", "run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/proc/waddleperf/cannot"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Bad command-line input names the flag.
+    let out = wp(dir.path(), &["test", "tcp", "no-port-here"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("expected host:port"),
+        "{}",
+        stderr(&out)
+    );
+    let out = wp(dir.path(), &["history", "--since", "soon"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--since soon"), "{}", stderr(&out));
+    let out = wp(dir.path(), &["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn config_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wp(dir.path(), &["config", "path"]);
+    assert!(stdout(&out).contains("config.toml"));
+    let out = wp(dir.path(), &["config", "show"]);
+    assert!(stdout(&out).contains("does not exist: these are the defaults"));
+    assert!(stdout(&out).contains("interval_minutes = 60"));
+    let out = wp(dir.path(), &["config", "init"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = wp(dir.path(), &["config", "init"]);
+    assert_eq!(out.status.code(), Some(1), "no silent overwrite");
+    assert!(stderr(&out).contains("--force"));
+    let out = wp(dir.path(), &["config", "validate"]);
+    assert!(stdout(&out).contains("ok (4 targets)"), "{}", stdout(&out));
+    std::fs::write(dir.path().join("bad.toml"), "[store]\nretention_days = 0\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    let out = wp(dir.path(), &["config", "validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("bad.toml:2: `store.retention_days`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn version_and_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wp(dir.path(), &["--version"]);
+    let v = stdout(&out);
+    assert!(v.starts_with("waddleperf 0.1.0+"), "{v}");
+    assert!(v.contains("commit ") && v.contains("built "), "{v}");
+    let out = wp(dir.path(), &["info", "--json"]);
+    assert!(out.status.success());
+    let info: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(info["device"]["device_id"].as_str().unwrap().len(), 64);
+    assert_eq!(info["version"], "0.1.0");
+    assert!(info["paths"]["db_file"]
+        .as_str()
+        .unwrap()
+        .ends_with("wp.db"));
+    let again = wp(dir.path(), &["info", "--json"]);
+    let info2: serde_json::Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(
+        info["device"]["device_id"], info2["device"]["device_id"],
+        "stable id"
+    );
+}
+
+#[test]
+fn history_without_a_database_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wp(dir.path(), &["history"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no results yet"), "{}", stderr(&out));
+    assert!(!dir.path().join("wp.db").exists());
+}
