@@ -80,12 +80,9 @@ async fn http_phases_show_each_round_trip() {
     let (ca, nginx) = nginx_in(&pair);
     let _delay = pair.delay_line(Duration::from_millis(DELAY_MS as u64), Duration::ZERO);
     let url = format!("https://{}/", nginx.https);
-    // Round trips to the first response byte: HTTP/1.1 one; HTTP/2 two,
-    // because nginx 1.22 answers a new connection's first HTTP/2 request
-    // only after a further round trip (curl measures the same, below).
-    for (mode, version, curl_flag, ttfb_rtts) in [
-        (HttpMode::Http1, "1.1", "--http1.1", 1.0),
-        (HttpMode::Http2, "2", "--http2", 2.0),
+    for (mode, version, curl_flag) in [
+        (HttpMode::Http1, "1.1", "--http1.1"),
+        (HttpMode::Http2, "2", "--http2"),
     ] {
         let (mut c, mut t, mut f, mut total) = (vec![], vec![], vec![], vec![]);
         let (mut curl_ttfb, mut curl_total) = (vec![], vec![]);
@@ -112,11 +109,10 @@ async fn http_phases_show_each_round_trip() {
             median(&mut total),
         );
         let (cf, ctot) = (median(&mut curl_ttfb), median(&mut curl_total));
-        let rtts = 2.0 + ttfb_rtts;
         println!(
             "HTTP/{version}: truth {DELAY_MS} ms per round trip; connect {c:.3} (1 RTT), tls {t:.3} (TLS 1.3: 1 RTT), \
-             ttfb {f:.3} ({ttfb_rtts} RTT), total {total:.3} ({rtts} RTT = {:.0}); curl ttfb {cf:.3}, total {ctot:.3}",
-            rtts * DELAY_MS
+             ttfb {f:.3} (1 RTT), total {total:.3} (3 RTT = {:.0}); curl ttfb {cf:.3}, total {ctot:.3}",
+            3.0 * DELAY_MS
         );
         let within = |name: &str, v: f64, truth: f64, bound: f64| {
             assert!(
@@ -127,11 +123,11 @@ async fn http_phases_show_each_round_trip() {
         };
         within("connect", c, DELAY_MS, OVERHEAD_MS);
         within("tls", t, DELAY_MS, TLS_OVERHEAD_MS);
-        within("ttfb", f, ttfb_rtts * DELAY_MS, OVERHEAD_MS);
+        within("ttfb", f, DELAY_MS, OVERHEAD_MS);
         within(
             "total",
             total,
-            rtts * DELAY_MS,
+            3.0 * DELAY_MS,
             2.0 * OVERHEAD_MS + TLS_OVERHEAD_MS,
         );
         // Stated tolerance against curl on the same URL: 3 ms.

@@ -86,8 +86,16 @@ impl NetPair {
         run(self.command("sh").args(["-c", script]))
     }
 
-    /// Delays every packet the peer sends towards the test (the return path),
-    /// so a round trip from the test takes `delay` (plus up to `jitter`) more.
+    /// Delays every packet arriving at the peer from the test, so a round
+    /// trip from the test takes `delay` (plus up to `jitter`) more.
+    ///
+    /// The delay is applied on the peer's *ingress* on purpose. Holding the
+    /// peer's own outgoing packets (an OUTPUT rule) keeps them charged to the
+    /// sending socket, and Linux then holds back that socket's next small
+    /// write until the earlier packet leaves the host (TCP small queues):
+    /// a server's response sent just after its HTTP/2 SETTINGS came a whole
+    /// extra round trip late, for curl and for us alike. A real network does
+    /// not do that; a delay on ingress does not either.
     pub fn delay_line(&self, delay: Duration, jitter: Duration) -> DelayLine {
         DelayLine::start(self, delay, jitter)
     }
@@ -127,8 +135,8 @@ impl Drop for NetPair {
 }
 
 /// A userspace delay line on NFQUEUE inside a namespace: every packet the
-/// rule sends to the queue is released (verdict ACCEPT) `delay` (+ uniform
-/// jitter) after it was seen, in order. Removing the guard removes the rule
+/// rule (INPUT on the peer's veth) sends to the queue is released (verdict
+/// ACCEPT) `delay` (+ uniform jitter) after it was seen, in order. Removing the guard removes the rule
 /// and stops the thread; `--queue-bypass` lets packets through if the thread
 /// is gone first.
 pub struct DelayLine {
@@ -171,7 +179,7 @@ impl DelayLine {
             panic!("cannot start the delay line: {e}");
         }
         let rule = format!(
-            "OUTPUT -o {} -j NFQUEUE --queue-num {queue} --queue-bypass",
+            "INPUT -i {} -j NFQUEUE --queue-num {queue} --queue-bypass",
             pair.peer_if
         );
         pair.sh(&format!("iptables -A {rule}"));
