@@ -253,27 +253,6 @@ pub struct Metrics {
     pub server_kind: Option<String>,
 }
 
-impl Metrics {
-    /// The numeric figures that charts aggregate, by canonical name.
-    /// Used by the store to maintain its hourly roll-up.
-    pub fn chartable(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
-        [
-            ("dns_ms", self.dns_ms),
-            ("connect_ms", self.connect_ms),
-            ("tls_ms", self.tls_ms),
-            ("ttfb_ms", self.ttfb_ms),
-            ("total_ms", self.total_ms),
-            ("throughput_mbps", self.throughput_mbps),
-            ("loss_pct", self.loss_pct),
-            ("jitter_ms", self.jitter_ms),
-            ("download_mbps", self.download_mbps),
-            ("upload_mbps", self.upload_mbps),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.filter(|v| v.is_finite()).map(|v| (k, v)))
-    }
-}
-
 /// Figures a chart can ask the store for (besides `latency_ms` and `success`).
 pub const CHART_METRICS: [&str; 12] = [
     "latency_ms",

@@ -12,6 +12,7 @@ use crate::model::{ErrorKind, Measurement, Metrics, TestType, CHART_METRICS};
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -153,6 +154,8 @@ mod opt_time {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// `series.id` by (target, test type), filled as series are met.
+    series_ids: HashMap<(String, TestType), i64>,
 }
 
 fn micros(t: &DateTime<Utc>) -> i64 {
@@ -190,6 +193,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_owned(),
+            series_ids: HashMap::new(),
         };
         store.init().map_err(|e| match e {
             StoreError::Sql(ref inner)
@@ -210,6 +214,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: PathBuf::from(":memory:"),
+            series_ids: HashMap::new(),
         };
         store.init()?;
         Ok(store)
@@ -286,6 +291,8 @@ impl Store {
     pub fn insert(&mut self, results: &[Measurement]) -> Result<usize> {
         let tx = self.conn.transaction()?;
         let mut added = 0;
+        // Series ids created in this transaction join the cache only once it commits.
+        let mut new_ids = HashMap::new();
         {
             let mut ins = tx.prepare_cached(
                 "INSERT OR IGNORE INTO results (id, test_type, target, resolved_ip, started_at,
@@ -295,7 +302,6 @@ impl Store {
             let mut outbox = tx.prepare_cached(
                 "INSERT INTO outbox (result_id, enqueued_at, next_attempt_at) VALUES (?1, ?2, ?2)",
             )?;
-            let mut roll = tx.prepare_cached(ROLLUP_UPSERT)?;
             let now = micros(&Utc::now());
             for m in results {
                 let metrics =
@@ -323,18 +329,14 @@ impl Store {
                 }
                 added += 1;
                 outbox.execute(params![id, now])?;
-                for (metric, value) in rollup_values(m) {
-                    roll.execute(params![
-                        m.target,
-                        m.test_type.as_str(),
-                        metric,
-                        m.started_at.timestamp().div_euclid(3600),
-                        value
-                    ])?;
+                let sid = series_id(&tx, &self.series_ids, &mut new_ids, m)?;
+                for grain in [HOURLY, DAILY] {
+                    roll_up(&tx, grain, sid, m)?;
                 }
             }
         }
         tx.commit()?;
+        self.series_ids.extend(new_ids);
         Ok(added)
     }
 
@@ -440,63 +442,73 @@ impl Store {
         let b = q.bucket_secs;
         let first = q.since.timestamp().div_euclid(b) * b;
         let end = (q.until.timestamp() + b - 1).div_euclid(b) * b;
-        let rollup = b % 3600 == 0;
-        // Fixed parameters first (?1..?k), then the target list, then the type.
-        let mut args: Vec<rusqlite::types::Value> = if rollup {
-            vec![
-                b.into(),
-                q.metric.clone().into(),
-                first.div_euclid(3600).into(),
-                end.div_euclid(3600).into(),
-            ]
-        } else {
-            vec![
+        // The coarsest roll-up whose unit divides the bucket; raw rows otherwise.
+        let grain = [DAILY, HOURLY].into_iter().find(|g| b % g.secs == 0);
+        let mut args: Vec<rusqlite::types::Value> = match grain {
+            Some(g) => vec![b.into(), (first / g.secs).into(), (end / g.secs).into()],
+            None => vec![
                 b.into(),
                 (first * 1_000_000).into(),
                 (end * 1_000_000).into(),
-            ]
+            ],
         };
         let mut filters = String::new();
         if !q.targets.is_empty() {
             let marks: Vec<String> = (0..q.targets.len())
                 .map(|i| format!("?{}", args.len() + 1 + i))
                 .collect();
-            filters.push_str(&format!(" AND target IN ({})", marks.join(", ")));
+            filters.push_str(&format!(" AND s.target IN ({})", marks.join(", ")));
             args.extend(q.targets.iter().map(|t| t.clone().into()));
         }
         if let Some(t) = q.test_type {
             args.push(t.as_str().to_owned().into());
-            filters.push_str(&format!(" AND test_type = ?{}", args.len()));
+            filters.push_str(&format!(" AND s.test_type = ?{}", args.len()));
         }
-        let sql = if rollup {
-            format!(
-                "SELECT target, test_type, (hour * 3600 / ?1) AS bucket,
-                    SUM(CASE WHEN metric = 'success' THEN n END),
-                    SUM(CASE WHEN metric = 'success' THEN n - sum END),
-                    SUM(CASE WHEN metric = ?2 THEN n END),
-                    MIN(CASE WHEN metric = ?2 THEN min END),
-                    SUM(CASE WHEN metric = ?2 THEN sum END) / SUM(CASE WHEN metric = ?2 THEN n END),
-                    MAX(CASE WHEN metric = ?2 THEN max END),
-                    SUM(CASE WHEN metric = 'loss_pct' THEN sum END)
-                        / SUM(CASE WHEN metric = 'loss_pct' THEN n END)
-                 FROM rollup_hourly
-                 WHERE metric IN (?2, 'success', 'loss_pct') AND hour >= ?3 AND hour < ?4{filters}
-                 GROUP BY target, test_type, bucket
-                 ORDER BY target, test_type, bucket",
-            )
-        } else {
-            format!(
-                "SELECT target, test_type, (started_at / 1000000 / ?1) AS bucket,
+        let sql = match grain {
+            Some(g) => {
+                // `metric` is one of CHART_METRICS (checked above): safe to splice.
+                let (n, sum, min, max) = if q.metric == "success" {
+                    (
+                        "r.count".to_owned(),
+                        "(r.count - r.failed)".to_owned(),
+                        "NULL".to_owned(),
+                        "NULL".to_owned(),
+                    )
+                } else {
+                    let m = &q.metric;
+                    (
+                        format!("r.{m}_n"),
+                        format!("r.{m}_sum"),
+                        format!("r.{m}_min"),
+                        format!("r.{m}_max"),
+                    )
+                };
+                format!(
+                    "SELECT s.target, s.test_type, (r.{unit} * {secs} / ?1) AS bucket,
+                        SUM(r.count), SUM(r.failed),
+                        SUM({n}), MIN({min}), SUM({sum}) / NULLIF(SUM({n}), 0), MAX({max}),
+                        SUM(r.loss_pct_sum) / NULLIF(SUM(r.loss_pct_n), 0)
+                     FROM {table} r JOIN series s ON s.id = r.series_id
+                     WHERE r.{unit} >= ?2 AND r.{unit} < ?3{filters}
+                     GROUP BY r.series_id, bucket
+                     ORDER BY s.target, s.test_type, bucket",
+                    unit = g.unit,
+                    secs = g.secs,
+                    table = g.table,
+                )
+            }
+            None => format!(
+                "SELECT s.target, s.test_type, (started_at / 1000000 / ?1) AS bucket,
                     COUNT(*), SUM(1 - success),
                     COUNT({value}), MIN({value}), AVG({value}), MAX({value}),
                     AVG({loss})
-                 FROM results
+                 FROM results s
                  WHERE started_at >= ?2 AND started_at < ?3{filters}
                  GROUP BY target, test_type, bucket
                  ORDER BY target, test_type, bucket",
                 value = metric_sql(&q.metric),
                 loss = metric_sql("loss_pct"),
-            )
+            ),
         };
         let mut stmt = self.conn.prepare(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
@@ -544,10 +556,34 @@ impl Store {
             "DELETE FROM results WHERE started_at < ?1",
             [micros(&cutoff)],
         )?;
-        let hour = cutoff.timestamp().div_euclid(3600);
-        tx.execute("DELETE FROM rollup_hourly WHERE hour <= ?1", [hour])?;
-        rebuild_rollup_hour(&tx, hour)?;
+        let mut new_ids = HashMap::new();
+        for grain in [HOURLY, DAILY] {
+            let index = cutoff.timestamp().div_euclid(grain.secs);
+            tx.execute(
+                &format!("DELETE FROM {} WHERE {} <= ?1", grain.table, grain.unit),
+                [index],
+            )?;
+            // Rebuild the unit the cut-off falls in from the results left in it.
+            let mut sel = tx.prepare(
+                "SELECT id, test_type, target, resolved_ip, started_at, duration_ms, success,
+                        error_kind, error, tier, latency_ms, metrics
+                 FROM results WHERE started_at >= ?1 AND started_at < ?2",
+            )?;
+            let rows = sel.query_map(
+                [
+                    index * grain.secs * 1_000_000,
+                    (index + 1) * grain.secs * 1_000_000,
+                ],
+                row_to_raw,
+            )?;
+            for raw in rows {
+                let m = raw?.decode()?;
+                let sid = series_id(&tx, &self.series_ids, &mut new_ids, &m)?;
+                roll_up(&tx, grain, sid, &m)?;
+            }
+        }
         tx.commit()?;
+        self.series_ids.extend(new_ids);
         Ok(deleted)
     }
 
@@ -605,28 +641,143 @@ impl Store {
     }
 }
 
-const ROLLUP_UPSERT: &str =
-    "INSERT INTO rollup_hourly (target, test_type, metric, hour, n, sum, min, max)
-     VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?5)
-     ON CONFLICT (target, metric, hour, test_type) DO UPDATE SET
-        n = n + 1, sum = sum + excluded.sum,
-        min = MIN(min, excluded.min), max = MAX(max, excluded.max)";
+/// A roll-up table and the width of its unit.
+#[derive(Clone, Copy)]
+struct Grain {
+    table: &'static str,
+    unit: &'static str,
+    secs: i64,
+}
 
-/// The values a result contributes to the roll-up.
-fn rollup_values(m: &Measurement) -> impl Iterator<Item = (&'static str, f64)> + '_ {
-    let success = if m.success { 1.0 } else { 0.0 };
-    let loss = m
-        .metrics
-        .loss_pct
-        .unwrap_or(if m.success { 0.0 } else { 100.0 });
+const HOURLY: Grain = Grain {
+    table: "rollup_hourly",
+    unit: "hour",
+    secs: 3600,
+};
+const DAILY: Grain = Grain {
+    table: "rollup_daily",
+    unit: "day",
+    secs: 86_400,
+};
+
+/// The figures kept in the roll-ups (each has `_n`, `_sum`, `_min`, `_max`
+/// columns in the migration), in binding order.
+const ROLLED: [&str; 11] = [
+    "latency_ms",
+    "loss_pct",
+    "dns_ms",
+    "connect_ms",
+    "tls_ms",
+    "ttfb_ms",
+    "total_ms",
+    "throughput_mbps",
+    "jitter_ms",
+    "download_mbps",
+    "upload_mbps",
+];
+
+/// `INSERT … ON CONFLICT DO UPDATE` adding one result to a roll-up row.
+/// Parameters: ?1 series, ?2 unit index, ?3 failed (0/1), then for each
+/// figure of [`ROLLED`] its n (0/1) and its value (or NULL).
+fn upsert_sql(g: Grain) -> String {
+    let mut cols = Vec::new();
+    let mut vals = Vec::new();
+    let mut sets = vec![
+        "count = count + 1".to_owned(),
+        "failed = failed + excluded.failed".to_owned(),
+    ];
+    for (i, m) in ROLLED.iter().enumerate() {
+        let (n, v) = (4 + 2 * i, 5 + 2 * i);
+        cols.push(format!("{m}_n, {m}_sum, {m}_min, {m}_max"));
+        vals.push(format!("?{n}, COALESCE(?{v}, 0), ?{v}, ?{v}"));
+        sets.push(format!("{m}_n = {m}_n + excluded.{m}_n"));
+        sets.push(format!("{m}_sum = {m}_sum + excluded.{m}_sum"));
+        // SQLite's MIN/MAX of a NULL is NULL: keep whichever side is known.
+        sets.push(format!(
+            "{m}_min = MIN(COALESCE({m}_min, excluded.{m}_min), COALESCE(excluded.{m}_min, {m}_min))"
+        ));
+        sets.push(format!(
+            "{m}_max = MAX(COALESCE({m}_max, excluded.{m}_max), COALESCE(excluded.{m}_max, {m}_max))"
+        ));
+    }
+    format!(
+        "INSERT INTO {t} (series_id, {u}, count, failed, {cols}) VALUES (?1, ?2, 1, ?3, {vals})
+         ON CONFLICT (series_id, {u}) DO UPDATE SET {sets}",
+        t = g.table,
+        u = g.unit,
+        cols = cols.join(", "),
+        vals = vals.join(", "),
+        sets = sets.join(", "),
+    )
+}
+
+/// The upsert for a grain, generated once per process.
+fn upsert_for(g: Grain) -> &'static str {
+    static HOURLY_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static DAILY_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let cell = if g.secs == HOURLY.secs {
+        &HOURLY_SQL
+    } else {
+        &DAILY_SQL
+    };
+    cell.get_or_init(|| upsert_sql(g))
+}
+
+/// Adds a result to the roll-up row of its unit.
+fn roll_up(tx: &Transaction<'_>, g: Grain, series: i64, m: &Measurement) -> Result<()> {
+    let mut stmt = tx.prepare_cached(upsert_for(g))?;
+    let values = rolled_values(m);
+    let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(3 + 2 * ROLLED.len());
+    args.push(series.into());
+    args.push(m.started_at.timestamp().div_euclid(g.secs).into());
+    args.push(i64::from(!m.success).into());
+    for v in values {
+        args.push(i64::from(v.is_some()).into());
+        args.push(v.map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Real));
+    }
+    stmt.execute(rusqlite::params_from_iter(args))?;
+    Ok(())
+}
+
+/// A result's values for [`ROLLED`], in order; non-finite values are left out.
+fn rolled_values(m: &Measurement) -> [Option<f64>; 11] {
+    let x = &m.metrics;
+    // Effective loss: the result's own figure, else all-or-nothing.
+    let loss = x.loss_pct.unwrap_or(if m.success { 0.0 } else { 100.0 });
     [
-        ("success", Some(success)),
-        ("loss_pct", Some(loss)),
-        ("latency_ms", m.latency_ms),
+        m.latency_ms,
+        Some(loss),
+        x.dns_ms,
+        x.connect_ms,
+        x.tls_ms,
+        x.ttfb_ms,
+        x.total_ms,
+        x.throughput_mbps,
+        x.jitter_ms,
+        x.download_mbps,
+        x.upload_mbps,
     ]
-    .into_iter()
-    .filter_map(|(k, v)| v.filter(|v| v.is_finite()).map(|v| (k, v)))
-    .chain(m.metrics.chartable().filter(|(k, _)| *k != "loss_pct"))
+    .map(|v| v.filter(|v| v.is_finite()))
+}
+
+/// The series id of a result's (target, test type), creating it if new.
+fn series_id(
+    tx: &Transaction<'_>,
+    known: &HashMap<(String, TestType), i64>,
+    new: &mut HashMap<(String, TestType), i64>,
+    m: &Measurement,
+) -> Result<i64> {
+    let key = (m.target.clone(), m.test_type);
+    if let Some(id) = known.get(&key).or_else(|| new.get(&key)) {
+        return Ok(*id);
+    }
+    tx.prepare_cached("INSERT OR IGNORE INTO series (target, test_type) VALUES (?1, ?2)")?
+        .execute(params![m.target, m.test_type.as_str()])?;
+    let id: i64 = tx
+        .prepare_cached("SELECT id FROM series WHERE target = ?1 AND test_type = ?2")?
+        .query_row(params![m.target, m.test_type.as_str()], |r| r.get(0))?;
+    new.insert(key, id);
+    Ok(id)
 }
 
 /// SQL for a chart metric over a raw `results` row. `metric` is one of
@@ -640,26 +791,6 @@ fn metric_sql(metric: &str) -> String {
         }
         other => format!("json_extract(metrics, '$.{other}')"),
     }
-}
-
-fn rebuild_rollup_hour(tx: &Transaction<'_>, hour: i64) -> Result<()> {
-    let mut sel = tx.prepare(
-        "SELECT id, test_type, target, resolved_ip, started_at, duration_ms, success,
-                error_kind, error, tier, latency_ms, metrics
-         FROM results WHERE started_at >= ?1 AND started_at < ?2",
-    )?;
-    let rows = sel.query_map(
-        [hour * 3600 * 1_000_000, (hour + 1) * 3600 * 1_000_000],
-        row_to_raw,
-    )?;
-    let mut roll = tx.prepare_cached(ROLLUP_UPSERT)?;
-    for raw in rows {
-        let m = raw?.decode()?;
-        for (metric, value) in rollup_values(&m) {
-            roll.execute(params![m.target, m.test_type.as_str(), metric, hour, value])?;
-        }
-    }
-    Ok(())
 }
 
 struct RawRow {

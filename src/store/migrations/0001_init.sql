@@ -30,18 +30,124 @@ CREATE TABLE outbox (
 ) WITHOUT ROWID;
 CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
 
--- Hourly roll-up of chartable figures, maintained with every insert so that
--- charts over long ranges never scan raw results. `hour` is Unix seconds / 3600.
--- The `success` metric holds 1/0 per result: n is the result count, n - sum the failures.
-CREATE TABLE rollup_hourly (
+-- One row per (target, test type): the series charts draw.
+CREATE TABLE series (
+    id        INTEGER PRIMARY KEY,
     target    TEXT NOT NULL,
     test_type TEXT NOT NULL,
-    metric    TEXT NOT NULL,
+    UNIQUE (target, test_type)
+);
+
+-- Roll-ups of the chartable figures, maintained in the same transaction as
+-- every insert so that charts over long ranges never scan raw results: one
+-- row per series per hour (`hour` = Unix seconds / 3600) and per day (`day` =
+-- Unix seconds / 86400), with n, sum, min and max of each figure. `loss_pct`
+-- holds each result's effective loss: its own `loss_pct` where it has one,
+-- else 0 for a success and 100 for a failure.
+-- Hourly.
+CREATE TABLE rollup_hourly (
+    series_id INTEGER NOT NULL REFERENCES series (id),
     hour      INTEGER NOT NULL,
-    n         INTEGER NOT NULL,
-    sum       REAL NOT NULL,
-    min       REAL NOT NULL,
-    max       REAL NOT NULL,
-    PRIMARY KEY (target, metric, hour, test_type)
+    count     INTEGER NOT NULL,        -- results
+    failed    INTEGER NOT NULL,        -- of which failed
+    latency_ms_n   INTEGER NOT NULL DEFAULT 0,
+    latency_ms_sum REAL NOT NULL DEFAULT 0,
+    latency_ms_min REAL,
+    latency_ms_max REAL,
+    loss_pct_n   INTEGER NOT NULL DEFAULT 0,
+    loss_pct_sum REAL NOT NULL DEFAULT 0,
+    loss_pct_min REAL,
+    loss_pct_max REAL,
+    dns_ms_n   INTEGER NOT NULL DEFAULT 0,
+    dns_ms_sum REAL NOT NULL DEFAULT 0,
+    dns_ms_min REAL,
+    dns_ms_max REAL,
+    connect_ms_n   INTEGER NOT NULL DEFAULT 0,
+    connect_ms_sum REAL NOT NULL DEFAULT 0,
+    connect_ms_min REAL,
+    connect_ms_max REAL,
+    tls_ms_n   INTEGER NOT NULL DEFAULT 0,
+    tls_ms_sum REAL NOT NULL DEFAULT 0,
+    tls_ms_min REAL,
+    tls_ms_max REAL,
+    ttfb_ms_n   INTEGER NOT NULL DEFAULT 0,
+    ttfb_ms_sum REAL NOT NULL DEFAULT 0,
+    ttfb_ms_min REAL,
+    ttfb_ms_max REAL,
+    total_ms_n   INTEGER NOT NULL DEFAULT 0,
+    total_ms_sum REAL NOT NULL DEFAULT 0,
+    total_ms_min REAL,
+    total_ms_max REAL,
+    throughput_mbps_n   INTEGER NOT NULL DEFAULT 0,
+    throughput_mbps_sum REAL NOT NULL DEFAULT 0,
+    throughput_mbps_min REAL,
+    throughput_mbps_max REAL,
+    jitter_ms_n   INTEGER NOT NULL DEFAULT 0,
+    jitter_ms_sum REAL NOT NULL DEFAULT 0,
+    jitter_ms_min REAL,
+    jitter_ms_max REAL,
+    download_mbps_n   INTEGER NOT NULL DEFAULT 0,
+    download_mbps_sum REAL NOT NULL DEFAULT 0,
+    download_mbps_min REAL,
+    download_mbps_max REAL,
+    upload_mbps_n   INTEGER NOT NULL DEFAULT 0,
+    upload_mbps_sum REAL NOT NULL DEFAULT 0,
+    upload_mbps_min REAL,
+    upload_mbps_max REAL,
+    PRIMARY KEY (series_id, hour)
 ) WITHOUT ROWID;
-CREATE INDEX rollup_by_metric_hour ON rollup_hourly (metric, hour);
+CREATE INDEX rollup_hourly_by_hour ON rollup_hourly (hour);
+
+-- Daily.
+CREATE TABLE rollup_daily (
+    series_id INTEGER NOT NULL REFERENCES series (id),
+    day      INTEGER NOT NULL,
+    count     INTEGER NOT NULL,        -- results
+    failed    INTEGER NOT NULL,        -- of which failed
+    latency_ms_n   INTEGER NOT NULL DEFAULT 0,
+    latency_ms_sum REAL NOT NULL DEFAULT 0,
+    latency_ms_min REAL,
+    latency_ms_max REAL,
+    loss_pct_n   INTEGER NOT NULL DEFAULT 0,
+    loss_pct_sum REAL NOT NULL DEFAULT 0,
+    loss_pct_min REAL,
+    loss_pct_max REAL,
+    dns_ms_n   INTEGER NOT NULL DEFAULT 0,
+    dns_ms_sum REAL NOT NULL DEFAULT 0,
+    dns_ms_min REAL,
+    dns_ms_max REAL,
+    connect_ms_n   INTEGER NOT NULL DEFAULT 0,
+    connect_ms_sum REAL NOT NULL DEFAULT 0,
+    connect_ms_min REAL,
+    connect_ms_max REAL,
+    tls_ms_n   INTEGER NOT NULL DEFAULT 0,
+    tls_ms_sum REAL NOT NULL DEFAULT 0,
+    tls_ms_min REAL,
+    tls_ms_max REAL,
+    ttfb_ms_n   INTEGER NOT NULL DEFAULT 0,
+    ttfb_ms_sum REAL NOT NULL DEFAULT 0,
+    ttfb_ms_min REAL,
+    ttfb_ms_max REAL,
+    total_ms_n   INTEGER NOT NULL DEFAULT 0,
+    total_ms_sum REAL NOT NULL DEFAULT 0,
+    total_ms_min REAL,
+    total_ms_max REAL,
+    throughput_mbps_n   INTEGER NOT NULL DEFAULT 0,
+    throughput_mbps_sum REAL NOT NULL DEFAULT 0,
+    throughput_mbps_min REAL,
+    throughput_mbps_max REAL,
+    jitter_ms_n   INTEGER NOT NULL DEFAULT 0,
+    jitter_ms_sum REAL NOT NULL DEFAULT 0,
+    jitter_ms_min REAL,
+    jitter_ms_max REAL,
+    download_mbps_n   INTEGER NOT NULL DEFAULT 0,
+    download_mbps_sum REAL NOT NULL DEFAULT 0,
+    download_mbps_min REAL,
+    download_mbps_max REAL,
+    upload_mbps_n   INTEGER NOT NULL DEFAULT 0,
+    upload_mbps_sum REAL NOT NULL DEFAULT 0,
+    upload_mbps_min REAL,
+    upload_mbps_max REAL,
+    PRIMARY KEY (series_id, day)
+) WITHOUT ROWID;
+CREATE INDEX rollup_daily_by_day ON rollup_daily (day);
