@@ -48,7 +48,7 @@ step "Windows type-check (x86_64-pc-windows-gnu)"
 cargo check --locked --target x86_64-pc-windows-gnu --lib --bins
 
 step "Tests"
-cargo test --locked --all-targets -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
+cargo test --locked --lib --bins --tests -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
 status=${PIPESTATUS[0]}
 step "Summary"
 grep -E '^test result:' "$CARGO_TARGET_DIR/test-output.txt" |
