@@ -253,17 +253,19 @@ pub struct Metrics {
     pub server_kind: Option<String>,
 }
 
-/// Figures a chart can ask the store for (besides `latency_ms` and `success`).
+/// Figures a chart can ask the store for: `success` (the share of results
+/// that succeeded), then every figure the store rolls up, in the roll-ups'
+/// column order.
 pub const CHART_METRICS: [&str; 12] = [
-    "latency_ms",
     "success",
+    "latency_ms",
+    "loss_pct",
     "dns_ms",
     "connect_ms",
     "tls_ms",
     "ttfb_ms",
     "total_ms",
     "throughput_mbps",
-    "loss_pct",
     "jitter_ms",
     "download_mbps",
     "upload_mbps",

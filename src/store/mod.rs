@@ -342,11 +342,7 @@ impl Store {
 
     /// Results matching `q`, oldest first.
     pub fn history(&self, q: &HistoryQuery) -> Result<Vec<Measurement>> {
-        let mut sql = String::from(
-            "SELECT id, test_type, target, resolved_ip, started_at, duration_ms, success,
-                    error_kind, error, tier, latency_ms, metrics
-             FROM results WHERE 1 = 1",
-        );
+        let mut sql = format!("SELECT {RESULT_COLUMNS} FROM results WHERE 1 = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(t) = &q.target {
             sql.push_str(" AND target = ?");
@@ -392,9 +388,7 @@ impl Store {
         let raw = self
             .conn
             .query_row(
-                "SELECT id, test_type, target, resolved_ip, started_at, duration_ms, success,
-                        error_kind, error, tier, latency_ms, metrics
-                 FROM results WHERE id = ?1",
+                &format!("SELECT {RESULT_COLUMNS} FROM results WHERE id = ?1"),
                 [id.to_string()],
                 row_to_raw,
             )
@@ -564,11 +558,9 @@ impl Store {
                 [index],
             )?;
             // Rebuild the unit the cut-off falls in from the results left in it.
-            let mut sel = tx.prepare(
-                "SELECT id, test_type, target, resolved_ip, started_at, duration_ms, success,
-                        error_kind, error, tier, latency_ms, metrics
-                 FROM results WHERE started_at >= ?1 AND started_at < ?2",
-            )?;
+            let mut sel = tx.prepare(&format!(
+                "SELECT {RESULT_COLUMNS} FROM results WHERE started_at >= ?1 AND started_at < ?2"
+            ))?;
             let rows = sel.query_map(
                 [
                     index * grain.secs * 1_000_000,
@@ -661,20 +653,9 @@ const DAILY: Grain = Grain {
 };
 
 /// The figures kept in the roll-ups (each has `_n`, `_sum`, `_min`, `_max`
-/// columns in the migration), in binding order.
-const ROLLED: [&str; 11] = [
-    "latency_ms",
-    "loss_pct",
-    "dns_ms",
-    "connect_ms",
-    "tls_ms",
-    "ttfb_ms",
-    "total_ms",
-    "throughput_mbps",
-    "jitter_ms",
-    "download_mbps",
-    "upload_mbps",
-];
+/// columns in the migration), in binding order: the chart figures after
+/// `success`, which comes from the result counts.
+const ROLLED: &[&str] = CHART_METRICS.split_at(1).1;
 
 /// `INSERT … ON CONFLICT DO UPDATE` adding one result to a roll-up row.
 /// Parameters: ?1 series, ?2 unit index, ?3 failed (0/1), then for each
@@ -740,7 +721,7 @@ fn roll_up(tx: &Transaction<'_>, g: Grain, series: i64, m: &Measurement) -> Resu
 }
 
 /// A result's values for [`ROLLED`], in order; non-finite values are left out.
-fn rolled_values(m: &Measurement) -> [Option<f64>; 11] {
+fn rolled_values(m: &Measurement) -> [Option<f64>; CHART_METRICS.len() - 1] {
     let x = &m.metrics;
     // Effective loss: the result's own figure, else all-or-nothing.
     let loss = x.loss_pct.unwrap_or(if m.success { 0.0 } else { 100.0 });
@@ -792,6 +773,10 @@ fn metric_sql(metric: &str) -> String {
         other => format!("json_extract(metrics, '$.{other}')"),
     }
 }
+
+/// The `results` columns [`row_to_raw`] reads, in its order.
+const RESULT_COLUMNS: &str = "id, test_type, target, resolved_ip, started_at, duration_ms, \
+     success, error_kind, error, tier, latency_ms, metrics";
 
 struct RawRow {
     id: String,
