@@ -321,7 +321,7 @@ fn load_config(paths: &Paths) -> Result<Config> {
 }
 
 fn open_store(paths: &Paths) -> Result<Store> {
-    Ok(Store::open(&paths.db_file)?)
+    Store::open(&paths.db_file).with_context(|| format!("database {}", paths.db_file.display()))
 }
 
 /// Reading commands do not create a database where there is none.

@@ -345,3 +345,37 @@ fn history_without_a_database_says_so() {
     assert!(stderr(&out).contains("no results yet"), "{}", stderr(&out));
     assert!(!dir.path().join("wp.db").exists());
 }
+
+#[test]
+fn a_full_disk_is_reported_and_earlier_results_are_kept() {
+    let disk = support::SmallDisk::new("1m");
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("config.toml"),
+        "[[suite.tcp]]\ntarget = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(waddleperf_bin())
+            .arg("--config")
+            .arg(cfg.path().join("config.toml"))
+            .arg("--db")
+            .arg(disk.path().join("wp.db"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["run"]).status.success());
+    disk.fill();
+    let out = run(&["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("wp.db") && err.contains("disk full"), "{err}");
+    std::fs::remove_file(disk.path().join("filler")).unwrap();
+    let hist = run(&["history", "--json"]);
+    assert_eq!(
+        json_lines(&hist).len(),
+        1,
+        "the first run's result is intact"
+    );
+}

@@ -1,9 +1,12 @@
 //! Store behaviour on real SQLite files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use support::SmallDisk;
 use waddleperf::model::{ErrorKind, Measurement, TestType};
 use waddleperf::store::{HistoryQuery, SeriesQuery, Store, StoreError, SCHEMA_VERSION};
 
@@ -383,4 +386,30 @@ fn results_survive_a_kill_between_writes() {
         .sum();
     assert_eq!(rolled as usize, n, "roll-up agrees with the results");
     println!("killed after {last} reported commits; {n} results intact");
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_loses_nothing_committed() {
+    let disk = SmallDisk::new("1m");
+    let path = disk.path().join("wp.db");
+    let mut s = Store::open(&path).unwrap();
+    let mut committed = 0;
+    let err = loop {
+        let batch: Vec<Measurement> = (0..100)
+            .map(|i| at(Utc::now(), "full:1", Some(i as f64), true))
+            .collect();
+        match s.insert(&batch) {
+            Ok(n) => committed += n,
+            Err(e) => break e,
+        }
+        assert!(committed < 1_000_000, "the disk never filled");
+    };
+    assert!(matches!(err, StoreError::Full(_)), "{err}");
+    assert!(err.to_string().contains("out of space"), "{err}");
+    drop(s);
+    // Everything committed before the failure is intact, the file consistent.
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.stats().unwrap().results as usize, committed);
+    assert!(s.check().unwrap().is_empty());
+    println!("disk full after {committed} results: {err}");
 }

@@ -57,6 +57,8 @@ pub enum StoreError {
     },
     #[error("the database is full or the disk is out of space: {0}")]
     Full(#[source] rusqlite::Error),
+    #[error("disk I/O error on the database (is the disk full, or its directory read-only?): {0}")]
+    Io(#[source] rusqlite::Error),
     #[error("database error: {0}")]
     Sql(#[source] rusqlite::Error),
     #[error("stored result {id} cannot be read: {detail}")]
@@ -69,6 +71,7 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e),
+            Some(rusqlite::ErrorCode::SystemIoFailure) => StoreError::Io(e),
             _ => StoreError::Sql(e),
         }
     }

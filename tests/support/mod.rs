@@ -70,3 +70,35 @@ pub fn median(v: &mut [f64]) -> f64 {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
+
+/// A tmpfs of a given size (e.g. "1m") for disk-full tests, unmounted on drop.
+pub struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    pub fn new(size: &str) -> SmallDisk {
+        require_root("a disk-full test (mounting a small tmpfs)");
+        let dir = tempfile::tempdir().unwrap();
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path()));
+        SmallDisk(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+
+    /// Fills the remaining space with a file.
+    pub fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.path().join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).output();
+    }
+}
