@@ -535,7 +535,6 @@ pub struct Paths {
     pub config_file: PathBuf,
     pub data_dir: PathBuf,
     pub db_file: PathBuf,
-    pub log_dir: PathBuf,
 }
 
 impl Paths {
@@ -543,15 +542,11 @@ impl Paths {
     /// %APPDATA% on Windows), with explicit overrides taking precedence.
     pub fn resolve(config: Option<PathBuf>, db: Option<PathBuf>) -> Paths {
         let dirs = directories::ProjectDirs::from("io", "PenguinTech", "WaddlePerf");
-        let (cfg_dir, data_dir, log_dir) = match &dirs {
-            Some(d) => (
-                d.config_dir().to_owned(),
-                d.data_dir().to_owned(),
-                d.data_local_dir().join("logs"),
-            ),
+        let (cfg_dir, data_dir) = match &dirs {
+            Some(d) => (d.config_dir().to_owned(), d.data_dir().to_owned()),
             None => {
                 let base = PathBuf::from(".waddleperf");
-                (base.clone(), base.clone(), base.join("logs"))
+                (base.clone(), base)
             }
         };
         let db_file = db.unwrap_or_else(|| data_dir.join("waddleperf.db"));
@@ -560,7 +555,6 @@ impl Paths {
             config_file: config.unwrap_or_else(|| cfg_dir.join("config.toml")),
             data_dir,
             db_file,
-            log_dir,
         }
     }
 }
@@ -568,8 +562,7 @@ impl Paths {
 impl fmt::Display for Paths {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "config   {}", self.config_file.display())?;
-        writeln!(f, "database {}", self.db_file.display())?;
-        write!(f, "logs     {}", self.log_dir.display())
+        write!(f, "database {}", self.db_file.display())
     }
 }
 

@@ -194,7 +194,7 @@ enum ConfigAction {
     Show,
     /// Check a configuration file [default: the one in use]
     Validate { path: Option<PathBuf> },
-    /// Print where the configuration, database and logs live
+    /// Print where the configuration and the database live
     Path,
 }
 
