@@ -171,3 +171,37 @@ async fn raw_connect_and_bad_targets() {
         .await;
     assert_eq!(r.error_kind, Some(ErrorKind::Dns), "{r:?}");
 }
+
+#[tokio::test]
+async fn happy_eyeballs_moves_past_a_dead_address() {
+    use waddleperf::probe::net::{connect, ATTEMPT_DELAY};
+    let pair = NetPair::new();
+    pair.black_hole_tcp(9);
+    let live = SilentServer::start(b"");
+    let dead: std::net::SocketAddr = format!("{}:9", pair.peer_ip).parse().unwrap();
+
+    // A black-holed first address costs the attempt delay, not the timeout.
+    let t = std::time::Instant::now();
+    let c = connect(&[dead, live.addr]).await.unwrap();
+    let took = t.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(c.addr, live.addr);
+    assert!(
+        c.connect_ms < 50.0,
+        "the winner's own connect time: {}",
+        c.connect_ms
+    );
+    let delay = ATTEMPT_DELAY.as_secs_f64() * 1000.0;
+    assert!((delay..delay + 200.0).contains(&took), "took {took} ms");
+    println!("dead first address: connected to {} after {took:.1} ms (attempt delay {delay} ms), connect_ms {:.3}", c.addr, c.connect_ms);
+
+    // A refused first address moves on at once.
+    let closed: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let t = std::time::Instant::now();
+    let c = connect(&[closed, live.addr]).await.unwrap();
+    assert_eq!(c.addr, live.addr);
+    assert!(t.elapsed() < ATTEMPT_DELAY, "{:?}", t.elapsed());
+
+    // All dead: the last error is reported.
+    let e = connect(&[closed]).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused);
+}

@@ -2,8 +2,9 @@
 
 use super::{ms, ProbeError};
 use crate::model::ErrorKind;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 /// Addresses for a host, and how long the system resolver took (`None` when
@@ -51,25 +52,112 @@ pub struct Connected {
     pub connect_ms: f64,
 }
 
-/// Connects to the addresses in order until one answers. The connect time
-/// is that of the successful attempt alone (earlier refusals are not added).
+/// How long an attempt has before the next address is tried alongside it
+/// (RFC 8305's "connection attempt delay").
+pub const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// Connects the way browsers do (Happy Eyeballs, RFC 8305): addresses are
+/// tried in the resolver's order with the families interleaved; when an
+/// attempt has not succeeded within [`ATTEMPT_DELAY`] (or has failed), the
+/// next one starts beside it; the first to connect wins and the others are
+/// dropped. A broken IPv6 path therefore costs 250 ms, not the test's whole
+/// timeout. The connect time is that of the winning attempt alone.
 pub async fn connect(addrs: &[SocketAddr]) -> Result<Connected, ProbeError> {
-    let mut last = None;
-    for &addr in addrs {
-        let start = Instant::now();
-        match TcpStream::connect(addr).await {
-            Ok(stream) => {
-                let connect_ms = ms(start.elapsed());
+    let order = interleave(addrs);
+    let mut pending = order.into_iter();
+    let mut attempts = tokio::task::JoinSet::new();
+    let mut last_err = None;
+    let start_next = |set: &mut tokio::task::JoinSet<_>, addr: SocketAddr| {
+        set.spawn(async move {
+            let start = Instant::now();
+            let res = TcpStream::connect(addr).await;
+            (addr, res, ms(start.elapsed()))
+        });
+    };
+    match pending.next() {
+        Some(addr) => start_next(&mut attempts, addr),
+        None => {
+            return Err(ProbeError::new(
+                ErrorKind::Config,
+                "no address to connect to",
+            ))
+        }
+    }
+    loop {
+        let outcome = if pending.len() > 0 {
+            match tokio::time::timeout(ATTEMPT_DELAY, attempts.join_next()).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    // Still waiting: start the next address beside it.
+                    if let Some(addr) = pending.next() {
+                        start_next(&mut attempts, addr);
+                    }
+                    continue;
+                }
+            }
+        } else {
+            attempts.join_next().await
+        };
+        let Some(joined) = outcome else {
+            // Every attempt finished without success.
+            return Err(last_err
+                .unwrap_or_else(|| ProbeError::new(ErrorKind::Io, "no connection attempt ran")));
+        };
+        match joined {
+            Ok((addr, Ok(stream), connect_ms)) => {
                 // Small requests must not wait for Nagle.
                 let _ = stream.set_nodelay(true);
+                attempts.abort_all();
                 return Ok(Connected {
                     stream,
                     addr,
                     connect_ms,
                 });
             }
-            Err(e) => last = Some(ProbeError::io(&format!("connect to {addr}"), &e)),
+            Ok((addr, Err(e), _)) => {
+                last_err = Some(ProbeError::io(&format!("connect to {addr}"), &e));
+                // A failure starts the next attempt at once.
+                if let Some(addr) = pending.next() {
+                    start_next(&mut attempts, addr);
+                }
+            }
+            Err(e) => last_err = Some(ProbeError::new(ErrorKind::Io, format!("connect task: {e}"))),
         }
     }
-    Err(last.unwrap_or_else(|| ProbeError::new(ErrorKind::Config, "no address to connect to")))
+}
+
+/// The resolver's order with address families alternating, starting with
+/// the family of the first address (RFC 8305 §4).
+fn interleave(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
+    let Some(first) = addrs.first() else {
+        return Vec::new();
+    };
+    let (mut same, mut other): (VecDeque<SocketAddr>, VecDeque<SocketAddr>) =
+        addrs.iter().partition(|a| a.is_ipv6() == first.is_ipv6());
+    let mut out = Vec::with_capacity(addrs.len());
+    loop {
+        match (same.pop_front(), other.pop_front()) {
+            (None, None) => return out,
+            (a, b) => out.extend(a.into_iter().chain(b)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_alternate_in_resolver_order() {
+        let a: Vec<SocketAddr> = ["[::1]:1", "[::2]:1", "[::3]:1", "10.0.0.1:1", "10.0.0.2:1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let got: Vec<String> = interleave(&a).iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            got,
+            ["[::1]:1", "10.0.0.1:1", "[::2]:1", "10.0.0.2:1", "[::3]:1"]
+        );
+        assert!(interleave(&[]).is_empty());
+    }
 }
