@@ -3,7 +3,7 @@
 //! (one run at a time: a request during a run joins it) and broadcasts events.
 
 use crate::config::Config;
-use crate::model::{Measurement, TestType};
+use crate::model::{ErrorKind, Measurement, TestType};
 use crate::probe::http::HttpProbe;
 use crate::probe::tcp::TcpProbe;
 use crate::probe::Probe;
@@ -202,11 +202,11 @@ impl Runtime {
                 None => {
                     let (tx, rx) = watch::channel(None);
                     *slot = Some(rx.clone());
-                    let inner = Arc::clone(&self.inner);
+                    let rt = self.clone();
                     tokio::spawn(async move {
-                        let summary = inner.execute().await;
+                        let summary = rt.execute().await;
                         // Clear the slot first: a request after this starts a new run.
-                        inner.current.lock().await.take();
+                        rt.inner.current.lock().await.take();
                         let _ = tx.send(Some(summary));
                     });
                     rx
@@ -267,6 +267,104 @@ impl Runtime {
         self.with_store_mut(move |s| s.insert(&results)).await
     }
 
+    /// One run of the suite: probes with bounded concurrency, each result
+    /// stored as soon as it is measured (a crash mid-run keeps the finished
+    /// ones), events for each step.
+    async fn execute(&self) -> Arc<RunSummary> {
+        let cfg = self.config();
+        let probes = suite(&cfg);
+        let run_id = Uuid::now_v7();
+        let started_at = Utc::now();
+        let total = probes.len();
+        tracing::info!(%run_id, total, "run started");
+        let _ = self.inner.events.send(Event::RunStarted {
+            run_id,
+            started_at,
+            total,
+        });
+
+        let gate = Arc::new(Semaphore::new(RUN_CONCURRENCY));
+        let mut tasks = tokio::task::JoinSet::new();
+        // Which probe each task runs, so that even a crashed task leaves a result.
+        let mut by_task = std::collections::HashMap::new();
+        for (i, probe) in probes.into_iter().enumerate() {
+            let gate = Arc::clone(&gate);
+            let what = (i, probe.test_type(), probe.target());
+            let handle = tasks.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                (i, probe.run().await)
+            });
+            by_task.insert(handle.id(), what);
+        }
+        let mut results: Vec<Option<Measurement>> = vec![None; total];
+        let mut store_error = None;
+        let mut done = 0;
+        while let Some(joined) = tasks.join_next().await {
+            let (i, m) = match joined {
+                Ok(x) => x,
+                Err(e) => match by_task.get(&e.id()) {
+                    Some((i, test_type, target)) => {
+                        tracing::error!(%target, "the probe crashed: {e}");
+                        let mut m = Measurement::begin(*test_type, target.clone());
+                        m.fail(ErrorKind::Io, format!("the probe crashed: {e}"));
+                        (*i, m)
+                    }
+                    None => continue,
+                },
+            };
+            done += 1;
+            let stored = self.store_results(vec![m.clone()]).await;
+            if let Err(e) = stored {
+                tracing::error!(target = %m.target, "result not stored: {e}");
+                store_error.get_or_insert_with(|| e.to_string());
+            }
+            tracing::info!(
+                target = %m.target,
+                test_type = %m.test_type,
+                success = m.success,
+                latency_ms = m.latency_ms,
+                "{}",
+                m.summary()
+            );
+            let _ = self.inner.events.send(Event::Result {
+                run_id,
+                done,
+                total,
+                result: Box::new(m.clone()),
+            });
+            if let Some(slot) = results.get_mut(i) {
+                *slot = Some(m);
+            }
+        }
+        if let Err(e) = self.apply_retention().await {
+            tracing::warn!("retention not applied: {e}");
+        }
+        let summary = RunSummary {
+            run_id,
+            started_at,
+            finished_at: Utc::now(),
+            results: results.into_iter().flatten().collect(),
+            store_error,
+        };
+        let last = LastRun {
+            run_id,
+            started_at,
+            finished_at: summary.finished_at,
+            total: summary.results.len(),
+            failed: summary.failed(),
+        };
+        match self.inner.last.lock() {
+            Ok(mut l) => *l = Some(last),
+            Err(p) => *p.into_inner() = Some(last),
+        }
+        tracing::info!(%run_id, failed = summary.failed(), "run finished");
+        let summary = Arc::new(summary);
+        let _ = self.inner.events.send(Event::RunFinished {
+            summary: Arc::clone(&summary),
+        });
+        summary
+    }
+
     async fn with_store<T, F>(&self, f: F) -> Result<T, RuntimeError>
     where
         T: Send + 'static,
@@ -293,105 +391,5 @@ impl Runtime {
         })
         .await
         .map_err(|e| RuntimeError::Task(e.to_string()))?
-    }
-}
-
-impl Inner {
-    /// One run of the suite: probes with bounded concurrency, each result
-    /// stored as soon as it is measured (a crash mid-run keeps the finished
-    /// ones), events for each step.
-    async fn execute(self: &Arc<Self>) -> Arc<RunSummary> {
-        let cfg = match self.config.read() {
-            Ok(c) => c.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
-        let probes = suite(&cfg);
-        let run_id = Uuid::now_v7();
-        let started_at = Utc::now();
-        let total = probes.len();
-        tracing::info!(%run_id, total, "run started");
-        let _ = self.events.send(Event::RunStarted {
-            run_id,
-            started_at,
-            total,
-        });
-
-        let gate = Arc::new(Semaphore::new(RUN_CONCURRENCY));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, probe) in probes.into_iter().enumerate() {
-            let gate = Arc::clone(&gate);
-            tasks.spawn(async move {
-                let _permit = gate.acquire_owned().await;
-                (i, probe.run().await)
-            });
-        }
-        let mut results: Vec<Option<Measurement>> = vec![None; total];
-        let mut store_error = None;
-        let mut done = 0;
-        while let Some(joined) = tasks.join_next().await {
-            let (i, m) = match joined {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::error!("a probe task failed: {e}");
-                    continue;
-                }
-            };
-            done += 1;
-            let handle = Runtime {
-                inner: Arc::clone(self),
-            };
-            let stored = handle.store_results(vec![m.clone()]).await;
-            if let Err(e) = stored {
-                tracing::error!(target = %m.target, "result not stored: {e}");
-                store_error.get_or_insert_with(|| e.to_string());
-            }
-            tracing::info!(
-                target = %m.target,
-                test_type = %m.test_type,
-                success = m.success,
-                latency_ms = m.latency_ms,
-                "{}",
-                m.summary()
-            );
-            let _ = self.events.send(Event::Result {
-                run_id,
-                done,
-                total,
-                result: Box::new(m.clone()),
-            });
-            if let Some(slot) = results.get_mut(i) {
-                *slot = Some(m);
-            }
-        }
-        let handle = Runtime {
-            inner: Arc::clone(self),
-        };
-        if let Err(e) = handle.apply_retention().await {
-            tracing::warn!("retention not applied: {e}");
-        }
-        let summary = RunSummary {
-            run_id,
-            started_at,
-            finished_at: Utc::now(),
-            results: results.into_iter().flatten().collect(),
-            store_error,
-        };
-        let last = LastRun {
-            run_id,
-            started_at,
-            finished_at: summary.finished_at,
-            total: summary.results.len(),
-            failed: summary.failed(),
-        };
-        match self.last.lock() {
-            Ok(mut l) => *l = Some(last),
-            Err(p) => *p.into_inner() = Some(last),
-        }
-        tracing::info!(%run_id, failed = summary.failed(), "run finished");
-        let summary = Arc::new(summary);
-        let _ = self.events.send(Event::RunFinished {
-            summary: Arc::clone(&summary),
-        });
-        summary
     }
 }
