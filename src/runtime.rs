@@ -260,11 +260,11 @@ impl Runtime {
     /// Applies the configured retention now.
     pub async fn apply_retention(&self) -> Result<usize, RuntimeError> {
         let days = self.config().store.retention_days;
-        self.with_store_mut(move |s| s.apply_retention(days)).await
+        self.with_store(move |s| s.apply_retention(days)).await
     }
 
     async fn store_results(&self, results: Vec<Measurement>) -> Result<usize, RuntimeError> {
-        self.with_store_mut(move |s| s.insert(&results)).await
+        self.with_store(move |s| s.insert(&results)).await
     }
 
     /// One run of the suite: probes with bounded concurrency, each result
@@ -365,21 +365,8 @@ impl Runtime {
         summary
     }
 
+    /// Runs `f` on the store on a blocking thread (one writer at a time).
     async fn with_store<T, F>(&self, f: F) -> Result<T, RuntimeError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let guard = inner.store.lock().map_err(|_| RuntimeError::Poisoned)?;
-            f(&guard).map_err(RuntimeError::from)
-        })
-        .await
-        .map_err(|e| RuntimeError::Task(e.to_string()))?
-    }
-
-    async fn with_store_mut<T, F>(&self, f: F) -> Result<T, RuntimeError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,

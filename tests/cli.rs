@@ -9,12 +9,18 @@ use support::servers::{Nginx, Sshd, TestCa};
 use support::{free_port, waddleperf_bin};
 use waddleperf::model::{ErrorKind, Measurement};
 
+/// `waddleperf` with the config and database in `dir`.
 fn wp(dir: &Path, args: &[&str]) -> Output {
+    wp_at(&dir.join("config.toml"), &dir.join("wp.db"), args)
+}
+
+/// `waddleperf --config CONFIG --db DB ARGS…`.
+fn wp_at(config: &Path, db: &Path, args: &[&str]) -> Output {
     Command::new(waddleperf_bin())
         .arg("--config")
-        .arg(dir.join("config.toml"))
+        .arg(config)
         .arg("--db")
-        .arg(dir.join("wp.db"))
+        .arg(db)
         .args(args)
         .env_remove("WADDLEPERF_LOG")
         .output()
@@ -259,12 +265,11 @@ fn tool_failures_exit_non_zero_with_the_reason() {
     assert_eq!(std::fs::read(dir.path().join("wp.db")).unwrap(), garbage);
 
     // A database path that cannot be created.
-    let out = Command::new(waddleperf_bin())
-        .arg("--config")
-        .arg(dir.path().join("config.toml"))
-        .args(["--db", "/proc/waddleperf/cannot/wp.db", "run"])
-        .output()
-        .unwrap();
+    let out = wp_at(
+        &dir.path().join("config.toml"),
+        Path::new("/proc/waddleperf/cannot/wp.db"),
+        &["run"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("/proc/waddleperf/cannot"),
@@ -356,14 +361,11 @@ fn a_full_disk_is_reported_and_earlier_results_are_kept() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        Command::new(waddleperf_bin())
-            .arg("--config")
-            .arg(cfg.path().join("config.toml"))
-            .arg("--db")
-            .arg(disk.path().join("wp.db"))
-            .args(args)
-            .output()
-            .unwrap()
+        wp_at(
+            &cfg.path().join("config.toml"),
+            &disk.path().join("wp.db"),
+            args,
+        )
     };
     assert!(run(&["run"]).status.success());
     disk.fill();

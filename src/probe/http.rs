@@ -11,7 +11,7 @@ use super::net::{connect, resolve};
 use super::tls::{self, ALPN_H2, ALPN_HTTP1};
 use super::{finish, ms, Probe, ProbeError};
 use crate::config::{check_http_url, Config, HttpMode, HttpTarget};
-use crate::model::{ErrorKind, Measurement, RedirectHop, TestType};
+use crate::model::{ErrorKind, Measurement, Metrics, RedirectHop, TestType};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, HOST, LOCATION, USER_AGENT};
@@ -284,23 +284,13 @@ struct HopOutcome {
     location: Option<String>,
 }
 
-/// Clears one hop's figures before the next hop is measured.
+/// Clears one hop's figures before the next hop is measured; only the
+/// redirect count carries over.
 fn clear_hop(m: &mut Measurement) {
-    let x = &mut m.metrics;
-    x.dns_ms = None;
-    x.connect_ms = None;
-    x.tls_ms = None;
-    x.ttfb_ms = None;
-    x.total_ms = None;
-    x.status_code = None;
-    x.http_version = None;
-    x.bytes = None;
-    x.throughput_mbps = None;
-    x.tls_version = None;
-    x.cipher = None;
-    x.cert_subject = None;
-    x.cert_issuer = None;
-    x.cert_days_left = None;
+    m.metrics = Metrics {
+        redirects: m.metrics.redirects,
+        ..Metrics::default()
+    };
     m.latency_ms = None;
     m.resolved_ip = None;
 }

@@ -22,10 +22,10 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The default trust store, built once per process.
-fn base_roots() -> &'static RootCertStore {
-    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
-    ROOTS.get_or_init(|| {
+/// The default trust store, built once per process and shared.
+fn base_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    let roots = ROOTS.get_or_init(|| {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let native = rustls_native_certs::load_native_certs();
@@ -33,8 +33,9 @@ fn base_roots() -> &'static RootCertStore {
             // A malformed system certificate is skipped, not fatal.
             let _ = roots.add(cert);
         }
-        roots
-    })
+        Arc::new(roots)
+    });
+    Arc::clone(roots)
 }
 
 /// Builds a client configuration.
@@ -52,8 +53,10 @@ pub fn client_config(
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider())))
             .with_no_client_auth()
     } else {
-        let mut roots = base_roots().clone();
+        let mut roots = base_roots();
         if let Some(path) = ca_file {
+            // Only a target with its own CA pays for a copy of the store.
+            let extra = Arc::make_mut(&mut roots);
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| {
                     ProbeError::new(
@@ -75,7 +78,7 @@ pub fn client_config(
                 ));
             }
             for c in certs {
-                roots.add(c).map_err(|e| {
+                extra.add(c).map_err(|e| {
                     ProbeError::new(
                         ErrorKind::Config,
                         format!("CA file {}: {e}", path.display()),

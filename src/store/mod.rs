@@ -607,26 +607,6 @@ impl Store {
         })
     }
 
-    /// Ids of outbox rows due for an attempt, oldest result first.
-    pub fn outbox_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<uuid::Uuid>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT result_id FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1
-             ORDER BY result_id LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![micros(&now), limit as i64], |r| {
-            r.get::<_, String>(0)
-        })?;
-        let mut out = Vec::new();
-        for id in rows {
-            let id = id?;
-            out.push(uuid::Uuid::parse_str(&id).map_err(|e| StoreError::Decode {
-                id: id.clone(),
-                detail: e.to_string(),
-            })?);
-        }
-        Ok(out)
-    }
-
     /// Runs SQLite's own consistency check (`PRAGMA quick_check`).
     pub fn check(&self) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
