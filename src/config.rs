@@ -22,6 +22,13 @@ pub const DEFAULT_TOML: &str = r#"# WaddlePerf configuration.
 interval_minutes = 60
 # Run the suite once as soon as the monitor starts.
 run_on_start = true
+# Each device runs at its own fixed offset into the interval (derived from the
+# device id) so that a fleet does not test at the same second. Set a number of
+# seconds (less than the interval) to pin it instead.
+# offset_seconds = 0
+# Latency tests run at most this many at a time inside a run (bandwidth tests
+# always run alone).
+concurrency = 4
 
 [store]
 # Results older than this many days are deleted.
@@ -34,6 +41,45 @@ timeout_ms = 10000
 max_redirects = 10
 # HTTP bodies are read to the end up to this many bytes, then cut off.
 max_body_bytes = 10485760
+
+[autoperf]
+# AutoPerf: when tier 1 results cross a threshold in this many consecutive
+# runs, tier 2 runs (and keeps running each time while escalated); when tier 2
+# results also cross theirs that many runs in a row, tier 3 runs once, then not
+# again until the cool-down has passed.
+enabled = true
+escalate_after = 2
+# Consecutive healthy tier 1 runs before going back to tier 1 only.
+deescalate_after = 3
+tier3_cooldown_minutes = 360
+
+[autoperf.thresholds]
+# Tier 1 -> 2 (and a target's health: crossing one makes it "degraded", a failed
+# test makes it "down").
+# latency_ms: the headline latency of TCP connect, ICMP and UDP tests.
+latency_ms = 100.0
+loss_pct = 5.0
+http_total_ms = 2000.0
+dns_ms = 1000.0
+# Tier 2 -> 3.
+throughput_mbps = 10.0
+jitter_ms = 50.0
+hops = 20.0
+cert_days_left = 7.0
+# A target may override any of these: thresholds = { latency_ms = 250.0 }
+
+[notifications]
+# Desktop notifications when a target's health changes or AutoPerf escalates;
+# never for every run.
+enabled = true
+# At most one notification per target (or per escalation) in this many minutes.
+min_interval_minutes = 30
+
+[log]
+# Log files (the daemon and the desktop app): one per day, kept this many days.
+retention_days = 14
+# error, warn, info, debug or trace (WADDLEPERF_LOG overrides).
+level = "info"
 
 # The suite: targets per test type. A file with no [suite] at all uses this
 # default suite; a file with any [[suite.*]] entry replaces it whole.
@@ -54,6 +100,11 @@ target = "1.1.1.1:443"
 [[suite.tcp]]
 target = "www.cloudflare.com:443"
 mode = "tls"
+
+# Tier 2 and tier 3 suites have the same shape ([[tier2.http]], [[tier2.tcp]],
+# [[tier3.http]], [[tier3.tcp]]). Left out, they are derived from the suite:
+# tier 2 checks the TLS of every HTTPS host and TLS target; tier 3 runs every
+# HTTP target over both HTTP/1.1 and HTTP/2, plus tier 2.
 "#;
 
 /// Where a configuration problem is.
@@ -99,7 +150,16 @@ pub struct Config {
     pub schedule: Schedule,
     pub store: StoreConfig,
     pub probe: ProbeDefaults,
+    pub autoperf: AutoPerf,
+    pub notifications: Notifications,
+    pub log: LogConfig,
     pub suite: Suite,
+    /// Tier 2 suite; `None` derives it from the tier 1 suite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier2: Option<Suite>,
+    /// Tier 3 suite; `None` derives it from the tier 1 suite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier3: Option<Suite>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +167,112 @@ pub struct Config {
 pub struct Schedule {
     pub interval_minutes: u32,
     pub run_on_start: bool,
+    /// Fixed offset into the interval; `None` derives one from the device id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset_seconds: Option<u32>,
+    pub concurrency: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutoPerf {
+    pub enabled: bool,
+    pub escalate_after: u32,
+    pub deescalate_after: u32,
+    pub tier3_cooldown_minutes: u32,
+    pub thresholds: Thresholds,
+}
+
+/// The AutoPerf thresholds (see `measurements.md`): tier 1 → 2 and health
+/// from the first four, tier 2 → 3 from the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Above: headline latency of TCP connect, ICMP and UDP tests.
+    pub latency_ms: f64,
+    /// Above: loss of sampled tests.
+    pub loss_pct: f64,
+    /// Above: HTTP total time.
+    pub http_total_ms: f64,
+    /// Above: DNS query time.
+    pub dns_ms: f64,
+    /// Below: bandwidth test download or upload.
+    pub throughput_mbps: f64,
+    /// Above: jitter of sampled tests.
+    pub jitter_ms: f64,
+    /// Above: traceroute hop count.
+    pub hops: f64,
+    /// Below: days before a TLS certificate expires.
+    pub cert_days_left: f64,
+}
+
+/// Per-target overrides of [`Thresholds`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_total_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_mbps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hops: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_days_left: Option<f64>,
+}
+
+impl Thresholds {
+    /// These thresholds with a target's overrides applied.
+    pub fn with(&self, o: Option<&ThresholdOverrides>) -> Thresholds {
+        let Some(o) = o else {
+            return self.clone();
+        };
+        Thresholds {
+            latency_ms: o.latency_ms.unwrap_or(self.latency_ms),
+            loss_pct: o.loss_pct.unwrap_or(self.loss_pct),
+            http_total_ms: o.http_total_ms.unwrap_or(self.http_total_ms),
+            dns_ms: o.dns_ms.unwrap_or(self.dns_ms),
+            throughput_mbps: o.throughput_mbps.unwrap_or(self.throughput_mbps),
+            jitter_ms: o.jitter_ms.unwrap_or(self.jitter_ms),
+            hops: o.hops.unwrap_or(self.hops),
+            cert_days_left: o.cert_days_left.unwrap_or(self.cert_days_left),
+        }
+    }
+
+    /// Each threshold by name, for validation and display.
+    pub fn named(&self) -> [(&'static str, f64); 8] {
+        [
+            ("latency_ms", self.latency_ms),
+            ("loss_pct", self.loss_pct),
+            ("http_total_ms", self.http_total_ms),
+            ("dns_ms", self.dns_ms),
+            ("throughput_mbps", self.throughput_mbps),
+            ("jitter_ms", self.jitter_ms),
+            ("hops", self.hops),
+            ("cert_days_left", self.cert_days_left),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notifications {
+    pub enabled: bool,
+    pub min_interval_minutes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub retention_days: u32,
+    pub level: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +322,8 @@ pub struct HttpTarget {
     pub ca_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdOverrides>,
 }
 
 /// What the TCP probe does after connecting.
@@ -184,6 +352,8 @@ pub struct TcpTarget {
     pub ca_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdOverrides>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -195,6 +365,53 @@ impl Default for Schedule {
         Schedule {
             interval_minutes: 60,
             run_on_start: true,
+            offset_seconds: None,
+            concurrency: 4,
+        }
+    }
+}
+
+impl Default for AutoPerf {
+    fn default() -> Self {
+        AutoPerf {
+            enabled: true,
+            escalate_after: 2,
+            deescalate_after: 3,
+            tier3_cooldown_minutes: 360,
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            latency_ms: 100.0,
+            loss_pct: 5.0,
+            http_total_ms: 2000.0,
+            dns_ms: 1000.0,
+            throughput_mbps: 10.0,
+            jitter_ms: 50.0,
+            hops: 20.0,
+            cert_days_left: 7.0,
+        }
+    }
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Notifications {
+            enabled: true,
+            min_interval_minutes: 30,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            retention_days: 14,
+            level: "info".into(),
         }
     }
 }
@@ -226,6 +443,11 @@ impl Default for Config {
             schedule: Schedule::default(),
             store: StoreConfig::default(),
             probe: ProbeDefaults::default(),
+            autoperf: AutoPerf::default(),
+            notifications: Notifications::default(),
+            log: LogConfig::default(),
+            tier2: None,
+            tier3: None,
             suite: Suite {
                 http: vec![
                     span(HttpTarget::new("https://www.google.com/")),
@@ -248,6 +470,7 @@ impl HttpTarget {
             insecure: false,
             ca_file: None,
             timeout_ms: None,
+            thresholds: None,
         }
     }
 }
@@ -261,6 +484,7 @@ impl TcpTarget {
             insecure: false,
             ca_file: None,
             timeout_ms: None,
+            thresholds: None,
         }
     }
 }
@@ -321,6 +545,38 @@ pub fn check_http_url(s: &str) -> Result<url::Url, String> {
 }
 
 const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 100..=600_000;
+
+/// The values `log.level` accepts.
+pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+
+fn check_threshold(name: &str, v: f64) -> Result<(), String> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("{v} is not a number of 0 or more"));
+    }
+    if name == "loss_pct" && v > 100.0 {
+        return Err(format!("{v} is more than 100 %"));
+    }
+    Ok(())
+}
+
+fn check_overrides(o: &ThresholdOverrides) -> Result<(), (&'static str, String)> {
+    let all = [
+        ("latency_ms", o.latency_ms),
+        ("loss_pct", o.loss_pct),
+        ("http_total_ms", o.http_total_ms),
+        ("dns_ms", o.dns_ms),
+        ("throughput_mbps", o.throughput_mbps),
+        ("jitter_ms", o.jitter_ms),
+        ("hops", o.hops),
+        ("cert_days_left", o.cert_days_left),
+    ];
+    for (k, v) in all {
+        if let Some(v) = v {
+            check_threshold(k, v).map_err(|m| (k, m))?;
+        }
+    }
+    Ok(())
+}
 
 impl Config {
     /// Parses TOML text; `origin` names the file in errors.
@@ -407,10 +663,25 @@ impl Config {
             return plain("probe.max_body_bytes", "must be at least 1".into());
         }
 
+        self.validate_more(&plain)?;
+        self.validate_suite(&self.suite, "suite", &err)?;
+        if let Some(t2) = &self.tier2 {
+            self.validate_suite(t2, "tier2", &err)?;
+        }
+        if let Some(t3) = &self.tier3 {
+            self.validate_suite(t3, "tier3", &err)?;
+        }
+        Ok(())
+    }
+
+    fn validate_suite<E>(&self, suite: &Suite, name: &str, err: &E) -> Result<(), ConfigError>
+    where
+        E: Fn(String, Option<std::ops::Range<usize>>, String) -> Result<(), ConfigError>,
+    {
         let mut seen = std::collections::HashSet::new();
-        for (i, t) in self.suite.http.iter().enumerate() {
+        for (i, t) in suite.http.iter().enumerate() {
             let span = Some(t.span());
-            let key = |k: &str| format!("suite.http[{i}].{k}");
+            let key = |k: &str| format!("{name}.http[{i}].{k}");
             if let Err(m) = check_http_url(&t.get_ref().url) {
                 return err(key("url"), span, m);
             }
@@ -424,6 +695,11 @@ impl Config {
                     span,
                     format!("{ms} is out of range (100 to 600000 ms)"),
                 );
+            }
+            if let Some(o) = &t.get_ref().thresholds {
+                if let Err((k, m)) = check_overrides(o) {
+                    return err(key(&format!("thresholds.{k}")), span, m);
+                }
             }
             if let Some(f) = &t.get_ref().ca_file {
                 if let Err(m) = check_readable(f) {
@@ -442,9 +718,9 @@ impl Config {
                 );
             }
         }
-        for (i, t) in self.suite.tcp.iter().enumerate() {
+        for (i, t) in suite.tcp.iter().enumerate() {
             let span = Some(t.span());
-            let key = |k: &str| format!("suite.tcp[{i}].{k}");
+            let key = |k: &str| format!("{name}.tcp[{i}].{k}");
             let tt = t.get_ref();
             if let Err(m) = split_host_port(&tt.target) {
                 return err(key("target"), span, m);
@@ -465,6 +741,11 @@ impl Config {
                     format!("{ms} is out of range (100 to 600000 ms)"),
                 );
             }
+            if let Some(o) = &tt.thresholds {
+                if let Err((k, m)) = check_overrides(o) {
+                    return err(key(&format!("thresholds.{k}")), span, m);
+                }
+            }
             if let Some(f) = &tt.ca_file {
                 if let Err(m) = check_readable(f) {
                     return err(key("ca_file"), span, m);
@@ -481,6 +762,78 @@ impl Config {
         Ok(())
     }
 
+    /// Schedule, AutoPerf, notification and log settings.
+    fn validate_more<P>(&self, plain: &P) -> Result<(), ConfigError>
+    where
+        P: Fn(&str, String) -> Result<(), ConfigError>,
+    {
+        let interval_s = self.schedule.interval_minutes.saturating_mul(60);
+        if let Some(o) = self.schedule.offset_seconds.filter(|o| *o >= interval_s) {
+            return plain(
+                "schedule.offset_seconds",
+                format!("{o} is not less than the interval ({interval_s} seconds)"),
+            );
+        }
+        if !(1..=64).contains(&self.schedule.concurrency) {
+            return plain(
+                "schedule.concurrency",
+                format!("{} is out of range (1 to 64)", self.schedule.concurrency),
+            );
+        }
+        let a = &self.autoperf;
+        for (key, v) in [
+            ("autoperf.escalate_after", a.escalate_after),
+            ("autoperf.deescalate_after", a.deescalate_after),
+        ] {
+            if !(1..=100).contains(&v) {
+                return plain(key, format!("{v} is out of range (1 to 100 runs)"));
+            }
+        }
+        if a.tier3_cooldown_minutes > 43_200 {
+            return plain(
+                "autoperf.tier3_cooldown_minutes",
+                format!(
+                    "{} is more than 43200 minutes (30 days)",
+                    a.tier3_cooldown_minutes
+                ),
+            );
+        }
+        for (k, v) in a.thresholds.named() {
+            if let Err(m) = check_threshold(k, v) {
+                return plain(&format!("autoperf.thresholds.{k}"), m);
+            }
+        }
+        if self.notifications.min_interval_minutes > 10_080 {
+            return plain(
+                "notifications.min_interval_minutes",
+                format!(
+                    "{} is more than 10080 minutes (a week)",
+                    self.notifications.min_interval_minutes
+                ),
+            );
+        }
+        if !(1..=3650).contains(&self.log.retention_days) {
+            return plain(
+                "log.retention_days",
+                format!(
+                    "{} is out of range (1 to 3650 days)",
+                    self.log.retention_days
+                ),
+            );
+        }
+        if !LOG_LEVELS.contains(&self.log.level.as_str()) {
+            return plain(
+                "log.level",
+                format!(
+                    "`{}` is not one of {}",
+                    self.log.level,
+                    LOG_LEVELS.join(", ")
+                ),
+            );
+        }
+        Ok(())
+    }
+
     /// The timeout for a target that may override the default.
     pub fn timeout(&self, own: Option<u64>) -> Duration {
         Duration::from_millis(own.unwrap_or(self.probe.timeout_ms))
@@ -489,6 +842,86 @@ impl Config {
     /// Number of targets in the suite.
     pub fn target_count(&self) -> usize {
         self.suite.http.len() + self.suite.tcp.len()
+    }
+
+    /// The suite of an AutoPerf tier (1, 2 or 3): configured, or derived
+    /// from the tier 1 suite when `[tier2]` / `[tier3]` are left out.
+    pub fn tier_suite(&self, tier: u8) -> Suite {
+        match tier {
+            2 => self.tier2.clone().unwrap_or_else(|| self.derived_tier2()),
+            3 => self.tier3.clone().unwrap_or_else(|| self.derived_tier3()),
+            _ => self.suite.clone(),
+        }
+    }
+
+    /// A TLS check of every HTTPS host of tier 1 that tier 1 does not
+    /// already check.
+    fn derived_tier2(&self) -> Suite {
+        let mut seen: std::collections::HashSet<String> = self
+            .suite
+            .tcp
+            .iter()
+            .filter(|t| t.get_ref().mode == TcpMode::Tls)
+            .map(|t| t.get_ref().target.trim().to_owned())
+            .collect();
+        let mut tcp = Vec::new();
+        for t in &self.suite.http {
+            let h = t.get_ref();
+            let Ok(u) = check_http_url(&h.url) else {
+                continue;
+            };
+            if u.scheme() != "https" {
+                continue;
+            }
+            let Some(host) = u.host_str() else {
+                continue;
+            };
+            let port = u.port_or_known_default().unwrap_or(443);
+            let target = if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            if seen.insert(target.clone()) {
+                tcp.push(Spanned::new(
+                    0..0,
+                    TcpTarget {
+                        insecure: h.insecure,
+                        ca_file: h.ca_file.clone(),
+                        timeout_ms: h.timeout_ms,
+                        thresholds: h.thresholds.clone(),
+                        ..TcpTarget::new(target, TcpMode::Tls)
+                    },
+                ));
+            }
+        }
+        Suite {
+            http: Vec::new(),
+            tcp,
+        }
+    }
+
+    /// Every tier 1 HTTP target over HTTP/1.1 and (for HTTPS) HTTP/2, plus
+    /// the tier 2 suite.
+    fn derived_tier3(&self) -> Suite {
+        let mut http = Vec::new();
+        for t in &self.suite.http {
+            let h = t.get_ref();
+            let https = h
+                .url
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("https:");
+            for mode in [HttpMode::Http1, HttpMode::Http2] {
+                if mode == HttpMode::Http2 && !https {
+                    continue;
+                }
+                http.push(Spanned::new(0..0, HttpTarget { mode, ..h.clone() }));
+            }
+        }
+        let mut tier2 = self.tier_suite(2);
+        tier2.http.append(&mut http);
+        tier2
     }
 
     /// The configuration as TOML.
@@ -535,12 +968,14 @@ pub struct Paths {
     pub config_file: PathBuf,
     pub data_dir: PathBuf,
     pub db_file: PathBuf,
+    /// Where the daemon and the desktop app write their daily log files.
+    pub log_dir: PathBuf,
 }
 
 impl Paths {
     /// Platform defaults (XDG on Linux, Application Support on macOS,
     /// %APPDATA% on Windows), with explicit overrides taking precedence.
-    pub fn resolve(config: Option<PathBuf>, db: Option<PathBuf>) -> Paths {
+    pub fn resolve(config: Option<PathBuf>, db: Option<PathBuf>, logs: Option<PathBuf>) -> Paths {
         let dirs = directories::ProjectDirs::from("io", "PenguinTech", "WaddlePerf");
         let (cfg_dir, data_dir) = match &dirs {
             Some(d) => (d.config_dir().to_owned(), d.data_dir().to_owned()),
@@ -549,20 +984,41 @@ impl Paths {
                 (base.clone(), base)
             }
         };
+        let log_dir = logs.unwrap_or_else(|| platform_log_dir(dirs.as_ref(), &data_dir));
         let db_file = db.unwrap_or_else(|| data_dir.join("waddleperf.db"));
         let data_dir = db_file.parent().map(Path::to_owned).unwrap_or(data_dir);
         Paths {
             config_file: config.unwrap_or_else(|| cfg_dir.join("config.toml")),
             data_dir,
             db_file,
+            log_dir,
         }
+    }
+}
+
+/// The platform's place for an application's logs: `~/Library/Logs/WaddlePerf`
+/// on macOS, `$XDG_STATE_HOME/waddleperf/logs` on Linux, the local app data
+/// directory on Windows.
+fn platform_log_dir(dirs: Option<&directories::ProjectDirs>, data_dir: &Path) -> PathBuf {
+    if cfg!(target_os = "macos") {
+        if let Some(home) = directories::BaseDirs::new() {
+            return home.home_dir().join("Library/Logs/WaddlePerf");
+        }
+    }
+    match dirs {
+        Some(d) => d
+            .state_dir()
+            .unwrap_or_else(|| d.data_local_dir())
+            .join("logs"),
+        None => data_dir.join("logs"),
     }
 }
 
 impl fmt::Display for Paths {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "config   {}", self.config_file.display())?;
-        write!(f, "database {}", self.db_file.display())
+        writeln!(f, "database {}", self.db_file.display())?;
+        write!(f, "logs     {}", self.log_dir.display())
     }
 }
 

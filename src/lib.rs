@@ -1,12 +1,16 @@
 //! WaddlePerf engine: probes, result model, local history, configuration and
 //! the runtime handle shared by the CLI and the desktop shell. No GUI code.
 
+pub mod agent;
+pub mod autoperf;
 pub mod config;
 pub mod device;
 pub mod export;
 pub mod model;
+pub mod notify;
 pub mod probe;
 pub mod runtime;
+pub mod schedule;
 pub mod store;
 pub mod version;
 

@@ -11,6 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use waddleperf::agent::AgentLock;
 use waddleperf::config::{
     check_http_url, split_host_port, Config, HttpMode, Paths, TcpMode, DEFAULT_TOML,
 };
@@ -19,7 +20,10 @@ use waddleperf::export;
 use waddleperf::model::{Measurement, TestType};
 use waddleperf::probe::http::HttpProbe;
 use waddleperf::probe::tcp::TcpProbe;
-use waddleperf::runtime::{AnyProbe, Runtime};
+use waddleperf::runtime::{AnyProbe, Runtime, Status};
+use waddleperf::store::StoredEvent;
+
+mod daemon;
 use waddleperf::store::{HistoryQuery, Store};
 use waddleperf::version;
 
@@ -38,6 +42,9 @@ struct Cli {
     /// Database file [default: the platform data directory]
     #[arg(long, global = true, env = "WADDLEPERF_DB", value_name = "PATH")]
     db: Option<PathBuf>,
+    /// Directory for the daemon's log files [default: the platform log directory]
+    #[arg(long, global = true, env = "WADDLEPERF_LOG_DIR", value_name = "DIR")]
+    log_dir: Option<PathBuf>,
     /// More log output on stderr (-v info, -vv debug); WADDLEPERF_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -51,9 +58,42 @@ fn version_string() -> &'static str {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the configured suite once, store and print the results
+    /// Run the configured suite once (AutoPerf may add tiers 2 and 3), store
+    /// and print the results
     Run {
         /// Print results as JSON lines instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Run only this AutoPerf tier's suite (no escalation, health unchanged)
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3), value_name = "1|2|3")]
+        tier: Option<u8>,
+    },
+    /// Run the monitor headless: the suite on its schedule, AutoPerf,
+    /// notifications, log files; stops cleanly on SIGINT/SIGTERM, reloads the
+    /// configuration on SIGHUP
+    Daemon {
+        /// Seconds a run in progress may take to finish when stopping
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        grace: u64,
+    },
+    /// Show the monitor's state: agent, last and next run, health per target,
+    /// AutoPerf tier, backlog
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause scheduled runs (kept across restarts; on-demand runs still work)
+    Pause,
+    /// Resume scheduled runs
+    Resume,
+    /// Show logged events: escalations, health changes, connectivity, pause
+    Events {
+        /// Only events from this time on: 90m, 24h, 7d, or an RFC 3339 time
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// At most this many (the newest)
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
         #[arg(long)]
         json: bool,
     },
@@ -210,7 +250,6 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging(cli.verbose);
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -220,31 +259,131 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
+fn stderr_filter(verbose: u8, quiet: &str) -> tracing_subscriber::EnvFilter {
     let default = match verbose {
-        0 => "warn",
+        0 => quiet,
         1 => "info",
         _ => "debug",
     };
-    let filter =
-        EnvFilter::try_from_env("WADDLEPERF_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::EnvFilter::try_from_env("WADDLEPERF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+}
+
+fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(stderr_filter(verbose, "warn"))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
+/// The daemon logs to stderr (for journald and containers) and to daily files
+/// in the log directory, keeping `log.retention_days` of them. The guard
+/// flushes the file writer when dropped at exit.
+pub(crate) fn init_daemon_logging(
+    verbose: u8,
+    dir: &Path,
+    cfg: &waddleperf::config::LogConfig,
+) -> Result<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+    let files = tracing_appender::rolling::RollingFileAppender::builder()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("waddleperf")
+        .filename_suffix("log")
+        .max_log_files(cfg.retention_days as usize)
+        .build(dir)
+        .with_context(|| format!("cannot write logs in {}", dir.display()))?;
+    let (writer, guard) = tracing_appender::non_blocking(files);
+    let file_filter = tracing_subscriber::EnvFilter::try_from_env("WADDLEPERF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.level));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_filter(file_filter),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(stderr_filter(verbose, "info")),
+        )
+        .try_init()
+        .context("cannot set up logging")?;
+    Ok(guard)
+}
+
 fn real_main(cli: Cli) -> Result<()> {
-    let paths = Paths::resolve(cli.config.clone(), cli.db.clone());
+    let paths = Paths::resolve(cli.config.clone(), cli.db.clone(), cli.log_dir.clone());
+    if !matches!(cli.command, Command::Daemon { .. }) {
+        init_logging(cli.verbose);
+    }
     match cli.command {
-        Command::Config { action } => config_cmd(action, &paths),
-        Command::Info { json } => info_cmd(json, &paths),
-        Command::Run { json } => {
+        Command::Daemon { grace } => daemon::run(&paths, cli.verbose, Duration::from_secs(grace)),
+        Command::Status { json } => {
+            let cfg = load_config(&paths)?;
+            let store = open_existing_store(&paths)?;
+            let rt = Runtime::new(store, cfg);
+            let status = tokio_rt()?.block_on(rt.status())?;
+            let agent = AgentLock::holder(&paths.data_dir);
+            let mut out = std::io::stdout().lock();
+            if json {
+                let mut v = serde_json::to_value(&status)?;
+                v["agent_running"] = serde_json::json!(agent.is_some());
+                serde_json::to_writer_pretty(&mut out, &v)?;
+                writeln!(out)?;
+            } else {
+                print_status(&mut out, &status, agent, Utc::now())?;
+            }
+            Ok(())
+        }
+        Command::Pause | Command::Resume => {
+            let pause = matches!(cli.command, Command::Pause);
             let cfg = load_config(&paths)?;
             let rt = open_runtime(&paths, cfg)?;
-            tokio_rt()?.block_on(run_cmd(rt, json))
+            tokio_rt()?.block_on(async {
+                if pause {
+                    rt.pause().await
+                } else {
+                    rt.resume().await
+                }
+            })?;
+            if pause {
+                println!("monitoring paused: scheduled runs are skipped until `waddleperf resume` (on-demand runs still work)");
+            } else {
+                println!("monitoring resumed");
+            }
+            Ok(())
+        }
+        Command::Events { since, limit, json } => {
+            let since = since
+                .as_deref()
+                .map(|s| parse_when(s, Utc::now()).with_context(|| format!("--since {s}")))
+                .transpose()?;
+            let store = open_existing_store(&paths)?;
+            let events = store.events(since, None, limit)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                for e in &events {
+                    serde_json::to_writer(&mut out, e)?;
+                    writeln!(out)?;
+                }
+            } else {
+                print_events(&mut out, &events)?;
+            }
+            Ok(())
+        }
+        Command::Config { action } => config_cmd(action, &paths),
+        Command::Info { json } => info_cmd(json, &paths),
+        Command::Run { json, tier } => {
+            let cfg = load_config(&paths)?;
+            let rt = open_runtime(&paths, cfg)?;
+            tokio_rt()?.block_on(run_cmd(rt, json, tier))
         }
         Command::Test { kind } => {
             let cfg = load_config(&paths)?;
@@ -279,6 +418,16 @@ fn real_main(cli: Cli) -> Result<()> {
                 export::write_csv(&mut out, &results)?;
             } else {
                 print_table(&mut out, &results)?;
+                // AutoPerf tier changes in the same window.
+                let tiers: Vec<_> = store
+                    .events(query.since, query.until, 50)?
+                    .into_iter()
+                    .filter(|e| e.kind == "escalated" || e.kind == "deescalated")
+                    .collect();
+                if !tiers.is_empty() {
+                    writeln!(out, "\nAutoPerf:")?;
+                    print_events(&mut out, &tiers)?;
+                }
             }
             Ok(())
         }
@@ -308,7 +457,7 @@ fn real_main(cli: Cli) -> Result<()> {
     }
 }
 
-fn tokio_rt() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn tokio_rt() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -339,7 +488,7 @@ fn open_runtime(paths: &Paths, cfg: Config) -> Result<Runtime> {
     Ok(Runtime::new(open_store(paths)?, cfg))
 }
 
-async fn run_cmd(rt: Runtime, json: bool) -> Result<()> {
+async fn run_cmd(rt: Runtime, json: bool, tier: Option<u8>) -> Result<()> {
     let cfg = rt.config();
     if cfg.target_count() == 0 {
         bail!("the suite is empty: add targets under [suite] in the configuration");
@@ -364,7 +513,10 @@ async fn run_cmd(rt: Runtime, json: bool) -> Result<()> {
             }
         }
     });
-    let summary = rt.run_now().await?;
+    let summary = match tier {
+        Some(t) => rt.run_tier(t).await?,
+        None => rt.run_now().await?,
+    };
     progress.abort();
     if interactive {
         eprint!("\r\x1b[K");
@@ -374,11 +526,16 @@ async fn run_cmd(rt: Runtime, json: bool) -> Result<()> {
         export::write_json_lines(&mut out, &summary.results)?;
     } else {
         print_table(&mut out, &summary.results)?;
+        for tr in &summary.transitions {
+            writeln!(out, "\nAutoPerf: {}", tr.message)?;
+        }
+        let tiers: Vec<String> = summary.tiers.iter().map(u8::to_string).collect();
         writeln!(
             out,
-            "\n{} tests, {} failed, run {}",
+            "\n{} tests, {} failed, tier {}, run {}",
             summary.results.len(),
             summary.failed(),
+            tiers.join("+"),
             summary.run_id
         )?;
     }
@@ -567,6 +724,130 @@ fn print_test(out: &mut dyn Write, m: &Measurement) -> std::io::Result<()> {
         writeln!(out, "  latency_ms   {l:.3} ms")?;
     }
     writeln!(out, "  duration_ms  {:.3} ms", m.duration_ms)
+}
+
+fn when(t: &DateTime<Utc>) -> String {
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+fn ago(t: &DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let d = now - *t;
+    let (n, unit, dir) = if d.num_seconds() >= 0 {
+        (d.num_seconds(), "ago", true)
+    } else {
+        (-d.num_seconds(), "from now", false)
+    };
+    let span = match n {
+        0..=89 => format!("{n} s"),
+        90..=5399 => format!("{} min", (n + 30) / 60),
+        5400..=129_599 => format!("{:.1} h", n as f64 / 3600.0),
+        _ => format!("{:.1} d", n as f64 / 86_400.0),
+    };
+    if dir {
+        format!("{span} {unit}")
+    } else {
+        format!("in {span}")
+    }
+}
+
+fn print_status(
+    out: &mut dyn Write,
+    s: &Status,
+    agent: Option<Option<u32>>,
+    now: DateTime<Utc>,
+) -> std::io::Result<()> {
+    match (agent, &s.agent) {
+        (Some(pid), a) => {
+            let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            let next = match a.as_ref().and_then(|a| a.next_run) {
+                Some(t) => format!(", next run {} ({})", when(&t), ago(&t, now)),
+                None => String::new(),
+            };
+            writeln!(out, "agent         running{pid}{next}")?;
+        }
+        (None, _) => writeln!(
+            out,
+            "agent         not running (start `waddleperf daemon` or the desktop app)"
+        )?,
+    }
+    writeln!(
+        out,
+        "monitoring    {}",
+        if s.paused {
+            "paused (`waddleperf resume` to resume)"
+        } else {
+            "active"
+        }
+    )?;
+    match &s.last_run {
+        Some(l) => {
+            let tiers: Vec<String> = l.tiers.iter().map(u8::to_string).collect();
+            writeln!(
+                out,
+                "last run      {} ({}), {:?}, tier {}, {} tests, {} failed",
+                when(&l.finished_at),
+                ago(&l.finished_at, now),
+                l.reason,
+                tiers.join("+"),
+                l.total,
+                l.failed
+            )?
+        }
+        None => writeln!(out, "last run      never")?,
+    }
+    match s.health {
+        Some(h) => writeln!(out, "health        {h}")?,
+        None => writeln!(out, "health        unknown (no run yet)")?,
+    }
+    for t in &s.targets_health {
+        let reason = t
+            .reason
+            .as_deref()
+            .map(|r| format!("  ({r})"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  {:<9} {:<5} {}{reason}",
+            t.health.as_str(),
+            t.test_type.as_str(),
+            t.target
+        )?;
+    }
+    let mut tier = format!("tier {}", s.autoperf.level);
+    if s.autoperf.level > 1 {
+        tier.push_str(" (escalated)");
+    }
+    if let Some(t3) = &s.autoperf.tier3_last_run {
+        tier.push_str(&format!(", tier 3 last ran {}", when(t3)));
+    }
+    writeln!(out, "autoperf      {tier}")?;
+    if s.connectivity.lost {
+        let since = s
+            .connectivity
+            .since
+            .map(|t| format!(" since {}", when(&t)))
+            .unwrap_or_default();
+        writeln!(out, "connectivity  lost{since}")?;
+    } else {
+        writeln!(out, "connectivity  ok")?;
+    }
+    writeln!(
+        out,
+        "results       {} stored; {} waiting to sync, {} refused (dead letters)",
+        s.store.results, s.store.outbox_pending, s.store.outbox_dead
+    )
+}
+
+fn print_events(out: &mut dyn Write, events: &[StoredEvent]) -> std::io::Result<()> {
+    if events.is_empty() {
+        return writeln!(out, "no events");
+    }
+    for e in events {
+        writeln!(out, "{}  {:<21} {}", when(&e.at), e.kind, e.message)?;
+    }
+    Ok(())
 }
 
 fn info_cmd(json: bool, paths: &Paths) -> Result<()> {

@@ -3,9 +3,11 @@
 
 mod support;
 
+use std::time::Duration;
 use support::servers::SilentServer;
+use waddleperf::autoperf::Health;
 use waddleperf::config::{Config, TcpMode, TcpTarget};
-use waddleperf::runtime::{Event, Runtime};
+use waddleperf::runtime::{Event, RunReason, Runtime, RuntimeError};
 use waddleperf::store::{HistoryQuery, Store};
 
 fn config(targets: Vec<TcpTarget>) -> Config {
@@ -43,36 +45,64 @@ async fn concurrent_requests_join_one_run_and_events_come_in_order() {
     let stored = rt.history(HistoryQuery::default()).await.unwrap();
     assert_eq!(stored.len(), 2, "one run stored, not two");
 
-    // Events: started, one per result, finished — for that one run.
+    // Run events: started, a test started and a result per test, health
+    // news, finished — for that one run, in that order.
     let mut seen = Vec::new();
     while let Ok(ev) = events.try_recv() {
         seen.push(ev);
     }
     assert!(
-        matches!(seen.first(), Some(Event::RunStarted { total: 2, .. })),
+        matches!(
+            seen.first(),
+            Some(Event::RunStarted {
+                total: 2,
+                reason: RunReason::OnDemand,
+                ..
+            })
+        ),
         "{seen:?}"
     );
-    assert!(matches!(
-        seen.get(1),
-        Some(Event::Result {
-            done: 1,
-            total: 2,
-            ..
+    let started = seen
+        .iter()
+        .filter(|e| matches!(e, Event::TestStarted { .. }))
+        .count();
+    assert_eq!(started, 2, "{seen:?}");
+    let results: Vec<(usize, usize)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Result { done, total, .. } => Some((*done, *total)),
+            _ => None,
         })
-    ));
-    assert!(matches!(
-        seen.get(2),
-        Some(Event::Result {
-            done: 2,
-            total: 2,
-            ..
+        .collect();
+    assert_eq!(results, vec![(1, 2), (2, 2)]);
+    let health: Vec<(Option<Health>, Health)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::HealthChanged { from, to, .. } => Some((*from, *to)),
+            _ => None,
         })
-    ));
-    match seen.get(3) {
+        .collect();
+    assert_eq!(health.len(), 2, "first sight of both targets: {seen:?}");
+    assert!(health.contains(&(None, Health::Ok)) && health.contains(&(None, Health::Down)));
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        Event::OverallHealth {
+            health: Health::Down
+        }
+    )));
+    match seen.last() {
         Some(Event::RunFinished { summary }) => assert_eq!(summary.run_id, a.run_id),
-        other => panic!("expected RunFinished, got {other:?}"),
+        other => panic!("expected RunFinished last, got {other:?}"),
     }
-    assert_eq!(seen.len(), 4);
+    let first_result = seen
+        .iter()
+        .position(|e| matches!(e, Event::Result { .. }))
+        .unwrap();
+    let first_health = seen
+        .iter()
+        .position(|e| matches!(e, Event::HealthChanged { .. }))
+        .unwrap();
+    assert!(first_result < first_health, "health follows the results");
 
     // After it finished, a new request starts a new run.
     let c = rt.run_now().await.unwrap();
@@ -82,6 +112,14 @@ async fn concurrent_requests_join_one_run_and_events_come_in_order() {
     assert_eq!(status.store.results, 4);
     assert_eq!(status.last_run.unwrap().run_id, c.run_id);
     assert_eq!(status.targets, 2);
+    assert_eq!(status.health, Some(Health::Down));
+    assert_eq!(status.targets_health.len(), 2);
+    // Unchanged health: no new health events on the third run.
+    let mut events = rt.subscribe();
+    rt.run_now().await.unwrap();
+    while let Ok(ev) = events.try_recv() {
+        assert!(!matches!(ev, Event::HealthChanged { .. }), "{ev:?}");
+    }
 }
 
 #[tokio::test]
@@ -96,4 +134,66 @@ async fn settings_are_validated_before_they_apply() {
     good.schedule.interval_minutes = 15;
     rt.set_config(good).unwrap();
     assert_eq!(rt.config().schedule.interval_minutes, 15);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_is_kept_in_the_database_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let rt = Runtime::new(Store::open(&db).unwrap(), config(Vec::new()));
+    assert!(!rt.is_paused().await.unwrap());
+    let mut events = rt.subscribe();
+    rt.pause().await.unwrap();
+    rt.pause().await.unwrap(); // no second event
+    assert!(matches!(events.try_recv(), Ok(Event::Paused)));
+    assert!(events.try_recv().is_err());
+    drop(rt);
+
+    let rt = Runtime::new(Store::open(&db).unwrap(), config(Vec::new()));
+    assert!(rt.is_paused().await.unwrap(), "paused survives a restart");
+    assert!(rt.status().await.unwrap().paused);
+    // Another process (another store on the same file) sees a resume at once.
+    let other = Runtime::new(Store::open(&db).unwrap(), config(Vec::new()));
+    other.resume().await.unwrap();
+    assert!(!rt.is_paused().await.unwrap());
+    let log = rt.event_log(None, None, 10).await.unwrap();
+    let kinds: Vec<&str> = log.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["paused", "resumed"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_abandons_unfinished_tests_and_refuses_new_runs() {
+    let silent = SilentServer::start(b"");
+    let mut slow = TcpTarget::new(silent.addr.to_string(), TcpMode::Ssh);
+    slow.timeout_ms = Some(20_000);
+    let fast = TcpTarget::new(silent.addr.to_string(), TcpMode::Raw);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let rt = Runtime::new(Store::open(&db).unwrap(), config(vec![slow, fast]));
+    let run = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.run_now().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = std::time::Instant::now();
+    rt.shutdown(Duration::from_millis(200)).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "shutdown waited for the slow test"
+    );
+    let summary = run.await.unwrap().unwrap();
+    assert!(summary.interrupted);
+    assert_eq!(summary.results.len(), 1, "only the finished test is kept");
+    assert!(matches!(
+        rt.run_now().await,
+        Err(RuntimeError::ShuttingDown)
+    ));
+    drop(rt);
+
+    let store = Store::open(&db).unwrap();
+    assert!(store.check().unwrap().is_empty());
+    let stored = store.history(&HistoryQuery::default()).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0], summary.results[0]);
+    assert_eq!(store.stats().unwrap().outbox_pending, 1);
 }
