@@ -18,13 +18,13 @@ fn result(i: usize) -> Measurement {
     let year_secs = 365 * 86_400;
     let t = Utc.with_ymd_and_hms(2025, 11, 22, 0, 0, 0).unwrap()
         + Duration::seconds((i as i64 * year_secs) / TOTAL as i64);
-    let http = target % 2 == 0;
+    let http = target.is_multiple_of(2);
     let mut m = Measurement::begin(
         if http { TestType::Http } else { TestType::Tcp },
         format!("target-{target}"),
     );
     m.started_at = t;
-    m.success = i % 97 != 0;
+    m.success = !i.is_multiple_of(97);
     let lat = 5.0 + (i * 7919 % 1000) as f64 / 10.0;
     m.latency_ms = Some(lat);
     m.duration_ms = lat * 2.0;
