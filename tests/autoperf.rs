@@ -47,10 +47,12 @@ async fn escalates_through_the_tiers_and_back() {
     let good = Nginx::start(&ca_good, &peer, 8443, 8080, Some(&pair));
     let expiring = Nginx::start(&ca_expiring, &peer, 9443, 9080, Some(&pair));
 
-    let mut cfg = Config::default();
-    cfg.suite = Suite {
-        http: Vec::new(),
-        tcp: vec![span(TcpTarget::new(good.http.to_string(), TcpMode::Raw))],
+    let mut cfg = Config {
+        suite: Suite {
+            http: Vec::new(),
+            tcp: vec![span(TcpTarget::new(good.http.to_string(), TcpMode::Raw))],
+        },
+        ..Config::default()
     };
     cfg.tier2 = Some(Suite {
         http: Vec::new(),
