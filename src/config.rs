@@ -1038,6 +1038,13 @@ mod tests {
         assert_eq!(parsed.schedule, def.schedule);
         assert_eq!(parsed.store, def.store);
         assert_eq!(parsed.probe, def.probe);
+        assert_eq!(parsed.autoperf, def.autoperf);
+        assert_eq!(parsed.notifications, def.notifications);
+        assert_eq!(parsed.log, def.log);
+        assert_eq!(
+            (parsed.tier2.is_none(), parsed.tier3.is_none()),
+            (true, true)
+        );
         let urls = |c: &Config| {
             c.suite
                 .http
@@ -1158,6 +1165,49 @@ mod tests {
                 "suite.tcp[1].target",
                 3,
             ),
+            (
+                "[schedule]\ninterval_minutes = 10\noffset_seconds = 600\n",
+                "schedule.offset_seconds",
+                3,
+            ),
+            ("[schedule]\nconcurrency = 0\n", "schedule.concurrency", 2),
+            (
+                "[autoperf]\nescalate_after = 0\n",
+                "autoperf.escalate_after",
+                2,
+            ),
+            (
+                "[autoperf]\ntier3_cooldown_minutes = 99999\n",
+                "autoperf.tier3_cooldown_minutes",
+                2,
+            ),
+            (
+                "[autoperf.thresholds]\nloss_pct = 101.0\n",
+                "autoperf.thresholds.loss_pct",
+                2,
+            ),
+            (
+                "[autoperf.thresholds]\n\nlatency_ms = -1.0\n",
+                "autoperf.thresholds.latency_ms",
+                3,
+            ),
+            ("[log]\nlevel = \"loud\"\n", "log.level", 2),
+            ("[log]\nretention_days = 0\n", "log.retention_days", 2),
+            (
+                "[notifications]\nmin_interval_minutes = 20000\n",
+                "notifications.min_interval_minutes",
+                2,
+            ),
+            (
+                "[[suite.tcp]]\ntarget = \"a:1\"\nthresholds = { latency_ms = -5.0 }\n",
+                "suite.tcp[0].thresholds.latency_ms",
+                1,
+            ),
+            (
+                "[[tier2.http]]\nurl = \"gopher://x/\"\n",
+                "tier2.http[0].url",
+                1,
+            ),
         ];
         for (text, key, line) in cases {
             let e = invalid(text);
@@ -1168,6 +1218,52 @@ mod tests {
                 "for {text:?}: {shown}"
             );
         }
+    }
+
+    #[test]
+    fn tier_suites_are_configured_or_derived() {
+        let c = Config::parse(
+            "[[suite.http]]\nurl = \"https://a.example/x\"\nthresholds = { http_total_ms = 500.0 }\n\
+             [[suite.http]]\nurl = \"http://b.example/\"\n\
+             [[suite.tcp]]\ntarget = \"c.example:443\"\nmode = \"tls\"\n\
+             [[suite.http]]\nurl = \"https://c.example/\"\n",
+            "x",
+        )
+        .unwrap();
+        let t2 = c.tier_suite(2);
+        let tls: Vec<_> = t2.tcp.iter().map(|t| t.get_ref().clone()).collect();
+        assert_eq!(tls.len(), 1, "c.example:443 is already checked in tier 1");
+        assert_eq!(tls[0].target, "a.example:443");
+        assert_eq!(tls[0].mode, TcpMode::Tls);
+        assert_eq!(
+            tls[0].thresholds.as_ref().and_then(|t| t.http_total_ms),
+            Some(500.0),
+            "the target's thresholds follow it"
+        );
+        let t3 = c.tier_suite(3);
+        let modes: Vec<(String, HttpMode)> = t3
+            .http
+            .iter()
+            .map(|t| (t.get_ref().url.clone(), t.get_ref().mode))
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                ("https://a.example/x".to_owned(), HttpMode::Http1),
+                ("https://a.example/x".to_owned(), HttpMode::Http2),
+                ("http://b.example/".to_owned(), HttpMode::Http1),
+                ("https://c.example/".to_owned(), HttpMode::Http1),
+                ("https://c.example/".to_owned(), HttpMode::Http2),
+            ]
+        );
+        assert_eq!(t3.tcp.len(), 1, "tier 3 includes tier 2");
+        let c = Config::parse("[[tier2.tcp]]\ntarget = \"z:22\"\nmode = \"ssh\"\n", "x").unwrap();
+        assert_eq!(c.tier_suite(2).tcp[0].get_ref().target, "z:22");
+        assert_eq!(
+            c.tier_suite(1).tcp.len(),
+            2,
+            "tier 1 stays the default suite"
+        );
     }
 
     #[test]
