@@ -44,12 +44,10 @@ fn main() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let peer = listener.local_addr().unwrap();
     std::thread::spawn(move || {
-        for s in listener.incoming() {
-            if let Ok(mut s) = s {
-                let mut b = [0u8; 16];
-                let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
-                let _ = s.read(&mut b);
-            }
+        for mut s in listener.incoming().flatten() {
+            let mut b = [0u8; 16];
+            let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+            let _ = s.read(&mut b);
         }
     });
     let dir = tempfile::tempdir().unwrap();
