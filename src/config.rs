@@ -546,6 +546,14 @@ pub fn check_http_url(s: &str) -> Result<url::Url, String> {
 
 const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 100..=600_000;
 
+/// "`v` is out of range (lo to hi unit)" when `v` is outside `r`.
+fn out_of_range<T>(v: T, r: std::ops::RangeInclusive<T>, unit: &str) -> Option<String>
+where
+    T: PartialOrd + fmt::Display,
+{
+    (!r.contains(&v)).then(|| format!("{v} is out of range ({} to {}{unit})", r.start(), r.end()))
+}
+
 /// The values `log.level` accepts.
 pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 
@@ -626,32 +634,14 @@ impl Config {
             })
         };
 
-        if !(1..=10_080).contains(&self.schedule.interval_minutes) {
-            return plain(
-                "schedule.interval_minutes",
-                format!(
-                    "{} is out of range (1 to 10080 minutes)",
-                    self.schedule.interval_minutes
-                ),
-            );
+        if let Some(m) = out_of_range(self.schedule.interval_minutes, 1..=10_080, " minutes") {
+            return plain("schedule.interval_minutes", m);
         }
-        if !(1..=36_500).contains(&self.store.retention_days) {
-            return plain(
-                "store.retention_days",
-                format!(
-                    "{} is out of range (1 to 36500 days)",
-                    self.store.retention_days
-                ),
-            );
+        if let Some(m) = out_of_range(self.store.retention_days, 1..=36_500, " days") {
+            return plain("store.retention_days", m);
         }
-        if !TIMEOUT_RANGE.contains(&self.probe.timeout_ms) {
-            return plain(
-                "probe.timeout_ms",
-                format!(
-                    "{} is out of range (100 to 600000 ms)",
-                    self.probe.timeout_ms
-                ),
-            );
+        if let Some(m) = out_of_range(self.probe.timeout_ms, TIMEOUT_RANGE, " ms") {
+            return plain("probe.timeout_ms", m);
         }
         if self.probe.max_redirects > 50 {
             return plain(
@@ -685,16 +675,12 @@ impl Config {
             if let Err(m) = check_http_url(&t.get_ref().url) {
                 return err(key("url"), span, m);
             }
-            if let Some(ms) = t
+            if let Some(m) = t
                 .get_ref()
                 .timeout_ms
-                .filter(|m| !TIMEOUT_RANGE.contains(m))
+                .and_then(|ms| out_of_range(ms, TIMEOUT_RANGE, " ms"))
             {
-                return err(
-                    key("timeout_ms"),
-                    span,
-                    format!("{ms} is out of range (100 to 600000 ms)"),
-                );
+                return err(key("timeout_ms"), span, m);
             }
             if let Some(o) = &t.get_ref().thresholds {
                 if let Err((k, m)) = check_overrides(o) {
@@ -734,12 +720,11 @@ impl Config {
                     "server_name, insecure and ca_file apply only with mode = \"tls\"".into(),
                 );
             }
-            if let Some(ms) = tt.timeout_ms.filter(|m| !TIMEOUT_RANGE.contains(m)) {
-                return err(
-                    key("timeout_ms"),
-                    span,
-                    format!("{ms} is out of range (100 to 600000 ms)"),
-                );
+            if let Some(m) = tt
+                .timeout_ms
+                .and_then(|ms| out_of_range(ms, TIMEOUT_RANGE, " ms"))
+            {
+                return err(key("timeout_ms"), span, m);
             }
             if let Some(o) = &tt.thresholds {
                 if let Err((k, m)) = check_overrides(o) {
@@ -774,19 +759,16 @@ impl Config {
                 format!("{o} is not less than the interval ({interval_s} seconds)"),
             );
         }
-        if !(1..=64).contains(&self.schedule.concurrency) {
-            return plain(
-                "schedule.concurrency",
-                format!("{} is out of range (1 to 64)", self.schedule.concurrency),
-            );
+        if let Some(m) = out_of_range(self.schedule.concurrency, 1..=64, "") {
+            return plain("schedule.concurrency", m);
         }
         let a = &self.autoperf;
         for (key, v) in [
             ("autoperf.escalate_after", a.escalate_after),
             ("autoperf.deescalate_after", a.deescalate_after),
         ] {
-            if !(1..=100).contains(&v) {
-                return plain(key, format!("{v} is out of range (1 to 100 runs)"));
+            if let Some(m) = out_of_range(v, 1..=100, " runs") {
+                return plain(key, m);
             }
         }
         if a.tier3_cooldown_minutes > 43_200 {
@@ -812,14 +794,8 @@ impl Config {
                 ),
             );
         }
-        if !(1..=3650).contains(&self.log.retention_days) {
-            return plain(
-                "log.retention_days",
-                format!(
-                    "{} is out of range (1 to 3650 days)",
-                    self.log.retention_days
-                ),
-            );
+        if let Some(m) = out_of_range(self.log.retention_days, 1..=3650, " days") {
+            return plain("log.retention_days", m);
         }
         if !LOG_LEVELS.contains(&self.log.level.as_str()) {
             return plain(
