@@ -413,3 +413,64 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing_committed() {
     assert!(s.check().unwrap().is_empty());
     println!("disk full after {committed} results: {err}");
 }
+
+#[test]
+fn outbox_drains_in_order_marks_attempts_and_keeps_dead_letters() {
+    let mut s = Store::open_in_memory().unwrap();
+    let rs: Vec<Measurement> = (0..4)
+        .map(|i| {
+            at(
+                t0() + Duration::minutes(i),
+                &format!("t{i}:1"),
+                Some(1.0),
+                true,
+            )
+        })
+        .collect();
+    // Inserted out of order: drained oldest result first.
+    s.insert(&[rs[2].clone(), rs[0].clone(), rs[3].clone(), rs[1].clone()])
+        .unwrap();
+    let now = Utc::now();
+    let due = s.outbox_due(now, 10).unwrap();
+    let ids: Vec<_> = due.iter().map(|d| d.result.id).collect();
+    assert_eq!(ids, rs.iter().map(|r| r.id).collect::<Vec<_>>());
+    assert!(due.iter().all(|d| d.attempts == 0 && !d.uncertain));
+    assert_eq!(due[0].result, rs[0], "the stored result comes back whole");
+    assert_eq!(s.outbox_due(now, 2).unwrap().len(), 2);
+
+    // An attempt is marked before it goes out.
+    s.outbox_attempt(&rs[0].id).unwrap();
+    let d = &s.outbox_due(now, 1).unwrap()[0];
+    assert_eq!((d.attempts, d.uncertain), (1, true));
+    s.outbox_delivered(&rs[0].id).unwrap();
+
+    // Deferred: not due until its time; the error and uncertainty are kept.
+    s.outbox_attempt(&rs[1].id).unwrap();
+    let later = now + Duration::seconds(30);
+    s.outbox_defer(&rs[1].id, later, "connection reset", true)
+        .unwrap();
+    let due: Vec<_> = s.outbox_due(now, 10).unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(s.outbox_next_due().unwrap().map(|t| t <= now), Some(true));
+    let d = s.outbox_due(later, 10).unwrap();
+    assert_eq!(d[0].result.id, rs[1].id);
+    assert!(d[0].uncertain);
+
+    // Refused: a dead letter with the server's message, then retried.
+    s.outbox_attempt(&rs[2].id).unwrap();
+    s.outbox_dead(&rs[2].id, "Missing required field: name")
+        .unwrap();
+    let dead = s.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].result_id, rs[2].id);
+    assert_eq!(dead[0].error, "Missing required field: name");
+    assert_eq!(dead[0].attempts, 1);
+    let st = s.stats().unwrap();
+    assert_eq!((st.outbox_pending, st.outbox_dead), (2, 1));
+    assert_eq!(s.retry_dead(Some(&[rs[2].id]), now).unwrap(), 1);
+    assert!(s.dead_letters().unwrap().is_empty());
+    let st = s.stats().unwrap();
+    assert_eq!((st.outbox_pending, st.outbox_dead), (3, 0));
+    // The result itself is untouched by delivery.
+    assert_eq!(s.stats().unwrap().results, 4);
+}

@@ -16,6 +16,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod outbox;
+pub use outbox::{DeadLetter, OutboxItem};
+
 /// `PRAGMA application_id` of a WaddlePerf database ("WPRF").
 pub const APPLICATION_ID: i32 = 0x5750_5246;
 
@@ -23,6 +26,7 @@ pub const APPLICATION_ID: i32 = 0x5750_5246;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_state_events.sql"),
+    include_str!("migrations/0003_outbox_attempts.sql"),
 ];
 
 /// The schema version this build writes.
