@@ -12,6 +12,7 @@ pub mod probe;
 pub mod runtime;
 pub mod schedule;
 pub mod store;
+pub mod sync;
 pub mod version;
 
 pub use model::{ErrorKind, Measurement, Metrics, TestType};

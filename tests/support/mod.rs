@@ -11,6 +11,7 @@
 
 pub mod netns;
 pub mod servers;
+pub mod unified_api;
 
 use std::path::PathBuf;
 use std::process::Command;

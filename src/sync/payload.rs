@@ -1,0 +1,120 @@
+//! A stored result as the unified API's upload body (`POST /api/v1/tests/`):
+//! `test_id` is the result's UUID, figures go under their canonical names in
+//! `metrics`, what the server's statistics group by goes in `metadata`.
+
+use crate::model::Measurement;
+use crate::version;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+/// Where an upload goes: the enrolled device's organization and integer id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination {
+    pub organization_id: i64,
+    pub device_id: i64,
+}
+
+/// ISO 8601 UTC with `Z`, whole seconds (the server drops sub-seconds).
+fn iso(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The upload body for one result.
+pub fn upload_body(m: &Measurement, to: Destination) -> Value {
+    let mut metrics = match serde_json::to_value(&m.metrics) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    if let Some(l) = m.latency_ms {
+        metrics.insert("latency_ms".into(), json!(l));
+    }
+    let completed =
+        m.started_at + chrono::Duration::microseconds((m.duration_ms * 1000.0).round() as i64);
+    let mut metadata = json!({
+        "test_type": m.test_type,
+        "target": m.target,
+        "tier": m.tier,
+        "client": "waddleperf-desktop",
+        "client_version": version::VERSION,
+    });
+    if let Some(ip) = &m.resolved_ip {
+        metadata["resolved_ip"] = json!(ip);
+    }
+    if let Some(k) = m.error_kind {
+        metadata["error_kind"] = json!(k);
+    }
+    let mut body = json!({
+        "test_id": m.id.to_string(),
+        "name": format!("{} {}", m.test_type, m.target),
+        "organization_id": to.organization_id,
+        "device_id": to.device_id,
+        "status": if m.success { "completed" } else { "failed" },
+        "duration_ms": m.duration_ms.round() as i64,
+        "success": m.success,
+        "started_at": iso(&m.started_at),
+        "completed_at": iso(&completed),
+        "metrics": metrics,
+        "metadata": metadata,
+    });
+    if let Some(e) = &m.error {
+        let kind = m.error_kind.map(|k| format!("{k}: ")).unwrap_or_default();
+        body["error_message"] = json!(format!("{kind}{e}"));
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ErrorKind, TestType};
+
+    #[test]
+    fn body_follows_the_contract() {
+        let mut m = Measurement::begin(TestType::Tcp, "tls://example.com:443");
+        m.started_at = "2026-11-22T01:42:00.123456Z".parse().unwrap();
+        m.duration_ms = 3012.4;
+        m.success = true;
+        m.latency_ms = Some(40.5);
+        m.tier = 2;
+        m.metrics.connect_ms = Some(12.25);
+        m.metrics.cert_days_left = Some(80);
+        m.resolved_ip = Some("93.184.215.14".into());
+        let b = upload_body(
+            &m,
+            Destination {
+                organization_id: 1,
+                device_id: 7,
+            },
+        );
+        assert_eq!(b["test_id"], m.id.to_string());
+        assert_eq!(b["name"], "tcp tls://example.com:443");
+        assert_eq!(
+            (b["organization_id"].as_i64(), b["device_id"].as_i64()),
+            (Some(1), Some(7))
+        );
+        assert_eq!(b["status"], "completed");
+        assert_eq!(b["duration_ms"], 3012);
+        assert_eq!(b["started_at"], "2026-11-22T01:42:00Z");
+        assert_eq!(b["completed_at"], "2026-11-22T01:42:03Z");
+        assert_eq!(b["metrics"]["latency_ms"], 40.5);
+        assert_eq!(b["metrics"]["connect_ms"], 12.25);
+        assert_eq!(b["metrics"]["cert_days_left"], 80);
+        assert_eq!(b["metadata"]["test_type"], "tcp");
+        assert_eq!(b["metadata"]["tier"], 2);
+        assert_eq!(b["metadata"]["client"], "waddleperf-desktop");
+        assert!(b.get("error_message").is_none());
+
+        m.fail(ErrorKind::Timeout, "no answer in 3000 ms");
+        let b = upload_body(
+            &m,
+            Destination {
+                organization_id: 1,
+                device_id: 7,
+            },
+        );
+        assert_eq!(b["status"], "failed");
+        assert_eq!(b["success"], false);
+        assert_eq!(b["error_message"], "timeout: no answer in 3000 ms");
+        assert_eq!(b["metadata"]["error_kind"], "timeout");
+    }
+}
