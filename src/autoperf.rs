@@ -191,10 +191,14 @@ pub fn tier2_breaches(m: &Measurement, t: &Thresholds) -> Vec<Breach> {
 
 /// The health of a target from its latest tier 1 result.
 pub fn health_of(m: &Measurement, t: &Thresholds) -> Health {
+    health_from(m, &tier1_breaches(m, t))
+}
+
+/// [`health_of`] given the result's tier 1 breaches, already computed.
+pub fn health_from(m: &Measurement, tier1_breaches: &[Breach]) -> Health {
     if !m.success || m.metrics.loss_pct.is_some_and(|l| l >= 100.0) {
-        return Health::Down;
-    }
-    if tier1_breaches(m, t).is_empty() {
+        Health::Down
+    } else if tier1_breaches.is_empty() {
         Health::Ok
     } else {
         Health::Degraded

@@ -853,11 +853,8 @@ impl Config {
                 continue;
             };
             let port = u.port_or_known_default().unwrap_or(443);
-            let target = if host.contains(':') && !host.starts_with('[') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            };
+            // `host_str` keeps the brackets of an IPv6 address.
+            let target = format!("{host}:{port}");
             if seen.insert(target.clone()) {
                 tcp.push(Spanned::new(
                     0..0,

@@ -398,6 +398,29 @@ pub mod rfc3339_utc {
     }
 }
 
+/// [`rfc3339_utc`] for an optional time (`null` when absent).
+pub mod opt_rfc3339_utc {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => rfc3339_utc::serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
+}
+
 /// Latency summary over samples, as the reference defines it: min, mean,
 /// median, p95, max, standard deviation, and jitter as the mean absolute
 /// difference of consecutive samples (in sending order).

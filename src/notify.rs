@@ -245,10 +245,10 @@ fn short(target: &str) -> String {
 pub fn spawn(rt: Runtime, sink: Arc<dyn Sink>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut rx = rt.subscribe();
-        let mins = |rt: &Runtime| {
-            Duration::from_secs(u64::from(rt.config().notifications.min_interval_minutes) * 60)
+        let mins = |n: &crate::config::Notifications| {
+            Duration::from_secs(u64::from(n.min_interval_minutes) * 60)
         };
-        let mut notifier = Notifier::new(mins(&rt));
+        let mut notifier = Notifier::new(mins(&rt.config().notifications));
         let mut failing = false;
         loop {
             let ev = tokio::select! {
@@ -263,9 +263,10 @@ pub fn spawn(rt: Runtime, sink: Arc<dyn Sink>) -> tokio::task::JoinHandle<()> {
                 }
                 Err(RecvError::Closed) => break,
             };
-            notifier.set_min_interval(mins(&rt));
+            let settings = rt.config().notifications;
+            notifier.set_min_interval(mins(&settings));
             let notes = notifier.offer(&ev, Instant::now());
-            if notes.is_empty() || !rt.config().notifications.enabled {
+            if notes.is_empty() || !settings.enabled {
                 continue;
             }
             for note in notes {

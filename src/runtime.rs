@@ -125,29 +125,9 @@ pub enum Event {
     Resumed,
     /// When the scheduler will run next (`None`: no agent scheduling).
     NextRun {
-        #[serde(with = "opt_time")]
+        #[serde(with = "crate::model::opt_rfc3339_utc")]
         at: Option<DateTime<Utc>>,
     },
-}
-
-mod opt_time {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&crate::model::rfc3339_utc::format(t)),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| {
-            DateTime::parse_from_rfc3339(&s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(serde::de::Error::custom)
-        })
-        .transpose()
-    }
 }
 
 /// What one run produced.
@@ -215,7 +195,7 @@ pub struct LastRun {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentState {
     pub pid: u32,
-    #[serde(with = "opt_time")]
+    #[serde(with = "crate::model::opt_rfc3339_utc")]
     pub next_run: Option<DateTime<Utc>>,
     #[serde(with = "crate::model::rfc3339_utc")]
     pub updated_at: DateTime<Utc>,
@@ -239,7 +219,11 @@ pub struct TargetHealth {
 pub struct Connectivity {
     /// Every tier 1 test failed to reach its target (DNS, unreachable, timeout).
     pub lost: bool,
-    #[serde(default, with = "opt_time", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "crate::model::opt_rfc3339_utc",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub since: Option<DateTime<Utc>>,
 }
 
@@ -304,9 +288,14 @@ pub fn plan(suite: &Suite, cfg: &Config) -> Vec<Planned> {
     http.chain(tcp).collect()
 }
 
-/// The tier 1 suite as probes, in config order.
-pub fn suite(cfg: &Config) -> Vec<AnyProbe> {
-    plan(&cfg.suite, cfg).into_iter().map(|p| p.probe).collect()
+/// A state document, or its default when absent or unreadable (logged).
+fn state_or_default<T: serde::de::DeserializeOwned + Default>(s: &Store, key: &str) -> T {
+    s.state_get(key)
+        .unwrap_or_else(|e| {
+            tracing::warn!("state `{key}` unreadable, starting afresh: {e}");
+            None
+        })
+        .unwrap_or_default()
 }
 
 type RunSlot = Option<watch::Receiver<Option<Arc<RunSummary>>>>;
@@ -641,18 +630,20 @@ impl Runtime {
         let first = self
             .run_tier_suite(first_tier, &tier1, &cfg, &mut progress)
             .await;
+        // Each tier 1 result's breaches, computed once for health and escalation.
+        let tier1_breaches: Vec<Vec<Breach>> = tier1
+            .iter()
+            .zip(&first)
+            .map(|(p, m)| autoperf::tier1_breaches(m, &p.thresholds))
+            .collect();
         if forced.is_none() && !progress.interrupted {
-            self.after_tier1(&tier1, &first).await;
+            self.after_tier1(&first, &tier1_breaches).await;
         }
         results.extend(first.iter().cloned());
 
         if forced.is_none() && cfg.autoperf.enabled && !progress.interrupted {
             let mut state = self.load_state::<EscalationState>(key::AUTOPERF).await;
-            let breaches: Vec<Breach> = tier1
-                .iter()
-                .zip(&first)
-                .flat_map(|(p, m)| autoperf::tier1_breaches(m, &p.thresholds))
-                .collect();
+            let breaches: Vec<Breach> = tier1_breaches.into_iter().flatten().collect();
             if let Some(tr) = state.after_tier1(&breaches, &cfg.autoperf) {
                 self.transition(&tr).await;
                 transitions.push(tr);
@@ -755,18 +746,28 @@ impl Runtime {
     }
 
     /// Health per target and connectivity from a tier 1 run's results.
-    async fn after_tier1(&self, planned: &[Planned], results: &[Measurement]) {
+    async fn after_tier1(&self, results: &[Measurement], breaches: &[Vec<Breach>]) {
         let now = Utc::now();
-        let old: Vec<TargetHealth> = self.load_state(key::HEALTH).await;
+        // Both earlier states in one trip to the store.
+        let (old, old_conn): (Vec<TargetHealth>, Connectivity) = self
+            .with_store(|s| {
+                Ok((
+                    state_or_default(s, key::HEALTH),
+                    state_or_default(s, key::CONNECTIVITY),
+                ))
+            })
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("health state unreadable, starting afresh: {e}");
+                Default::default()
+            });
         let old_overall = old.iter().map(|h| h.health).max();
         let mut new = Vec::with_capacity(results.len());
         let mut log = Vec::new();
         let mut events = Vec::new();
-        for (p, m) in planned.iter().zip(results) {
-            let health = autoperf::health_of(m, &p.thresholds);
-            let reason = autoperf::tier1_breaches(m, &p.thresholds)
-                .first()
-                .map(ToString::to_string);
+        for (m, b) in results.iter().zip(breaches) {
+            let health = autoperf::health_from(m, b);
+            let reason = b.first().map(ToString::to_string);
             let prev = old
                 .iter()
                 .find(|h| h.test_type == m.test_type && h.target == m.target);
@@ -776,14 +777,12 @@ impl Runtime {
             };
             if prev.map(|h| h.health) != Some(health) {
                 let from = prev.map(|h| h.health);
-                let message = match (&from, &reason) {
-                    (Some(f), Some(r)) => {
-                        format!("{} {}: {f} → {health} ({r})", m.test_type, m.target)
-                    }
-                    (Some(f), None) => format!("{} {}: {f} → {health}", m.test_type, m.target),
-                    (None, Some(r)) => format!("{} {}: {health} ({r})", m.test_type, m.target),
-                    (None, None) => format!("{} {}: {health}", m.test_type, m.target),
-                };
+                let from_part = from.map(|f| format!("{f} → ")).unwrap_or_default();
+                let why = reason
+                    .as_ref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                let message = format!("{} {}: {from_part}{health}{why}", m.test_type, m.target);
                 log.push(NewEvent {
                     at: now,
                     kind: "health_changed".into(),
@@ -815,7 +814,6 @@ impl Runtime {
         let overall = new.iter().map(|h| h.health).max();
 
         // Connectivity: lost when no tier 1 test could reach its target.
-        let old_conn: Connectivity = self.load_state(key::CONNECTIVITY).await;
         let unreachable = |m: &Measurement| {
             !m.success
                 && matches!(
@@ -924,13 +922,12 @@ impl Runtime {
     where
         T: serde::de::DeserializeOwned + Default + Send + 'static,
     {
-        match self.with_store(move |s| s.state_get::<T>(key)).await {
-            Ok(v) => v.unwrap_or_default(),
-            Err(e) => {
+        self.with_store(move |s| Ok(state_or_default(s, key)))
+            .await
+            .unwrap_or_else(|e| {
                 tracing::warn!("state `{key}` unreadable, starting afresh: {e}");
                 T::default()
-            }
-        }
+            })
     }
 
     /// One tier's suite: probes with bounded concurrency (exclusive ones

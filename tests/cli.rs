@@ -4,9 +4,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use support::servers::{Nginx, Sshd, TestCa};
-use support::{free_port, waddleperf_bin};
+use support::{free_port, waddleperf_cmd};
 use waddleperf::model::{ErrorKind, Measurement};
 
 /// `waddleperf` with the config and database in `dir`.
@@ -16,15 +16,7 @@ fn wp(dir: &Path, args: &[&str]) -> Output {
 
 /// `waddleperf --config CONFIG --db DB ARGS…`.
 fn wp_at(config: &Path, db: &Path, args: &[&str]) -> Output {
-    Command::new(waddleperf_bin())
-        .arg("--config")
-        .arg(config)
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("WADDLEPERF_LOG")
-        .output()
-        .unwrap()
+    waddleperf_cmd(config, db).args(args).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::servers::SilentServer;
-use support::waddleperf_bin;
+use support::waddleperf_cmd;
 use waddleperf::store::{HistoryQuery, Store};
 
 struct Dirs {
@@ -33,15 +33,8 @@ impl Dirs {
         self.root.join("logs")
     }
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(waddleperf_bin());
-        c.arg("--config")
-            .arg(self.root.join("config.toml"))
-            .arg("--db")
-            .arg(self.db())
-            .arg("--log-dir")
-            .arg(self.logs())
-            .args(args)
-            .env_remove("WADDLEPERF_LOG");
+        let mut c = waddleperf_cmd(&self.root.join("config.toml"), &self.db());
+        c.arg("--log-dir").arg(self.logs()).args(args);
         c
     }
     fn wp(&self, args: &[&str]) -> Output {

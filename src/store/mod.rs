@@ -171,19 +171,8 @@ pub struct StoreStats {
     pub results: u64,
     pub outbox_pending: u64,
     pub outbox_dead: u64,
-    #[serde(with = "opt_time")]
+    #[serde(with = "crate::model::opt_rfc3339_utc")]
     pub newest: Option<DateTime<Utc>>,
-}
-
-mod opt_time {
-    use chrono::{DateTime, Utc};
-    use serde::Serializer;
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&crate::model::rfc3339_utc::format(t)),
-            None => s.serialize_none(),
-        }
-    }
 }
 
 pub struct Store {

@@ -55,6 +55,18 @@ pub fn waddleperf_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_waddleperf"))
 }
 
+/// `waddleperf --config CONFIG --db DB`, with no log filter from the
+/// environment (tests read its output).
+pub fn waddleperf_cmd(config: &std::path::Path, db: &std::path::Path) -> Command {
+    let mut c = Command::new(waddleperf_bin());
+    c.arg("--config")
+        .arg(config)
+        .arg("--db")
+        .arg(db)
+        .env_remove("WADDLEPERF_LOG");
+    c
+}
+
 /// A free TCP port on loopback (bound, then released).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
