@@ -81,6 +81,27 @@ retention_days = 14
 # error, warn, info, debug or trace (WADDLEPERF_LOG overrides).
 level = "info"
 
+[sync]
+# Upload every result to the WaddlePerf unified API once signed in
+# (`waddleperf login`) and enrolled (`waddleperf enroll`). Results are kept
+# locally first; the server is a copy that catches up.
+enabled = true
+# The server `waddleperf login` uses when --server is not given.
+# server = "https://perf.example.com"
+# Extra trusted roots (PEM) for a private server.
+# ca_file = "/etc/ssl/private-ca.pem"
+# Minutes between passes that retry and send the heartbeat.
+interval_minutes = 15
+# After a run, wait a random 0..this many seconds before uploading.
+spread_seconds = 60
+# Uploads in flight at once.
+concurrency = 2
+# Retries back off exponentially (with full jitter) up to this many minutes.
+backoff_max_minutes = 60
+# Sign-in tokens: "auto" (the OS keychain, or a 0600 file where there is none),
+# "keychain" or "file".
+secret_store = "auto"
+
 # The suite: targets per test type. A file with no [suite] at all uses this
 # default suite; a file with any [[suite.*]] entry replaces it whole.
 # HTTP(S): mode = "auto" (ALPN negotiates HTTP/2 or 1.1), "http1" or "http2".
@@ -153,6 +174,7 @@ pub struct Config {
     pub autoperf: AutoPerf,
     pub notifications: Notifications,
     pub log: LogConfig,
+    pub sync: SyncConfig,
     pub suite: Suite,
     /// Tier 2 suite; `None` derives it from the tier 1 suite.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -266,6 +288,49 @@ impl Thresholds {
 pub struct Notifications {
     pub enabled: bool,
     pub min_interval_minutes: u32,
+}
+
+/// Upload of results to the WaddlePerf unified API (`docs/sync.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Upload when signed in and enrolled.
+    pub enabled: bool,
+    /// The server `waddleperf login` uses when none is given (fleet configs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Extra trusted roots (PEM) for a private server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Minutes between passes when nothing else wakes the worker (retries,
+    /// heartbeat).
+    pub interval_minutes: u32,
+    /// After a run, uploads wait a random 0..spread seconds so a fleet does
+    /// not hit the server at the same second.
+    pub spread_seconds: u32,
+    /// Uploads in flight at once.
+    pub concurrency: u32,
+    /// The longest wait between retries (exponential backoff with full jitter
+    /// grows up to this).
+    pub backoff_max_minutes: u32,
+    /// Where sign-in tokens go: "auto" (the OS keychain, else a 0600 file),
+    /// "keychain" or "file".
+    pub secret_store: crate::sync::secrets::SecretPreference,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            enabled: true,
+            server: None,
+            ca_file: None,
+            interval_minutes: 15,
+            spread_seconds: 60,
+            concurrency: 2,
+            backoff_max_minutes: 60,
+            secret_store: crate::sync::secrets::SecretPreference::Auto,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -446,6 +511,7 @@ impl Default for Config {
             autoperf: AutoPerf::default(),
             notifications: Notifications::default(),
             log: LogConfig::default(),
+            sync: SyncConfig::default(),
             tier2: None,
             tier3: None,
             suite: Suite {
@@ -793,6 +859,37 @@ impl Config {
                     self.notifications.min_interval_minutes
                 ),
             );
+        }
+        let sy = &self.sync;
+        for (key, v, range, unit) in [
+            (
+                "sync.interval_minutes",
+                sy.interval_minutes,
+                1..=1440,
+                " minutes",
+            ),
+            (
+                "sync.spread_seconds",
+                sy.spread_seconds,
+                0..=3600,
+                " seconds",
+            ),
+            ("sync.concurrency", sy.concurrency, 1..=8, ""),
+            (
+                "sync.backoff_max_minutes",
+                sy.backoff_max_minutes,
+                1..=1440,
+                " minutes",
+            ),
+        ] {
+            if let Some(m) = out_of_range(v, range, unit) {
+                return plain(key, m);
+            }
+        }
+        if let Some(server) = &sy.server {
+            if let Err(e) = crate::sync::api::Api::new(server, None) {
+                return plain("sync.server", e.to_string());
+            }
         }
         if let Some(m) = out_of_range(self.log.retention_days, 1..=3650, " days") {
             return plain("log.retention_days", m);

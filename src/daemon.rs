@@ -1,5 +1,5 @@
 //! `waddleperf daemon`: the runtime headless (part of the CLI binary, not the
-//! library): the schedule, AutoPerf, notifications and log files, until
+//! library): the schedule, AutoPerf, notifications, sync and log files, until
 //! SIGINT or SIGTERM. SIGHUP reloads the configuration file.
 
 use anyhow::{Context, Result};
@@ -9,7 +9,7 @@ use waddleperf::agent::AgentLock;
 use waddleperf::config::{Config, Paths};
 use waddleperf::device::DeviceInfo;
 use waddleperf::runtime::Runtime;
-use waddleperf::{notify, schedule, version};
+use waddleperf::{notify, schedule, sync, version};
 
 pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
     let cfg = Config::load(&paths.config_file)?;
@@ -31,10 +31,16 @@ pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
         );
         let scheduler = schedule::spawn(rt.clone(), device.device_id.clone());
         let notes = notify::spawn(rt.clone(), Arc::new(notify::DesktopSink));
+        let syncer = sync::Syncer::new(rt.clone(), &paths.data_dir);
+        let uploads = sync::worker::spawn(syncer, Arc::new(schedule::SystemClock));
         let stop = signals(&rt, paths).await;
         tracing::info!("{stop}: stopping (a run in progress gets {grace:?} to finish)");
         rt.shutdown(grace).await;
-        for (name, task) in [("scheduler", scheduler), ("notifications", notes)] {
+        for (name, task) in [
+            ("scheduler", scheduler),
+            ("notifications", notes),
+            ("sync", uploads),
+        ] {
             if let Err(e) = task.await {
                 tracing::error!("{name} task failed: {e}");
             }

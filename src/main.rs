@@ -24,6 +24,7 @@ use waddleperf::runtime::{AnyProbe, Runtime, Status};
 use waddleperf::store::StoredEvent;
 
 mod daemon;
+mod sync_cli;
 use waddleperf::store::{HistoryQuery, Store};
 use waddleperf::version;
 
@@ -120,6 +121,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sign in to the WaddlePerf server (the session goes to the system
+    /// keychain; the password is never stored)
+    Login(sync_cli::LoginArgs),
+    /// Sign out: the server ends the session, the tokens are forgotten here
+    /// (results keep queueing)
+    Logout,
+    /// Enroll this device in an organization, once
+    Enroll(sync_cli::EnrollArgs),
+    /// Upload waiting results now (one pass) and print a summary; list and
+    /// retry dead letters
+    Sync(sync_cli::SyncArgs),
     /// Create, show or check the configuration
     Config {
         #[command(subcommand)]
@@ -329,16 +341,21 @@ fn real_main(cli: Cli) -> Result<()> {
             let cfg = load_config(&paths)?;
             let store = open_existing_store(&paths)?;
             let rt = Runtime::new(store, cfg);
-            let status = tokio_rt()?.block_on(rt.status())?;
+            let syncer = waddleperf::sync::Syncer::new(rt.clone(), &paths.data_dir);
+            let (status, sync) = tokio_rt()?.block_on(async {
+                Ok::<_, anyhow::Error>((rt.status().await?, syncer.status().await?))
+            })?;
             let agent = AgentLock::holder(&paths.data_dir);
             let mut out = std::io::stdout().lock();
             if json {
                 let mut v = serde_json::to_value(&status)?;
                 v["agent_running"] = serde_json::json!(agent.is_some());
+                v["sync"] = serde_json::to_value(&sync)?;
                 serde_json::to_writer_pretty(&mut out, &v)?;
                 writeln!(out)?;
             } else {
                 print_status(&mut out, &status, agent, Utc::now())?;
+                sync_cli::print_status(&mut out, &sync)?;
             }
             Ok(())
         }
@@ -378,6 +395,10 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Login(a) => sync_cli::login(&paths, a),
+        Command::Logout => sync_cli::logout(&paths),
+        Command::Enroll(a) => sync_cli::enroll(&paths, a),
+        Command::Sync(a) => sync_cli::sync(&paths, a),
         Command::Config { action } => config_cmd(action, &paths),
         Command::Info { json } => info_cmd(json, &paths),
         Command::Run { json, tier } => {
@@ -465,16 +486,16 @@ pub(crate) fn tokio_rt() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn load_config(paths: &Paths) -> Result<Config> {
+pub(crate) fn load_config(paths: &Paths) -> Result<Config> {
     Ok(Config::load(&paths.config_file)?)
 }
 
-fn open_store(paths: &Paths) -> Result<Store> {
+pub(crate) fn open_store(paths: &Paths) -> Result<Store> {
     Store::open(&paths.db_file).with_context(|| format!("database {}", paths.db_file.display()))
 }
 
 /// Reading commands do not create a database where there is none.
-fn open_existing_store(paths: &Paths) -> Result<Store> {
+pub(crate) fn open_existing_store(paths: &Paths) -> Result<Store> {
     if !paths.db_file.exists() {
         bail!(
             "no results yet: {} does not exist (run `waddleperf run` first)",
@@ -484,7 +505,7 @@ fn open_existing_store(paths: &Paths) -> Result<Store> {
     open_store(paths)
 }
 
-fn open_runtime(paths: &Paths, cfg: Config) -> Result<Runtime> {
+pub(crate) fn open_runtime(paths: &Paths, cfg: Config) -> Result<Runtime> {
     Ok(Runtime::new(open_store(paths)?, cfg))
 }
 
@@ -726,7 +747,7 @@ fn print_test(out: &mut dyn Write, m: &Measurement) -> std::io::Result<()> {
     writeln!(out, "  duration_ms  {:.3} ms", m.duration_ms)
 }
 
-fn when(t: &DateTime<Utc>) -> String {
+pub(crate) fn when(t: &DateTime<Utc>) -> String {
     t.with_timezone(&chrono::Local)
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()

@@ -136,6 +136,16 @@ impl Notifier {
                     body: upper_first(&transition.message),
                 }]
             }
+            Event::SignedOut { message } => {
+                if !self.allow("account", now) {
+                    tracing::info!("notification held back (rate limit): {message}");
+                    return Vec::new();
+                }
+                vec![Note {
+                    title: "WaddlePerf: signed out".into(),
+                    body: upper_first(message),
+                }]
+            }
             Event::RunFinished { .. } => self.flush(now),
             _ => Vec::new(),
         }

@@ -123,6 +123,23 @@ pub enum Event {
     },
     Paused,
     Resumed,
+    /// A sync pass begins with this many results waiting.
+    SyncStarted {
+        pending: u64,
+    },
+    /// Uploads so far in this pass, and what is left.
+    SyncProgress {
+        delivered: u64,
+        remaining: u64,
+    },
+    SyncFinished {
+        summary: crate::sync::PassSummary,
+    },
+    /// The server ended the session (refresh refused): results keep
+    /// queueing until the person signs in again.
+    SignedOut {
+        message: String,
+    },
     /// When the scheduler will run next (`None`: no agent scheduling).
     NextRun {
         #[serde(with = "crate::model::opt_rfc3339_utc")]
@@ -350,7 +367,7 @@ impl Runtime {
         self.inner.events.subscribe()
     }
 
-    fn emit(&self, ev: Event) {
+    pub(crate) fn emit(&self, ev: Event) {
         let _ = self.inner.events.send(ev);
     }
 
@@ -594,7 +611,13 @@ impl Runtime {
     /// Applies the configured retention now.
     pub async fn apply_retention(&self) -> Result<usize, RuntimeError> {
         let days = self.config().store.retention_days;
-        self.with_store(move |s| s.apply_retention(days)).await
+        self.with_store(move |s| {
+            let enrolled = s
+                .state_get::<serde_json::Value>(crate::sync::state::ENROLLMENT)?
+                .is_some();
+            s.apply_retention(days, enrolled)
+        })
+        .await
     }
 
     async fn store_results(&self, results: Vec<Measurement>) -> Result<usize, RuntimeError> {
@@ -1022,7 +1045,7 @@ impl Runtime {
     }
 
     /// Runs `f` on the store on a blocking thread (one writer at a time).
-    async fn with_store<T, F>(&self, f: F) -> Result<T, RuntimeError>
+    pub async fn with_store<T, F>(&self, f: F) -> Result<T, RuntimeError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,

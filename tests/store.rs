@@ -267,7 +267,7 @@ fn retention_deletes_only_older_results_and_keeps_rollup_exact() {
     // A cutoff in the middle of an hour.
     let cutoff = t0() + Duration::hours(30) + Duration::minutes(25);
     let older = data.iter().filter(|m| m.started_at < cutoff).count();
-    assert_eq!(s.purge_older_than(cutoff).unwrap(), older);
+    assert_eq!(s.purge_older_than(cutoff, false).unwrap(), older);
     let left = s.history(&HistoryQuery::default()).unwrap();
     assert_eq!(left.len(), data.len() - older);
     assert!(left.iter().all(|m| m.started_at >= cutoff));

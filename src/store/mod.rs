@@ -568,11 +568,16 @@ impl Store {
     /// Deletes results that started before `cutoff` (their outbox rows go with
     /// them) and keeps the roll-up exact: whole hours before the cutoff are
     /// dropped, the hour the cutoff falls in is recomputed from what remains.
-    pub fn purge_older_than(&mut self, cutoff: DateTime<Utc>) -> Result<usize> {
+    ///
+    /// `spare_unsent`: results still waiting in the outbox (not yet on the
+    /// server) are kept until they are delivered; set while the device is
+    /// enrolled, so retention never loses a result before it syncs.
+    pub fn purge_older_than(&mut self, cutoff: DateTime<Utc>, spare_unsent: bool) -> Result<usize> {
         let tx = self.conn.transaction()?;
         let deleted = tx.execute(
-            "DELETE FROM results WHERE started_at < ?1",
-            [micros(&cutoff)],
+            "DELETE FROM results WHERE started_at < ?1 AND (?2 = 0 OR id NOT IN
+                 (SELECT result_id FROM outbox WHERE state = 'pending'))",
+            params![micros(&cutoff), spare_unsent],
         )?;
         tx.execute("DELETE FROM events WHERE at < ?1", [micros(&cutoff)])?;
         let mut new_ids = HashMap::new();
@@ -605,9 +610,9 @@ impl Store {
     }
 
     /// Applies a retention of `days`.
-    pub fn apply_retention(&mut self, days: u32) -> Result<usize> {
+    pub fn apply_retention(&mut self, days: u32, spare_unsent: bool) -> Result<usize> {
         let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
-        self.purge_older_than(cutoff)
+        self.purge_older_than(cutoff, spare_unsent)
     }
 
     pub fn stats(&self) -> Result<StoreStats> {
@@ -647,6 +652,12 @@ impl Store {
     }
 
     /// Writes a state document.
+    pub fn state_delete(&mut self, key: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM state WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
     pub fn state_set<T: Serialize>(&mut self, key: &str, value: &T) -> Result<()> {
         let text = serde_json::to_string(value).map_err(|e| StoreError::Decode {
             id: format!("state `{key}`"),

@@ -64,6 +64,12 @@ pub struct State {
     pub log: Vec<(String, String)>,
     jti: u64,
     down: bool,
+    /// Uploads whose `name` contains one of these are refused like a
+    /// database refusal (e.g. a column too narrow for the value).
+    pub refuse_names: Vec<String>,
+    /// Every upload is stored, then answered this much later (a window in
+    /// which a killed client leaves a stored but unacknowledged result).
+    pub answer_delay: Option<Duration>,
 }
 
 pub struct ApiDouble {
@@ -350,6 +356,11 @@ impl State {
             || !ints_ok
             || !status_ok
             || self.tests.iter().any(|r| r["test_id"] == test_id)
+            || self.refuse_names.iter().any(|n| {
+                b["name"]
+                    .as_str()
+                    .is_some_and(|name| name.contains(n.as_str()))
+            })
         {
             return refuse();
         }
@@ -422,6 +433,30 @@ impl ApiDouble {
     /// requests on kept-alive connections get the connection closed.
     pub fn set_down(&self, down: bool) {
         self.state.lock().unwrap().down = down;
+    }
+
+    /// Refuses uploads whose name contains `needle` until `accept_all`.
+    pub fn refuse_name(&self, needle: &str) {
+        self.state.lock().unwrap().refuse_names.push(needle.into());
+    }
+
+    pub fn set_answer_delay(&self, d: Option<Duration>) {
+        self.state.lock().unwrap().answer_delay = d;
+    }
+
+    /// How many requests of `method` to paths starting with `prefix` came.
+    pub fn count(&self, method: &str, prefix: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|(m, p)| m == method && p.starts_with(prefix))
+            .count()
+    }
+
+    pub fn accept_all(&self) {
+        self.state.lock().unwrap().refuse_names.clear();
     }
 
     pub fn test_ids(&self) -> Vec<String> {
@@ -521,10 +556,14 @@ async fn route(
         }
         None => {}
     }
-    let a = state
-        .lock()
-        .unwrap()
-        .handle(&method, &path, &query, auth.as_deref(), &body);
+    let (a, delay) = {
+        let mut s = state.lock().unwrap();
+        let a = s.handle(&method, &path, &query, auth.as_deref(), &body);
+        (a, s.answer_delay.filter(|_| path == "/api/v1/tests/"))
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     if drop_after {
         return Err(Dropped);
     }
