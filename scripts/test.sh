@@ -23,10 +23,11 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # Test peers and reference tools; mingw for the Windows type-check; dbus
-    # (notifications), systemd and python3 (checking the service definitions).
+    # (notifications), systemd and python3 (checking the service definitions),
+    # gnome-keyring and libsecret-tools (a real Secret Service keychain).
     apt-get install -y -qq --no-install-recommends \
         nginx openssh-server openssh-client curl iproute2 iptables openssl ca-certificates \
-        gcc-mingw-w64-x86-64 pkg-config dbus systemd python3 >/dev/null
+        gcc-mingw-w64-x86-64 pkg-config dbus systemd python3 gnome-keyring libsecret-tools >/dev/null
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -474,3 +474,26 @@ fn outbox_drains_in_order_marks_attempts_and_keeps_dead_letters() {
     // The result itself is untouched by delivery.
     assert_eq!(s.stats().unwrap().results, 4);
 }
+
+#[test]
+fn retention_spares_results_not_yet_uploaded_when_asked() {
+    let mut s = Store::open_in_memory().unwrap();
+    let data = known_data();
+    s.insert(&data).unwrap();
+    let cutoff = t0() + Duration::hours(30);
+    let older: Vec<_> = data.iter().filter(|m| m.started_at < cutoff).collect();
+    assert!(older.len() >= 3);
+    // Two old results reached the server; one was refused (dead letter).
+    s.outbox_delivered(&older[0].id).unwrap();
+    s.outbox_delivered(&older[1].id).unwrap();
+    s.outbox_dead(&older[2].id, "400: refused").unwrap();
+    let deleted = s.purge_older_than(cutoff, true).unwrap();
+    assert_eq!(deleted, 3, "only the delivered and the dead letter go");
+    let left = s.history(&HistoryQuery::default()).unwrap();
+    assert_eq!(left.len(), data.len() - 3);
+    assert!(left
+        .iter()
+        .filter(|m| m.started_at < cutoff)
+        .all(|m| older[3..].iter().any(|o| o.id == m.id)));
+    assert_eq!(s.stats().unwrap().outbox_pending as usize, left.len());
+}

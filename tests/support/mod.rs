@@ -11,6 +11,8 @@
 
 pub mod netns;
 pub mod servers;
+#[cfg(target_os = "linux")]
+pub mod session_bus;
 pub mod unified_api;
 
 use std::path::PathBuf;
