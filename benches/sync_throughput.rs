@@ -68,7 +68,9 @@ async fn worker(concurrency: u32) -> f64 {
     let store = Store::open(&dir.path().join("b.db")).unwrap();
     let rt = Runtime::new(store, cfg);
     let sync = Syncer::new(rt.clone(), dir.path());
-    sync.login(Some(&srv.url), "bench", "pw", None).await.unwrap();
+    sync.login(Some(&srv.url), "bench", "pw", None)
+        .await
+        .unwrap();
     sync.enroll(None, 1, "s", None, false).await.unwrap();
     let batch = results(N);
     rt.with_store(move |s| s.insert(&batch)).await.unwrap();

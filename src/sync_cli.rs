@@ -208,7 +208,7 @@ pub fn sync(paths: &Paths, a: SyncArgs) -> Result<()> {
         let n = rt.block_on(s.retry_dead(ids))?;
         writeln!(out, "{n} dead letter(s) back in the queue")?;
     }
-    let summary = rt.block_on(s.pass(Utc::now()))?;
+    let summary = rt.block_on(s.pass_all(Utc::now()))?;
     if a.json {
         serde_json::to_writer_pretty(&mut out, &summary)?;
         writeln!(out)?;

@@ -471,3 +471,25 @@ async fn the_worker_uploads_after_a_run_and_stops_with_the_runtime() {
         .expect("the worker stops with the runtime")
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_sync_by_hand_tries_results_still_backing_off() {
+    let r = rig(1).await;
+    let local = insert(&r.rt, vec![result_at("192.0.2.11:443", Utc::now())]).await;
+    r.srv.fault(
+        "/api/v1/tests/",
+        Fault::TooMany {
+            retry_after_s: Some(3600),
+        },
+    );
+    let now = Utc::now();
+    assert!(r.sync.pass(now).await.unwrap().error.is_some());
+    let soon = now + ChronoDuration::seconds(60);
+    assert_eq!(r.sync.pass(soon).await.unwrap().delivered, 0, "backing off");
+    assert_eq!(
+        r.sync.pass_all(soon).await.unwrap().delivered,
+        1,
+        "asked for"
+    );
+    assert_all_once(&r.srv, &local);
+}

@@ -340,4 +340,26 @@ mod tests {
         let e = s.load("k", SecretStoreKind::File).await.unwrap_err();
         assert!(e.to_string().contains("secrets.json"), "{e}");
     }
+
+    /// The real keychain of the platform (run on the macOS and Windows CI
+    /// runners; Linux's Secret Service is tested in tests/sync_cli.rs).
+    #[cfg(any(target_os = "macos", windows))]
+    #[tokio::test]
+    async fn native_keychain_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Secrets::new(dir.path());
+        let key = format!("test-{}", uuid::Uuid::now_v7());
+        let saved = s
+            .save(&key, &tokens(), SecretPreference::Keychain)
+            .await
+            .unwrap();
+        assert_eq!(saved.kind, SecretStoreKind::Keychain);
+        assert!(!s.file_path().exists());
+        assert_eq!(
+            s.load(&key, SecretStoreKind::Keychain).await.unwrap(),
+            Some(tokens())
+        );
+        s.delete(&key, SecretStoreKind::Keychain).await.unwrap();
+        assert_eq!(s.load(&key, SecretStoreKind::Keychain).await.unwrap(), None);
+    }
 }

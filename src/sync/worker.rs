@@ -374,8 +374,8 @@ impl Syncer {
             org_id,
             device_name: device_name.clone(),
             device_type: "desktop".into(),
-            os_type: device.os.to_lowercase(),
-            os_version: device.os_version.clone(),
+            os_type: std::env::consts::OS.to_owned(),
+            os_version: format!("{} {}", device.os, device.os_version),
             hardware_id: device.device_id.clone(),
             device_metadata: serde_json::json!({
                 "client": "waddleperf-desktop",
@@ -461,6 +461,20 @@ impl Syncer {
 
     /// One pass: everything due at `now` goes up, in order, or backs off.
     pub async fn pass(&self, now: DateTime<Utc>) -> Result<PassSummary, SyncError> {
+        self.pass_until(now, now).await
+    }
+
+    /// A pass asked for by the user (`waddleperf sync`, "Sync now"): every
+    /// waiting result is tried, including those still backing off.
+    pub async fn pass_all(&self, now: DateTime<Utc>) -> Result<PassSummary, SyncError> {
+        self.pass_until(now, DateTime::<Utc>::MAX_UTC).await
+    }
+
+    async fn pass_until(
+        &self,
+        now: DateTime<Utc>,
+        due_by: DateTime<Utc>,
+    ) -> Result<PassSummary, SyncError> {
         let cfg = self.rt.config().sync;
         if !cfg.enabled {
             return Err(SyncError::Disabled);
@@ -514,7 +528,7 @@ impl Syncer {
             Ok(h) if h.status == "healthy" => {
                 self.refresh_ahead(&session, &mut pass).await;
                 if pass.stop.is_none() {
-                    self.drain(&session, &enrolled, now, &mut pass, cfg.concurrency)
+                    self.drain(&session, &enrolled, now, due_by, &mut pass, cfg.concurrency)
                         .await?;
                 }
             }
@@ -579,6 +593,7 @@ impl Syncer {
         session: &Arc<Session>,
         enrolled: &Enrolled,
         now: DateTime<Utc>,
+        due_by: DateTime<Utc>,
         pass: &mut Pass,
         concurrency: u32,
     ) -> Result<(), SyncError> {
@@ -590,7 +605,7 @@ impl Syncer {
         loop {
             let batch = self
                 .rt
-                .with_store(move |s| s.outbox_due(now, BATCH))
+                .with_store(move |s| s.outbox_due(due_by, BATCH))
                 .await?;
             if batch.is_empty() {
                 return Ok(());
