@@ -8,8 +8,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::servers::SilentServer;
@@ -17,29 +15,6 @@ use waddleperf::config::{Config, TcpMode, TcpTarget};
 use waddleperf::notify::{self, DesktopSink, Sink};
 use waddleperf::runtime::Runtime;
 use waddleperf::store::Store;
-
-struct Bus(Child);
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A session bus of our own; returns its address.
-fn start_bus() -> (Bus, String) {
-    let mut child = Command::new("dbus-daemon")
-        .args(["--session", "--nofork", "--print-address=1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("dbus-daemon (package dbus) is needed");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Bus(child), line.trim().to_owned())
-}
 
 type Shown = Arc<Mutex<Vec<(String, String, String)>>>;
 
@@ -79,7 +54,8 @@ impl Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_changes_and_escalations_reach_the_desktop_once_each() {
-    let (_bus, address) = start_bus();
+    let bus = support::session_bus::SessionBus::start();
+    let address = bus.address.clone();
     // The only process-wide setting this test binary changes.
     std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &address);
     let shown: Shown = Arc::default();

@@ -369,7 +369,7 @@ async fn the_session_goes_to_a_real_keychain_when_there_is_one() {
     );
     let srv = std::sync::Arc::new(double().await);
     let mut home = Home::new(&config(&srv.url));
-    let bus = support::session_bus::SessionBus::start(&home.root);
+    let bus = support::session_bus::SessionBus::start();
     let keyring = bus.start_keyring(&home.root);
     home.env
         .push(("DBUS_SESSION_BUS_ADDRESS".into(), bus.address.clone()));

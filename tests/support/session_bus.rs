@@ -33,7 +33,7 @@ impl Drop for Keyring {
 }
 
 impl SessionBus {
-    pub fn start(_root: &Path) -> SessionBus {
+    pub fn start() -> SessionBus {
         let mut child = Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
             .stdout(Stdio::piped())
