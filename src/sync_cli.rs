@@ -176,8 +176,7 @@ pub fn sync(paths: &Paths, a: SyncArgs) -> Result<()> {
     let rt = crate::tokio_rt()?;
     let mut out = std::io::stdout().lock();
     if a.dead_letters {
-        let store = crate::open_existing_store(paths)?;
-        let dead = store.dead_letters()?;
+        let dead = rt.block_on(s.dead_letters())?;
         if a.json {
             serde_json::to_writer_pretty(&mut out, &dead)?;
             writeln!(out)?;

@@ -131,18 +131,17 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
+/// `waddleperf login` as alice, the password on stdin, an MFA code if given.
+fn login_alice(h: &Home, mfa_code: Option<&str>) -> Output {
+    let mut args = vec!["login", "--username", "alice", "--password-stdin"];
+    if let Some(code) = mfa_code {
+        args.extend(["--mfa-code", code]);
+    }
+    h.wp_in(&args, "correct horse\n")
+}
+
 fn sign_in(h: &Home) -> String {
-    let o = h.wp_in(
-        &[
-            "login",
-            "--username",
-            "alice",
-            "--password-stdin",
-            "--mfa-code",
-            "246810",
-        ],
-        "correct horse\n",
-    );
+    let o = login_alice(h, Some("246810"));
     assert!(o.status.success(), "{}", text(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -164,23 +163,10 @@ async fn login_enroll_sync_status_logout_from_the_cli() {
         assert!(text(&o).contains("not signed in"), "{}", text(&o));
 
         // MFA: without a code and without a terminal, the error says how.
-        let o = h.wp_in(
-            &["login", "--username", "alice", "--password-stdin"],
-            "correct horse\n",
-        );
+        let o = login_alice(&h, None);
         assert!(!o.status.success());
         assert!(text(&o).contains("--mfa-code"), "{}", text(&o));
-        let o = h.wp_in(
-            &[
-                "login",
-                "--username",
-                "alice",
-                "--password-stdin",
-                "--mfa-code",
-                "000000",
-            ],
-            "correct horse\n",
-        );
+        let o = login_alice(&h, Some("000000"));
         assert!(text(&o).contains("Invalid MFA token"), "{}", text(&o));
 
         let out = sign_in(&h);

@@ -183,6 +183,38 @@ impl Session {
     }
 }
 
+/// What sync keeps in the store.
+struct Snapshot {
+    account: Option<Account>,
+    enrollment: Option<Enrolled>,
+    progress: Progress,
+    /// The earliest deferred row's next attempt.
+    next_due: Option<DateTime<Utc>>,
+}
+
+impl Snapshot {
+    /// Signed in (and not signed out) and enrolled.
+    fn ready(&self) -> bool {
+        self.account
+            .as_ref()
+            .is_some_and(|a| a.signed_out.is_none())
+            && self.enrollment.is_some()
+    }
+
+    /// See [`Syncer::next_pass_at`].
+    fn next_pass_at(&self, now: DateTime<Utc>, interval_minutes: u32) -> DateTime<Utc> {
+        let interval = chrono::Duration::minutes(i64::from(interval_minutes));
+        let mut at = self.progress.last_pass_at.map_or(now, |t| t + interval);
+        if let Some(due) = self.next_due {
+            at = at.min(due);
+        }
+        if let Some(nb) = self.progress.not_before {
+            at = at.max(nb);
+        }
+        at
+    }
+}
+
 /// Why a pass stops dispatching.
 enum Stop {
     Transient(ApiError, Option<Duration>),
@@ -196,6 +228,8 @@ struct Pass {
     /// The device's test_ids on the server, read once when first needed.
     readback: Option<HashSet<String>>,
     stop: Option<Stop>,
+    /// The longest backoff (`backoff_max_minutes`).
+    cap: Duration,
 }
 
 impl Syncer {
@@ -409,22 +443,43 @@ impl Syncer {
         Ok(self.load(PROGRESS).await?.unwrap_or_default())
     }
 
+    /// Everything sync keeps in the store, read in one trip.
+    async fn snapshot(&self) -> Result<Snapshot, SyncError> {
+        Ok(self
+            .rt
+            .with_store(|s| {
+                Ok(Snapshot {
+                    account: s.state_get(ACCOUNT)?,
+                    enrollment: s.state_get(ENROLLMENT)?,
+                    progress: s.state_get(PROGRESS)?.unwrap_or_default(),
+                    next_due: s.outbox_next_due()?,
+                })
+            })
+            .await?)
+    }
+
     pub async fn status(&self) -> Result<SyncStatus, SyncError> {
-        let account = self.account().await?;
-        let secrets_file = account
+        let snap = self.snapshot().await?;
+        let secrets_file = snap
+            .account
             .as_ref()
             .filter(|a| a.secret_store == SecretStoreKind::File)
             .map(|_| self.secrets.file_path().to_owned());
         let stats = self.rt.with_store(|s| s.stats()).await?;
         Ok(SyncStatus {
             enabled: self.rt.config().sync.enabled,
-            account,
+            account: snap.account,
             secrets_file,
-            enrollment: self.enrollment().await?,
-            progress: self.progress().await?,
+            enrollment: snap.enrollment,
+            progress: snap.progress,
             pending: stats.outbox_pending,
             dead: stats.outbox_dead,
         })
+    }
+
+    /// The dead letters, oldest result first.
+    pub async fn dead_letters(&self) -> Result<Vec<crate::store::DeadLetter>, SyncError> {
+        Ok(self.rt.with_store(|s| s.dead_letters()).await?)
     }
 
     /// Puts dead letters back in the queue (all, or those listed).
@@ -479,14 +534,15 @@ impl Syncer {
         if !cfg.enabled {
             return Err(SyncError::Disabled);
         }
-        let account = self.account().await?.ok_or(SyncError::NotSignedIn)?;
+        let snap = self.snapshot().await?;
+        let account = snap.account.ok_or(SyncError::NotSignedIn)?;
         if let Some(so) = &account.signed_out {
             return Err(SyncError::SignedOut {
                 server: account.server.clone(),
                 reason: so.reason.clone(),
             });
         }
-        let enrolled = self.enrollment().await?.ok_or(SyncError::NotEnrolled)?;
+        let enrolled = snap.enrollment.ok_or(SyncError::NotEnrolled)?;
         if !same_server(&enrolled.server, &account.server) {
             return Err(SyncError::ServerMismatch {
                 enrolled: enrolled.server,
@@ -523,6 +579,7 @@ impl Syncer {
             },
             readback: None,
             stop: None,
+            cap: Duration::from_secs(u64::from(cfg.backoff_max_minutes) * 60),
         };
         match session.api.health().await {
             Ok(h) if h.status == "healthy" => {
@@ -667,7 +724,6 @@ impl Syncer {
     ) -> Result<(), SyncError> {
         let (item, outcome) = done.map_err(|e| RuntimeError::Task(e.to_string()))?;
         let id = item.result.id;
-        let cap = Duration::from_secs(u64::from(self.rt.config().sync.backoff_max_minutes) * 60);
         match outcome {
             Ok(()) => {
                 self.rt.with_store(move |s| s.outbox_delivered(&id)).await?;
@@ -713,7 +769,8 @@ impl Syncer {
                     ApiError::RateLimited { retry_after } => *retry_after,
                     _ => None,
                 };
-                let wait = backoff(item.attempts + 1, cap).max(retry_after.unwrap_or_default());
+                let wait =
+                    backoff(item.attempts + 1, pass.cap).max(retry_after.unwrap_or_default());
                 let next = now + chrono_of(wait);
                 let uncertain = item.uncertain || e.maybe_received();
                 let msg = e.to_string();
@@ -817,7 +874,6 @@ impl Syncer {
         account: &Account,
         mut pass: Pass,
     ) -> Result<PassSummary, SyncError> {
-        let cap = Duration::from_secs(u64::from(self.rt.config().sync.backoff_max_minutes) * 60);
         let mut progress = self.progress().await?;
         progress.last_pass_at = Some(now);
         progress.delivered_total += pass.summary.delivered;
@@ -825,7 +881,8 @@ impl Syncer {
         match pass.stop.take() {
             Some(Stop::Transient(e, retry_after)) => {
                 progress.failures = progress.failures.saturating_add(1);
-                let wait = backoff(progress.failures, cap).max(retry_after.unwrap_or_default());
+                let wait =
+                    backoff(progress.failures, pass.cap).max(retry_after.unwrap_or_default());
                 progress.not_before = Some(now + chrono_of(wait));
                 progress.last_error = Some(e.to_string());
                 pass.summary.error = Some(e.to_string());
@@ -867,17 +924,8 @@ impl Syncer {
     /// when a deferred row falls due, and every `interval_minutes`; never
     /// before the backoff allows.
     pub async fn next_pass_at(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, SyncError> {
-        let cfg = self.rt.config().sync;
-        let interval = chrono::Duration::minutes(i64::from(cfg.interval_minutes));
-        let progress = self.progress().await?;
-        let mut at = progress.last_pass_at.map_or(now, |t| t + interval);
-        if let Some(due) = self.rt.with_store(|s| s.outbox_next_due()).await? {
-            at = at.min(due);
-        }
-        if let Some(nb) = progress.not_before {
-            at = at.max(nb);
-        }
-        Ok(at)
+        let interval = self.rt.config().sync.interval_minutes;
+        Ok(self.snapshot().await?.next_pass_at(now, interval))
     }
 
     /// The worker loop until the runtime shuts down.
@@ -891,22 +939,21 @@ impl Syncer {
                 return;
             }
             let now = clock.now();
-            let ready = self.ready().await;
-            let due = if ready {
-                let mut at = match self.next_pass_at(now).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::error!("sync: {e}");
-                        now + chrono::Duration::minutes(1)
+            let cfg = self.rt.config().sync;
+            let (ready, due) = match self.snapshot().await {
+                Ok(snap) if cfg.enabled && snap.ready() => {
+                    let mut at = snap.next_pass_at(now, cfg.interval_minutes);
+                    if let Some(s) = soon {
+                        let nb = snap.progress.not_before;
+                        at = at.min(nb.map_or(s, |nb| s.max(nb)));
                     }
-                };
-                if let Some(s) = soon {
-                    let nb = self.progress().await.ok().and_then(|p| p.not_before);
-                    at = at.min(nb.map_or(s, |nb| s.max(nb)));
+                    (true, at)
                 }
-                at
-            } else {
-                now + chrono::Duration::minutes(1)
+                Ok(_) => (false, now + chrono::Duration::minutes(1)),
+                Err(e) => {
+                    tracing::error!("sync: {e}");
+                    (false, now + chrono::Duration::minutes(1))
+                }
             };
             if ready && due <= now {
                 soon = None;
@@ -935,8 +982,7 @@ impl Syncer {
                 _ = self.wake.notified() => soon = Some(clock.now()),
                 ev = events.recv() => match ev {
                     Ok(Event::RunFinished { .. }) => {
-                        let spread = self.rt.config().sync.spread_seconds;
-                        let delay = fastrand::u32(0..=spread);
+                        let delay = fastrand::u32(0..=cfg.spread_seconds);
                         let at = clock.now() + chrono::Duration::seconds(i64::from(delay));
                         soon = Some(soon.map_or(at, |s| s.min(at)));
                     }
@@ -945,15 +991,6 @@ impl Syncer {
                 },
             }
         }
-    }
-
-    /// Signed in (and not signed out), enrolled and enabled.
-    async fn ready(&self) -> bool {
-        if !self.rt.config().sync.enabled {
-            return false;
-        }
-        let signed_in = matches!(self.account().await, Ok(Some(a)) if a.signed_out.is_none());
-        signed_in && matches!(self.enrollment().await, Ok(Some(_)))
     }
 }
 
