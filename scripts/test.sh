@@ -28,6 +28,16 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     apt-get install -y -qq --no-install-recommends \
         nginx openssh-server openssh-client curl iproute2 iptables openssl ca-certificates \
         gcc-mingw-w64-x86-64 pkg-config dbus systemd python3 gnome-keyring libsecret-tools >/dev/null
+    # The desktop app: WebKitGTK 4.1, GTK 3, AppIndicator (build); Xvfb, the
+    # WebKit WebDriver, xdotool, ImageMagick and an XEmbed tray (its tests).
+    # Not dbus-x11: GLib would autolaunch a session bus that outlives the app.
+    apt-get install -y -qq --no-install-recommends \
+        build-essential file cmake libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev \
+        libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev libxdo-dev \
+        xvfb xauth webkit2gtk-driver xdotool imagemagick trayer x11-utils >/dev/null
+    if ! command -v npm >/dev/null; then
+        apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
 fi
 
 if ! command -v cargo >/dev/null; then
@@ -39,18 +49,33 @@ rustup target add x86_64-pc-windows-gnu >/dev/null 2>&1 || true
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/waddleperf-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if ! command -v tauri-driver >/dev/null; then
+    step "Installing tauri-driver (WebDriver for the desktop app's end-to-end tests)"
+    cargo install tauri-driver --locked --quiet
+fi
+
+step "Web UI: install, type-check, unit tests (vitest), build"
+(
+    cd ui
+    npm ci --no-audit --no-fund --loglevel=error
+    npm run --silent typecheck
+    npm test --silent
+    npm run --silent build
+)
 
 step "Formatting (cargo fmt --check)"
 cargo fmt --all -- --check
 
 step "Lints (cargo clippy -D warnings)"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "Windows type-check (x86_64-pc-windows-gnu)"
 cargo check --locked --target x86_64-pc-windows-gnu --lib --bins
 
 step "Tests"
-cargo test --locked --lib --bins --tests -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
+cargo test --locked --workspace --lib --bins --tests -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
 status=${PIPESTATUS[0]}
 step "Summary"
 grep -E '^test result:' "$CARGO_TARGET_DIR/test-output.txt" |

@@ -13,7 +13,8 @@ use waddleperf::{notify, schedule, sync, version};
 
 pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
     let cfg = Config::load(&paths.config_file)?;
-    let _log_guard = crate::init_daemon_logging(verbose, &paths.log_dir, &cfg.log)?;
+    let _log_guard =
+        waddleperf::logging::init_files("waddleperf", verbose, &paths.log_dir, &cfg.log)?;
     let lock = AgentLock::acquire(&paths.data_dir)?;
     let store = waddleperf::store::Store::open(&paths.db_file)
         .with_context(|| format!("database {}", paths.db_file.display()))?;

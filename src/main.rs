@@ -271,63 +271,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn stderr_filter(verbose: u8, quiet: &str) -> tracing_subscriber::EnvFilter {
-    let default = match verbose {
-        0 => quiet,
-        1 => "info",
-        _ => "debug",
-    };
-    tracing_subscriber::EnvFilter::try_from_env("WADDLEPERF_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
-}
-
 fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(stderr_filter(verbose, "warn"))
+        .with_env_filter(waddleperf::logging::stderr_filter(verbose, "warn"))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
-}
-
-/// The daemon logs to stderr (for journald and containers) and to daily files
-/// in the log directory, keeping `log.retention_days` of them. The guard
-/// flushes the file writer when dropped at exit.
-pub(crate) fn init_daemon_logging(
-    verbose: u8,
-    dir: &Path,
-    cfg: &waddleperf::config::LogConfig,
-) -> Result<tracing_appender::non_blocking::WorkerGuard> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
-    let files = tracing_appender::rolling::RollingFileAppender::builder()
-        .rotation(tracing_appender::rolling::Rotation::DAILY)
-        .filename_prefix("waddleperf")
-        .filename_suffix("log")
-        .max_log_files(cfg.retention_days as usize)
-        .build(dir)
-        .with_context(|| format!("cannot write logs in {}", dir.display()))?;
-    let (writer, guard) = tracing_appender::non_blocking(files);
-    let file_filter = tracing_subscriber::EnvFilter::try_from_env("WADDLEPERF_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.level));
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_ansi(false)
-                .with_filter(file_filter),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_filter(stderr_filter(verbose, "info")),
-        )
-        .try_init()
-        .context("cannot set up logging")?;
-    Ok(guard)
 }
 
 fn real_main(cli: Cli) -> Result<()> {

@@ -9,6 +9,8 @@
 //! without it they fail with a message saying so, they never skip.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(target_os = "linux")]
+pub mod desktop;
 pub mod netns;
 pub mod servers;
 #[cfg(target_os = "linux")]

@@ -37,6 +37,8 @@ impl SessionBus {
         let mut child = Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
             .stdout(Stdio::piped())
+            // Activated services (portals, the accessibility bus) log there.
+            .stderr(Stdio::null())
             .spawn()
             .expect("dbus-daemon (package dbus) is needed");
         let mut line = String::new();

@@ -1,0 +1,487 @@
+//! Tauri commands: each maps onto one runtime (or syncer) call. Errors reach
+//! the UI as [`IpcError`]: a kind the UI can switch on, a message for people
+//! and, for settings, the key that is wrong.
+
+use crate::shell::Shell;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tauri::State;
+use waddleperf::config::ConfigError;
+use waddleperf::runtime::{RunSummary, RuntimeError, Status};
+use waddleperf::settings::Settings;
+use waddleperf::store::{HistoryQuery, Series, SeriesQuery, StoredEvent};
+use waddleperf::sync::{PassSummary, SyncError, SyncStatus};
+use waddleperf::{Measurement, TestType};
+
+/// What kind of failure, for the UI to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A setting or an argument is not acceptable (`key` says which).
+    Invalid,
+    /// The history database failed.
+    Store,
+    /// A file could not be written or read.
+    Io,
+    /// The app is quitting.
+    ShuttingDown,
+    /// The server wants a one-time code: ask for it and call again.
+    MfaRequired,
+    /// Sign-in or upload failed.
+    Sync,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct IpcError {
+    pub kind: ErrorKind,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl IpcError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> IpcError {
+        IpcError {
+            kind,
+            message: message.into(),
+            key: None,
+        }
+    }
+
+    pub fn invalid(key: &str, message: impl Into<String>) -> IpcError {
+        IpcError {
+            kind: ErrorKind::Invalid,
+            message: message.into(),
+            key: Some(key.to_owned()),
+        }
+    }
+}
+
+impl From<RuntimeError> for IpcError {
+    fn from(e: RuntimeError) -> Self {
+        let kind = match &e {
+            RuntimeError::Store(_) => ErrorKind::Store,
+            RuntimeError::ShuttingDown => ErrorKind::ShuttingDown,
+            RuntimeError::Config(_) => ErrorKind::Invalid,
+            RuntimeError::Poisoned | RuntimeError::Task(_) => ErrorKind::Internal,
+        };
+        let key = match &e {
+            RuntimeError::Config(c) => c.key().map(str::to_owned),
+            _ => None,
+        };
+        IpcError {
+            kind,
+            message: e.to_string(),
+            key,
+        }
+    }
+}
+
+impl From<ConfigError> for IpcError {
+    fn from(e: ConfigError) -> Self {
+        IpcError {
+            kind: ErrorKind::Invalid,
+            key: e.key().map(str::to_owned),
+            message: match &e {
+                // The UI shows the message next to the field: no file prefix.
+                ConfigError::Invalid { message, .. } => message.clone(),
+                other => other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<SyncError> for IpcError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Api(waddleperf::sync::api::ApiError::MfaRequired) => IpcError::new(
+                ErrorKind::MfaRequired,
+                "enter the one-time code from your authenticator app",
+            ),
+            SyncError::Runtime(r) => r.into(),
+            other => IpcError::new(ErrorKind::Sync, other.to_string()),
+        }
+    }
+}
+
+type Res<T> = Result<T, IpcError>;
+
+/// The app, its paths and what it is doing, for the window's header and the
+/// Settings page.
+#[derive(Debug, Serialize)]
+pub struct AppInfo {
+    pub version: String,
+    pub config_file: PathBuf,
+    pub db_file: PathBuf,
+    pub log_dir: PathBuf,
+    /// Set when another agent (the `waddleperf daemon`) runs the schedule for
+    /// this database; this app then only shows and runs on demand.
+    pub agent_note: Option<String>,
+    /// Set when the configuration file could not be used at start.
+    pub config_note: Option<String>,
+    pub autostart: Option<bool>,
+    pub device_id: String,
+    pub hostname: String,
+}
+
+#[tauri::command]
+pub async fn app_info(app: tauri::AppHandle, shell: State<'_, Arc<Shell>>) -> Res<AppInfo> {
+    let device = waddleperf::device::DeviceInfo::detect();
+    Ok(AppInfo {
+        version: waddleperf::version::long_version(),
+        config_file: shell.paths.config_file.clone(),
+        db_file: shell.paths.db_file.clone(),
+        log_dir: shell.paths.log_dir.clone(),
+        agent_note: shell.agent_note.clone(),
+        config_note: shell.config_note(),
+        autostart: crate::shell::autostart_enabled(&app).ok(),
+        device_id: device.device_id,
+        hostname: device.hostname,
+    })
+}
+
+#[tauri::command]
+pub async fn status(shell: State<'_, Arc<Shell>>) -> Res<Status> {
+    Ok(shell.rt.status().await?)
+}
+
+/// Runs the suite now (joining a run in progress) and returns its summary;
+/// progress arrives as `runtime` events meanwhile.
+#[tauri::command]
+pub async fn run_now(shell: State<'_, Arc<Shell>>) -> Res<Arc<RunSummary>> {
+    Ok(shell.rt.run_now().await?)
+}
+
+#[tauri::command]
+pub async fn pause(shell: State<'_, Arc<Shell>>) -> Res<()> {
+    Ok(shell.rt.pause().await?)
+}
+
+#[tauri::command]
+pub async fn resume(shell: State<'_, Arc<Shell>>) -> Res<()> {
+    Ok(shell.rt.resume().await?)
+}
+
+/// A history query from the UI.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryArgs {
+    pub targets: Option<Vec<String>>,
+    pub test_type: Option<TestType>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+}
+
+/// The most results one history call returns.
+pub const HISTORY_MAX: usize = 10_000;
+
+async fn read_history(shell: &Shell, q: HistoryArgs, cap: usize) -> Res<Vec<Measurement>> {
+    let limit = q.limit.unwrap_or(cap).min(cap);
+    let targets = q.targets.unwrap_or_default();
+    // One target: the store filters; several: read the range and keep theirs.
+    let query = HistoryQuery {
+        target: (targets.len() == 1).then(|| targets[0].clone()),
+        test_type: q.test_type,
+        since: q.since,
+        until: q.until,
+        limit: (targets.len() <= 1).then_some(limit),
+    };
+    let mut rows = shell.rt.history(query).await?;
+    if targets.len() > 1 {
+        rows.retain(|m| targets.contains(&m.target));
+        let skip = rows.len().saturating_sub(limit);
+        rows.drain(..skip);
+    }
+    Ok(rows)
+}
+
+/// Stored results, oldest first (the newest `limit`).
+#[tauri::command]
+pub async fn history(shell: State<'_, Arc<Shell>>, query: HistoryArgs) -> Res<Vec<Measurement>> {
+    read_history(&shell, query, HISTORY_MAX).await
+}
+
+#[derive(Debug, Serialize)]
+pub struct StoredTarget {
+    pub target: String,
+    pub test_type: TestType,
+}
+
+/// Every target with stored results.
+#[tauri::command]
+pub async fn targets(shell: State<'_, Arc<Shell>>) -> Res<Vec<StoredTarget>> {
+    let list = shell.rt.with_store(|s| s.targets()).await?;
+    Ok(list
+        .into_iter()
+        .map(|(target, test_type)| StoredTarget { target, test_type })
+        .collect())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesArgs {
+    pub targets: Vec<String>,
+    pub test_type: Option<TestType>,
+    pub metric: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub bucket_secs: i64,
+}
+
+/// Buckets per chart at most: more points than a screen has pixels is waste.
+pub const MAX_BUCKETS: i64 = 5_000;
+
+/// Bucketed aggregates (min, mean, max, loss) of one metric per target.
+#[tauri::command]
+pub async fn series(shell: State<'_, Arc<Shell>>, query: SeriesArgs) -> Res<Vec<Series>> {
+    check_series(&query)?;
+    let q = SeriesQuery {
+        targets: query.targets,
+        test_type: query.test_type,
+        metric: query.metric,
+        since: query.since,
+        until: query.until,
+        bucket_secs: query.bucket_secs,
+    };
+    Ok(shell.rt.series(q).await?)
+}
+
+pub fn check_series(q: &SeriesArgs) -> Res<()> {
+    if !waddleperf::model::CHART_METRICS.contains(&q.metric.as_str()) {
+        return Err(IpcError::invalid(
+            "metric",
+            format!(
+                "`{}` is not a chart metric (one of {})",
+                q.metric,
+                waddleperf::model::CHART_METRICS.join(", ")
+            ),
+        ));
+    }
+    if q.until <= q.since {
+        return Err(IpcError::invalid(
+            "until",
+            "the range ends before it starts",
+        ));
+    }
+    if q.bucket_secs < 60 {
+        return Err(IpcError::invalid(
+            "bucket_secs",
+            format!("{} s is shorter than a minute", q.bucket_secs),
+        ));
+    }
+    let buckets = (q.until - q.since).num_seconds() / q.bucket_secs;
+    if buckets > MAX_BUCKETS {
+        return Err(IpcError::invalid(
+            "bucket_secs",
+            format!("{buckets} buckets is more than {MAX_BUCKETS}: use wider buckets"),
+        ));
+    }
+    Ok(())
+}
+
+/// The newest logged events (escalations, health changes, pause), oldest
+/// first.
+#[tauri::command]
+pub async fn events(shell: State<'_, Arc<Shell>>, limit: Option<usize>) -> Res<Vec<StoredEvent>> {
+    let limit = limit.unwrap_or(50).min(1000);
+    Ok(shell.rt.event_log(None, None, limit).await?)
+}
+
+#[tauri::command]
+pub async fn settings_get(shell: State<'_, Arc<Shell>>) -> Res<Settings> {
+    Ok(Settings::from_config(&shell.rt.config()))
+}
+
+/// Validates, saves to the configuration file and applies at once (the
+/// scheduler picks up a new interval without a restart).
+#[tauri::command]
+pub async fn settings_set(shell: State<'_, Arc<Shell>>, settings: Settings) -> Res<Settings> {
+    shell.save_settings(&settings)
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Exported {
+    pub path: PathBuf,
+    pub count: usize,
+}
+
+/// Writes the results the query selects to a file in the Downloads folder
+/// (CSV, or JSON with one object per line, as `waddleperf export` writes).
+#[tauri::command]
+pub async fn export(
+    shell: State<'_, Arc<Shell>>,
+    format: ExportFormat,
+    query: HistoryArgs,
+) -> Res<Exported> {
+    let rows = read_history(&shell, query, usize::MAX).await?;
+    let dir = crate::shell::export_dir();
+    let path = crate::shell::export_file(&dir, format, Utc::now())
+        .map_err(|e| IpcError::new(ErrorKind::Io, e))?;
+    let count = rows.len();
+    let target = path.clone();
+    tauri::async_runtime::spawn_blocking(move || {
+        crate::shell::write_export(&target, format, &rows)
+    })
+    .await
+    .map_err(|e| IpcError::new(ErrorKind::Internal, e.to_string()))?
+    .map_err(|e| IpcError::new(ErrorKind::Io, e))?;
+    Ok(Exported { path, count })
+}
+
+#[tauri::command]
+pub async fn set_autostart(app: tauri::AppHandle, on: bool) -> Res<bool> {
+    crate::shell::set_autostart(&app, on).map_err(|e| IpcError::new(ErrorKind::Io, e))?;
+    crate::shell::autostart_enabled(&app).map_err(|e| IpcError::new(ErrorKind::Io, e))
+}
+
+#[tauri::command]
+pub async fn account(shell: State<'_, Arc<Shell>>) -> Res<SyncStatus> {
+    Ok(shell.syncer.status().await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginArgs {
+    pub server: Option<String>,
+    pub username: String,
+    pub password: String,
+    pub mfa_code: Option<String>,
+}
+
+/// Signs in; the tokens go to the OS keychain (or the 0600 file, which the
+/// account status then names).
+#[tauri::command]
+pub async fn login(shell: State<'_, Arc<Shell>>, args: LoginArgs) -> Res<SyncStatus> {
+    let server = args
+        .server
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if args.username.trim().is_empty() {
+        return Err(IpcError::invalid("username", "enter your user name"));
+    }
+    let code = args
+        .mfa_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    shell
+        .syncer
+        .login(server, args.username.trim(), &args.password, code)
+        .await?;
+    Ok(shell.syncer.status().await?)
+}
+
+#[tauri::command]
+pub async fn logout(shell: State<'_, Arc<Shell>>) -> Res<SyncStatus> {
+    shell.syncer.logout().await?;
+    Ok(shell.syncer.status().await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollArgs {
+    pub server: Option<String>,
+    pub org_id: i64,
+    pub secret: String,
+    pub name: Option<String>,
+}
+
+#[tauri::command]
+pub async fn enroll(shell: State<'_, Arc<Shell>>, args: EnrollArgs) -> Res<SyncStatus> {
+    if args.secret.trim().is_empty() {
+        return Err(IpcError::invalid("secret", "enter the enrollment secret"));
+    }
+    let server = args
+        .server
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let name = args
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    shell
+        .syncer
+        .enroll(server, args.org_id, args.secret.trim(), name, false)
+        .await?;
+    Ok(shell.syncer.status().await?)
+}
+
+/// One upload pass now (rows still backing off included).
+#[tauri::command]
+pub async fn sync_now(shell: State<'_, Arc<Shell>>) -> Res<PassSummary> {
+    Ok(shell.syncer.pass_all(Utc::now()).await?)
+}
+
+/// Dead letters go back into the queue.
+#[tauri::command]
+pub async fn retry_dead(shell: State<'_, Arc<Shell>>) -> Res<usize> {
+    let n = shell.syncer.retry_dead(None).await?;
+    shell.syncer.sync_soon();
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(metric: &str, hours: i64, bucket_secs: i64) -> SeriesArgs {
+        let until = Utc::now();
+        SeriesArgs {
+            targets: vec![],
+            test_type: None,
+            metric: metric.into(),
+            since: until - chrono::Duration::hours(hours),
+            until,
+            bucket_secs,
+        }
+    }
+
+    #[test]
+    fn series_arguments_are_checked() {
+        assert!(check_series(&q("latency_ms", 24, 600)).is_ok());
+        let e = check_series(&q("bogus", 24, 600)).err();
+        assert_eq!(
+            e.map(|e| (e.kind, e.key)),
+            Some((ErrorKind::Invalid, Some("metric".into())))
+        );
+        let e = check_series(&q("latency_ms", 24 * 365, 60)).err();
+        assert_eq!(e.and_then(|e| e.key), Some("bucket_secs".into()));
+        let e = check_series(&q("latency_ms", -1, 600)).err();
+        assert_eq!(e.and_then(|e| e.key), Some("until".into()));
+    }
+
+    #[test]
+    fn errors_serialise_typed() -> Result<(), serde_json::Error> {
+        let e: IpcError = ConfigError::Invalid {
+            path: "settings".into(),
+            line: None,
+            key: "suite.http[0].url".into(),
+            message: "not a URL".into(),
+        }
+        .into();
+        assert_eq!(
+            serde_json::to_value(&e)?,
+            serde_json::json!({"kind": "invalid", "message": "not a URL", "key": "suite.http[0].url"})
+        );
+        let e: IpcError = RuntimeError::ShuttingDown.into();
+        assert_eq!(serde_json::to_value(&e)?["kind"], "shutting_down");
+        let e: IpcError = SyncError::Api(waddleperf::sync::api::ApiError::MfaRequired).into();
+        assert_eq!(e.kind, ErrorKind::MfaRequired);
+        Ok(())
+    }
+}

@@ -1,0 +1,212 @@
+//! The settings a person edits in the desktop app (targets per test type,
+//! schedule, thresholds, notifications, retention), as one plain document
+//! that crosses IPC as JSON. Applying it validates with the configuration's
+//! own rules (errors name the key, e.g. `suite.http[1].url`), and saving
+//! writes the configuration file atomically, so a crash never leaves half a
+//! file. Settings the document does not carry (sync, logs, tier suites) are
+//! kept from the configuration in effect.
+
+use crate::config::{
+    AutoPerf, Config, ConfigError, HttpTarget, Notifications, ProbeDefaults, Schedule, StoreConfig,
+    TcpTarget,
+};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+use toml::Spanned;
+
+/// The editable part of the configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub schedule: Schedule,
+    pub autoperf: AutoPerf,
+    pub notifications: Notifications,
+    pub probe: ProbeDefaults,
+    pub store: StoreConfig,
+    /// Tier 1 HTTP targets.
+    pub http: Vec<HttpTarget>,
+    /// Tier 1 TCP, TLS and SSH targets.
+    pub tcp: Vec<TcpTarget>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("cannot create the configuration directory {path}: {source}")]
+    Dir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the configuration file {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Settings {
+    pub fn from_config(cfg: &Config) -> Settings {
+        Settings {
+            schedule: cfg.schedule.clone(),
+            autoperf: cfg.autoperf.clone(),
+            notifications: cfg.notifications.clone(),
+            probe: cfg.probe.clone(),
+            store: cfg.store.clone(),
+            http: cfg.suite.http.iter().map(|t| t.get_ref().clone()).collect(),
+            tcp: cfg.suite.tcp.iter().map(|t| t.get_ref().clone()).collect(),
+        }
+    }
+
+    /// `base` with these settings in place, validated by the configuration's
+    /// rules; `origin` names the file in error messages. Text fields are
+    /// trimmed (a pasted URL with a trailing space is what was meant).
+    pub fn apply(&self, base: &Config, origin: &str) -> Result<Config, ConfigError> {
+        let mut cfg = base.clone();
+        cfg.schedule = self.schedule.clone();
+        cfg.autoperf = self.autoperf.clone();
+        cfg.notifications = self.notifications.clone();
+        cfg.probe = self.probe.clone();
+        cfg.store = self.store.clone();
+        cfg.suite.http = self
+            .http
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                t.url = t.url.trim().to_owned();
+                Spanned::new(0..0, t)
+            })
+            .collect();
+        cfg.suite.tcp = self
+            .tcp
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                t.target = t.target.trim().to_owned();
+                Spanned::new(0..0, t)
+            })
+            .collect();
+        cfg.validate(origin, None)?;
+        Ok(cfg)
+    }
+}
+
+/// Writes `cfg` to `path` as TOML: a temporary file in the same directory,
+/// flushed to disk, then renamed over the old one.
+pub fn save_config(path: &Path, cfg: &Config) -> Result<(), SaveError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|source| SaveError::Dir {
+        path: dir.clone(),
+        source,
+    })?;
+    let write = |source| SaveError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut tmp = tempfile_in(&dir, path).map_err(write)?;
+    let text = format!(
+        "# WaddlePerf configuration, saved by the desktop app.\n\
+         # Reference: docs/configuration.md\n\n{}",
+        cfg.to_toml()
+    );
+    let result = (|| {
+        tmp.1.write_all(text.as_bytes())?;
+        tmp.1.sync_all()?;
+        std::fs::rename(&tmp.0, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp.0);
+    }
+    result.map_err(write)
+}
+
+fn tempfile_in(dir: &Path, target: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config.toml".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    Ok((tmp, file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HttpMode, TcpMode};
+
+    #[test]
+    fn round_trips_through_the_file() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("sub").join("config.toml");
+        let base = Config::default();
+        let mut s = Settings::from_config(&base);
+        s.schedule.interval_minutes = 15;
+        s.http = vec![HttpTarget {
+            mode: HttpMode::Http2,
+            ..HttpTarget::new("  https://example.net/health ")
+        }];
+        s.tcp.push(TcpTarget::new("example.net:22", TcpMode::Ssh));
+        let cfg = s.apply(&base, "settings")?;
+        save_config(&path, &cfg)?;
+        let back = Config::load(&path)?;
+        assert_eq!(back, cfg);
+        assert_eq!(
+            back.suite.http[0].get_ref().url,
+            "https://example.net/health"
+        );
+        assert_eq!(Settings::from_config(&back).schedule.interval_minutes, 15);
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("sub"))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let base = Config::default();
+        let mut s = Settings::from_config(&base);
+        s.http[1].url = "ftp://example.net/".into();
+        let e = s.apply(&base, "settings").err();
+        assert_eq!(e.as_ref().and_then(|e| e.key()), Some("suite.http[1].url"));
+
+        let mut s = Settings::from_config(&base);
+        s.schedule.interval_minutes = 0;
+        let e = s.apply(&base, "settings").err();
+        assert_eq!(
+            e.as_ref().and_then(|e| e.key()),
+            Some("schedule.interval_minutes")
+        );
+
+        let mut s = Settings::from_config(&base);
+        s.autoperf.thresholds.loss_pct = 140.0;
+        let e = s.apply(&base, "settings").err();
+        assert_eq!(
+            e.as_ref().and_then(|e| e.key()),
+            Some("autoperf.thresholds.loss_pct")
+        );
+    }
+
+    #[test]
+    fn keeps_what_it_does_not_carry() -> Result<(), ConfigError> {
+        let mut base = Config::default();
+        base.sync.interval_minutes = 5;
+        base.log.level = "debug".into();
+        let s = Settings::from_config(&base);
+        let cfg = s.apply(&base, "settings")?;
+        assert_eq!(cfg.sync.interval_minutes, 5);
+        assert_eq!(cfg.log.level, "debug");
+        Ok(())
+    }
+}

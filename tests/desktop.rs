@@ -1,0 +1,401 @@
+//! The desktop app for real, under Xvfb and a private D-Bus session bus:
+//! through WebDriver in its WebKit webview (Run now → live progress → the
+//! rows and a drawn chart in History; a setting changed, kept across a
+//! restart), and through its tray icon in an XEmbed tray (trayer) clicked
+//! with xdotool (Run tests now, Quit). Targets are local peers: nginx over
+//! HTTPS with a test CA, plain HTTP, and a TCP port. Screenshots go to
+//! `<target>/e2e/` as CI artifacts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use support::desktop::{artifacts_dir, desktop_bin, wait_gone, Display, Driver, Session};
+use support::servers::{Nginx, TestCa};
+use waddleperf::store::{HistoryQuery, Store};
+
+/// One app at a time: each test starts it, and the machine has two cores.
+static ONE_APP: Mutex<()> = Mutex::new(());
+
+struct Peers {
+    _ca: TestCa,
+    _nginx: Nginx,
+    config: String,
+    targets: usize,
+}
+
+/// nginx on loopback, and a configuration naming it three ways.
+fn peers() -> Peers {
+    let ca = TestCa::new(&["IP:127.0.0.1".into(), "DNS:localhost".into()], 30);
+    let nginx = Nginx::start(
+        &ca,
+        "127.0.0.1",
+        support::free_port(),
+        support::free_port(),
+        None,
+    );
+    let config = format!(
+        r#"[schedule]
+interval_minutes = 60
+run_on_start = false
+
+[notifications]
+enabled = false
+
+[sync]
+enabled = false
+
+[[suite.http]]
+url = "https://127.0.0.1:{https}/"
+ca_file = "{ca}"
+
+[[suite.http]]
+url = "http://127.0.0.1:{http}/"
+
+[[suite.tcp]]
+target = "127.0.0.1:{http}"
+"#,
+        https = nginx.https.port(),
+        http = nginx.http.port(),
+        ca = ca.ca_pem.display(),
+    );
+    Peers {
+        _ca: ca,
+        _nginx: nginx,
+        config,
+        targets: 3,
+    }
+}
+
+struct Files {
+    dir: tempfile::TempDir,
+}
+
+impl Files {
+    fn new(config: &str) -> Files {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        Files { dir }
+    }
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("data").join("waddleperf.db")
+    }
+    fn logs(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+    fn args(&self, show: Option<&str>) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(page) = show {
+            a.extend(["--show".to_owned(), page.to_owned()]);
+        }
+        for (flag, p) in [
+            ("--config", self.config()),
+            ("--db", self.db()),
+            ("--log-dir", self.logs()),
+        ] {
+            a.push(flag.to_owned());
+            a.push(p.display().to_string());
+        }
+        a
+    }
+    fn stored(&self) -> usize {
+        Store::open(&self.db())
+            .unwrap()
+            .history(&HistoryQuery::default())
+            .unwrap()
+            .len()
+    }
+}
+
+#[test]
+fn run_now_history_chart_and_settings_in_the_webview() {
+    support::require_root("the desktop end-to-end test (nginx on loopback)");
+    let _one = ONE_APP.lock().unwrap_or_else(|e| e.into_inner());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(webview_scenario());
+}
+
+async fn webview_scenario() {
+    let app = desktop_bin();
+    let peers = peers();
+    let files = Files::new(&peers.config);
+    let display = Display::start(false);
+    let driver = Driver::start(&display);
+    let shots = artifacts_dir();
+
+    // 1. Overview: Run now, live progress, every target's result.
+    let s = Session::start(&driver, &app, &files.args(Some("overview"))).await;
+    s.wait_for(
+        "the Overview page",
+        "return document.querySelector('#run-now') !== null",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(files.stored(), 0, "run_on_start is off: nothing yet");
+    s.click("#run-now").await;
+    let done = s
+        .wait_for(
+            "the run's progress to finish",
+            "const t = document.querySelector('#progress-text'); \
+             return t && t.textContent.startsWith('Done') ? t.textContent : null",
+            Duration::from_secs(60),
+        )
+        .await;
+    println!("progress: {done}");
+    assert_eq!(done, format!("Done: {} tests, 0 failed", peers.targets));
+    let progress = s
+        .exec(
+            "const p = document.querySelector('#progress'); const b = document.querySelector('#progress-bar'); \
+             return {hidden: p.hidden, value: b.value, max: b.max, \
+                     live: [...document.querySelectorAll('#live-results li')].map(li => li.textContent)}",
+        )
+        .await;
+    println!("progress section: {progress}");
+    assert_eq!(progress["hidden"], false);
+    assert_eq!(progress["value"].as_f64(), Some(peers.targets as f64));
+    assert_eq!(progress["max"].as_f64(), Some(peers.targets as f64));
+    let live = progress["live"].as_array().unwrap();
+    assert_eq!(live.len(), peers.targets, "{live:?}");
+    assert!(
+        live.iter()
+            .any(|l| l.as_str().unwrap().starts_with("HTTP https://127.0.0.1:")),
+        "{live:?}"
+    );
+    assert_eq!(
+        files.stored(),
+        peers.targets,
+        "the run's rows are in the database"
+    );
+    s.wait_for(
+        "health per target",
+        "return document.querySelectorAll('#health-grid .target.health-ok').length === 3",
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // A second run, so the history has more than one result per target.
+    s.click("#run-now").await;
+    s.wait_for(
+        "the second run",
+        "const t = document.querySelector('#progress-text'); return t && t.textContent.startsWith('Done') \
+         && document.querySelectorAll('#live-results li').length === 3 && !document.querySelector('#run-now').disabled",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(files.stored(), 2 * peers.targets);
+
+    // 2. History: the new rows in the table, and charts drawn from them.
+    s.click("#nav-history").await;
+    let rows = s
+        .wait_for(
+            "the History table",
+            "const r = document.querySelectorAll('#history-table tbody tr'); return r.length >= 6 ? r.length : null",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(rows.as_u64(), Some(2 * peers.targets as u64));
+    let chart = s
+        .wait_for(
+            "the latency chart",
+            "const c = document.querySelector('#chart-latency canvas'); if (!c) return null; \
+             const ctx = c.getContext('2d'); const d = ctx.getImageData(0, 0, c.width, c.height).data; \
+             let coloured = 0; for (let i = 0; i < d.length; i += 4) { \
+               const [r, g, b, a] = [d[i], d[i+1], d[i+2], d[i+3]]; \
+               if (a > 0 && (Math.max(r, g, b) - Math.min(r, g, b)) > 60) coloured++; } \
+             return coloured > 0 ? {coloured, width: c.width, height: c.height, \
+               firstChartMs: Number(document.querySelector('#main').dataset.firstChartMs)} : null",
+            Duration::from_secs(30),
+        )
+        .await;
+    println!("latency chart: {chart}");
+    assert!(chart["coloured"].as_u64().unwrap() > 0);
+    let legend = s
+        .exec("return [...document.querySelectorAll('#chart-latency .legend li')].map(l => l.textContent)")
+        .await;
+    assert_eq!(
+        legend.as_array().map(Vec::len),
+        Some(peers.targets),
+        "{legend}"
+    );
+    let phases = s
+        .exec("return document.querySelector('#chart-phases canvas') !== null")
+        .await;
+    assert_eq!(phases, true, "the HTTP phase chart is drawn");
+    s.screenshot(&shots.join("history.png")).await;
+
+    // Export CSV: a file in Downloads with every result of the range.
+    s.click("#export-csv").await;
+    let saved = s
+        .wait_for(
+            "the export",
+            "const t = document.querySelector('#history-status').textContent; return t.startsWith('Saved') ? t : null",
+            Duration::from_secs(20),
+        )
+        .await;
+    let saved = saved.as_str().unwrap();
+    let path = saved.split(" to ").nth(1).unwrap();
+    let csv = std::fs::read_to_string(path).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * peers.targets, "{csv}");
+    assert!(path.starts_with(display.home.path().join("Downloads").to_str().unwrap()));
+
+    // 3. Settings: a bad URL is refused on its field; a new interval is kept.
+    s.click("#nav-settings").await;
+    s.wait_for(
+        "the Settings page",
+        "return document.querySelector('#interval') !== null",
+        Duration::from_secs(20),
+    )
+    .await;
+    s.fill("#http-1-url", "ftp://127.0.0.1/").await;
+    s.click("#save-settings").await;
+    let refused = s
+        .wait_for(
+            "the validation message",
+            "const e = document.querySelector('#settings-error'); return e && !e.hidden ? \
+             {summary: e.textContent, invalid: document.querySelector('#http-1-url').getAttribute('aria-invalid'), \
+              field: document.querySelector('#http-1-error').textContent} : null",
+            Duration::from_secs(20),
+        )
+        .await;
+    println!("refused: {refused}");
+    assert_eq!(refused["invalid"], "true");
+    assert!(refused["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("Not saved: HTTP target 2, URL:"));
+    assert!(!std::fs::read_to_string(files.config())
+        .unwrap()
+        .contains("ftp://"));
+    s.fill(
+        "#http-1-url",
+        &format!("http://127.0.0.1:{}/", peers._nginx.http.port()),
+    )
+    .await;
+    s.fill("#interval", "15").await;
+    s.click("#save-settings").await;
+    s.wait_for(
+        "the save",
+        "return document.querySelector('#settings-saved').textContent.startsWith('Saved')",
+        Duration::from_secs(20),
+    )
+    .await;
+    let text = std::fs::read_to_string(files.config()).unwrap();
+    assert!(text.contains("interval_minutes = 15"), "{text}");
+    s.end().await;
+    wait_gone(&app, Duration::from_secs(30));
+
+    // 4. Restarted, the app has kept it.
+    let s = Session::start(&driver, &app, &files.args(Some("settings"))).await;
+    let interval = s
+        .wait_for(
+            "the Settings page after a restart",
+            "const i = document.querySelector('#interval'); return i ? i.value : null",
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(interval, "15");
+    let header = s
+        .wait_for(
+            "the header status",
+            "return document.querySelector('#top-status').textContent",
+            Duration::from_secs(20),
+        )
+        .await;
+    println!("header after restart: {header}");
+    assert!(header.as_str().unwrap().starts_with("Last run"));
+    s.end().await;
+    wait_gone(&app, Duration::from_secs(30));
+    drop(driver);
+}
+
+/// Opens the tray icon's menu (a click on the icon in trayer).
+fn open_tray_menu(display: &Display) {
+    let icon = display.wait_for_window("tray-icon tray app main", Duration::from_secs(60));
+    let (x, y) = display.centre(&icon);
+    display.xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
+    std::thread::sleep(Duration::from_millis(700));
+}
+
+#[test]
+fn tray_icon_menu_runs_the_tests_and_quits() {
+    support::require_root("the tray test (nginx on loopback)");
+    let _one = ONE_APP.lock().unwrap_or_else(|e| e.into_inner());
+    let app = desktop_bin();
+    let peers = peers();
+    let files = Files::new(&peers.config);
+    let display = Display::start(true);
+    let shots = artifacts_dir();
+
+    let started = Instant::now();
+    let mut child = display
+        .command(&app)
+        .args(files.args(None))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let icon = display.wait_for_window("tray-icon tray app main", Duration::from_secs(60));
+    println!("tray icon {icon} after {:?}", started.elapsed());
+    // No window at start: the app lives in the tray.
+    assert!(
+        display
+            .xdotool(&["search", "--name", "^WaddlePerf$"])
+            .trim()
+            .is_empty(),
+        "a window opened at start"
+    );
+
+    // The menu, then "Run tests now" (the first item that can be chosen).
+    open_tray_menu(&display);
+    display.screenshot(&shots.join("tray-menu.png"));
+    display.xdotool(&["key", "Down", "Return"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while files.stored() < peers.targets {
+        assert!(
+            Instant::now() < deadline,
+            "Run tests now from the tray stored {} results",
+            files.stored()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(files.stored(), peers.targets);
+    // The menu's status line now tells the run.
+    std::thread::sleep(Duration::from_millis(500));
+    open_tray_menu(&display);
+    display.screenshot(&shots.join("tray-after-run.png"));
+
+    // Quit: the last item. The app ends cleanly and promptly.
+    display.xdotool(&["key", "Up", "Return"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "Quit did not end the app");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit status {status}");
+    let store = Store::open(&files.db()).unwrap();
+    assert_eq!(store.check().unwrap(), Vec::<String>::new(), "integrity");
+    let log = read_logs(&files.logs());
+    assert!(log.contains("desktop app stopped"), "{log}");
+}
+
+fn read_logs(dir: &Path) -> String {
+    let mut all = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    all
+}

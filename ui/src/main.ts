@@ -1,0 +1,118 @@
+import "./locale";
+// The window: a hash router over three pages, the header's health and
+// status, and the notes the app has for the person (another agent, a bad
+// configuration file, errors from the tray).
+import { api, errorText, onAppEvent, onRuntimeEvent, type RuntimeEvent, type Status } from "./api";
+import { clear, h } from "./dom";
+import { fmtAgo } from "./format";
+import { Overview } from "./pages/overview";
+import { History } from "./pages/history";
+import { SettingsPage } from "./pages/settings";
+
+export interface Page {
+  mount(root: HTMLElement): Promise<void> | void;
+  onEvent?(e: RuntimeEvent): void;
+  unmount?(): void;
+}
+
+type PageName = "overview" | "history" | "settings";
+const factories: Record<PageName, () => Page> = {
+  overview: () => new Overview(),
+  history: () => new History(),
+  settings: () => new SettingsPage(),
+};
+
+let current: Page | null = null;
+let currentName: PageName | null = null;
+
+function pageFromHash(): PageName {
+  const name = location.hash.replace(/^#\/?/, "");
+  return name in factories ? (name as PageName) : "overview";
+}
+
+async function show(name: PageName): Promise<void> {
+  if (name === currentName) return;
+  current?.unmount?.();
+  currentName = name;
+  const main = document.getElementById("main");
+  if (!main) return;
+  clear(main);
+  for (const a of document.querySelectorAll<HTMLAnchorElement>("nav a")) {
+    if (a.dataset.page === name) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  document.title = `WaddlePerf · ${name[0].toUpperCase()}${name.slice(1)}`;
+  current = factories[name]();
+  try {
+    await current.mount(main);
+  } catch (e) {
+    main.append(h("p", { class: "error", role: "alert" }, `This page could not load: ${errorText(e)}`));
+  }
+}
+
+export function renderHeader(s: Status): void {
+  const dot = document.getElementById("health-dot");
+  const top = document.getElementById("top-status");
+  if (dot) dot.dataset.health = s.running ? "running" : s.paused ? "paused" : (s.health ?? "none");
+  if (!top) return;
+  const parts: string[] = [];
+  if (s.running) parts.push("Running tests…");
+  else if (s.last_run) parts.push(`Last run ${fmtAgo(s.last_run.finished_at)}`);
+  else parts.push("No runs yet");
+  if (s.paused) parts.push("monitoring paused");
+  else if (s.agent?.next_run) parts.push(`next ${fmtAgo(s.agent.next_run)}`);
+  top.textContent = parts.join(" · ");
+}
+
+export function note(text: string, kind: "info" | "error" = "info"): void {
+  const notes = document.getElementById("notes");
+  if (!notes) return;
+  const close = h("button", { class: "link", "aria-label": "Dismiss" }, "×");
+  const n = h("div", { class: `note ${kind}`, role: kind === "error" ? "alert" : "status" }, h("span", {}, text), close);
+  close.addEventListener("click", () => n.remove());
+  notes.append(n);
+}
+
+let headerTimer: number | undefined;
+async function refreshHeader(): Promise<void> {
+  try {
+    renderHeader(await api.status());
+  } catch {
+    /* shown by the pages */
+  }
+}
+
+async function start(): Promise<void> {
+  const first = (window as unknown as { __WADDLEPERF_PAGE__?: string }).__WADDLEPERF_PAGE__;
+  if (first && !location.hash) history.replaceState(null, "", `#/${first}`);
+  window.addEventListener("hashchange", () => void show(pageFromHash()));
+  await onRuntimeEvent((e) => {
+    current?.onEvent?.(e);
+    if (e.event === "run_started" || e.event === "run_finished" || e.event === "paused" || e.event === "resumed" || e.event === "overall_health" || e.event === "next_run") {
+      void refreshHeader();
+    }
+    if (e.event === "signed_out") note(`Signed out of the server: ${e.message}. Results keep queueing; sign in again under Settings.`, "error");
+  });
+  await onAppEvent<string>("navigate", (page) => {
+    location.hash = `#/${page}`;
+  });
+  await onAppEvent<string>("app-error", (m) => note(m, "error"));
+  await onAppEvent<null>("resync", () => {
+    void refreshHeader();
+    current?.onEvent?.({ event: "resumed" });
+  });
+  try {
+    const info = await api.appInfo();
+    if (info.agent_note) note(info.agent_note);
+    if (info.config_note) note(`The configuration file could not be used: ${info.config_note}`, "error");
+  } catch (e) {
+    note(errorText(e), "error");
+  }
+  await refreshHeader();
+  // Relative times in the header age: refresh them each minute.
+  headerTimer = window.setInterval(() => void refreshHeader(), 60_000);
+  await show(pageFromHash());
+}
+
+window.addEventListener("beforeunload", () => window.clearInterval(headerTimer));
+void start();
