@@ -74,8 +74,11 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "Windows type-check (x86_64-pc-windows-gnu)"
 cargo check --locked --target x86_64-pc-windows-gnu --lib --bins
 
+step "Desktop app (debug build, for its end-to-end tests)"
+cargo build --locked -p waddleperf-desktop
+
 step "Tests"
-cargo test --locked --workspace --lib --bins --tests -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
+cargo test --locked --no-fail-fast --workspace --lib --bins --tests -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
 status=${PIPESTATUS[0]}
 step "Summary"
 grep -E '^test result:' "$CARGO_TARGET_DIR/test-output.txt" |

@@ -224,13 +224,10 @@ pub fn dispatch(app: &AppHandle, action: MenuAction) {
     };
     let desktop = TauriDesktop(app.clone());
     match action {
-        // Quick and GUI-bound: at once.
+        // GUI-bound and quick: at once, on this (the GUI) thread.
         MenuAction::Open(page) => desktop.open(page),
-        MenuAction::ToggleAutostart => {
-            tauri::async_runtime::spawn(async move {
-                menu::perform(action, &shell.rt, &desktop).await;
-            });
-        }
+        // Runs, pausing, login items and quitting wait on the runtime or
+        // the OS: off the GUI thread.
         _ => {
             tauri::async_runtime::spawn(async move {
                 menu::perform(action, &shell.rt, &desktop).await;

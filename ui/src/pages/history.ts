@@ -31,8 +31,12 @@ const PHASE_NAMES = ["DNS", "Connect", "TLS", "TTFB", "Total"];
 
 /** Timings of the page, read by the benchmark through WebDriver. */
 interface PageMetrics {
+  /** When the page mounted, and how long until its first chart was drawn. */
   mountAt?: number;
   firstChartMs?: number;
+  /** When the latest load (a range or target change) began, and its first chart. */
+  loadAt?: number;
+  loadChartMs?: number;
 }
 declare global {
   interface Window {
@@ -135,6 +139,12 @@ export class History {
 
   private async load(): Promise<void> {
     const gen = ++this.generation;
+    const m = window.__WADDLEPERF_METRICS__;
+    if (m) {
+      m.loadAt = performance.now();
+      m.loadChartMs = undefined;
+      document.getElementById("main")?.removeAttribute("data-load-chart-ms");
+    }
     const targets = this.selected();
     const win = windowFor(this.range);
     this.statusEl.textContent = "Loading…";
@@ -262,9 +272,14 @@ export class History {
     slot.append(el, legend);
     this.plots.push(new uPlot(opts, [x, ...cols] as uPlot.AlignedData, el));
     const m = window.__WADDLEPERF_METRICS__;
+    const main = document.getElementById("main");
     if (m && m.firstChartMs === undefined && m.mountAt !== undefined) {
       m.firstChartMs = performance.now() - m.mountAt;
-      document.getElementById("main")?.setAttribute("data-first-chart-ms", m.firstChartMs.toFixed(1));
+      main?.setAttribute("data-first-chart-ms", m.firstChartMs.toFixed(1));
+    }
+    if (m && m.loadChartMs === undefined && m.loadAt !== undefined) {
+      m.loadChartMs = performance.now() - m.loadAt;
+      main?.setAttribute("data-load-chart-ms", m.loadChartMs.toFixed(1));
     }
   }
 
