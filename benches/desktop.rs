@@ -8,6 +8,8 @@
 //! - idle footprint with the window closed: resident memory of the app and
 //!   every process it started (WebKit's), and CPU over a minute with no run.
 //!
+//! Run it with:
+//!
 //!     cargo build --release -p waddleperf-desktop
 //!     cargo bench --bench desktop
 //!
@@ -105,7 +107,8 @@ fn seed(db: &Path) -> usize {
                 (TestType::Tcp, format!("host-{t}.example:443"))
             };
             let mut m = Measurement::begin(kind, target);
-            m.started_at = now - chrono::Duration::hours(h) + chrono::Duration::seconds(i64::from(t));
+            m.started_at =
+                now - chrono::Duration::hours(h) + chrono::Duration::seconds(i64::from(t));
             let base = 10.0 + f64::from(t) * 3.0 + ((h % 24) as f64 - 12.0).abs();
             m.success = (h + i64::from(t)) % 97 != 0;
             m.latency_ms = m.success.then_some(base);
