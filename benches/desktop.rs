@@ -15,7 +15,8 @@
 //!
 //! `WADDLEPERF_DESKTOP_BIN` names another build; `WADDLEPERF_BENCH_SECONDS`
 //! the idle window (default 60). Needs root (test peers), Xvfb, trayer,
-//! xdotool and tauri-driver, as the end-to-end tests do. Prints a Markdown
+//! xdotool and tauri-driver, as the end-to-end tests do, and python3-xlib (to
+//! close the window as a window manager would). Prints a Markdown
 //! table for docs/benchmarks.md. Targets: idle RSS < 60 MB and no CPU between
 //! runs; first chart < 300 ms.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
@@ -38,6 +39,20 @@ fn status_kib(pid: u32, key: &str) -> u64 {
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Proportional set size: shared pages divided among the processes that
+/// map them, so a sum over processes counts each page once.
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
@@ -212,7 +227,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (first, year, open_kib) = rt.block_on(async {
+    let (first, year) = rt.block_on(async {
         let s = Session::start(&driver, &app, &args(Some("history"))).await;
         let first = s
             .wait_for(
@@ -235,56 +250,63 @@ fn main() {
                 year.push(v.as_str().unwrap().parse::<f64>().unwrap());
             }
         }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let pid = app_pid(&app);
-        let open_kib: u64 = tree(pid).iter().map(|p| status_kib(*p, "VmRSS:")).sum();
-        // Close the window as a person would; the app stays in the tray.
-        let _ = reqwest::Client::builder()
-            .tls_backend_preconfigured(
-                rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-            )
-            .build()
-            .unwrap()
-            .delete(format!(
-                "http://127.0.0.1:{}/session/{}/window",
-                driver.port, s.id
-            ))
-            .send()
-            .await;
-        (
-            first.as_str().unwrap().parse::<f64>().unwrap(),
-            year,
-            open_kib,
-        )
+        s.end().await;
+        (first.as_str().unwrap().parse::<f64>().unwrap(), year)
     });
+    // The app may outlive the session in its tray: quit it.
+    let _ = std::process::Command::new("pkill")
+        .arg("-TERM")
+        .arg("-f")
+        .arg(format!("^{}", app.display()))
+        .status();
+    support::desktop::wait_gone(&app, Duration::from_secs(30));
+    drop(driver);
+
+    // The footprint: the app started as a person would, its window opened
+    // on History, then closed with the window manager's close request
+    // (WM_DELETE_WINDOW), leaving the app in the tray.
+    let mut child = display
+        .command(&app)
+        .args(args(Some("history")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let window = display.wait_for_window_named("WaddlePerf", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(8));
+    let pid = child.id();
+    let open_kib: u64 = tree(pid).iter().map(|p| status_kib(*p, "VmRSS:")).sum();
+    let open_pss: u64 = tree(pid).iter().map(|p| pss_kib(*p)).sum();
+    close_window(&display, &window);
     std::thread::sleep(Duration::from_secs(5));
-    let pid = app_pid(&app);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "closing the window ended the app"
+    );
     let procs = tree(pid);
     let names: Vec<String> = procs.iter().map(|p| name(*p)).collect();
     eprintln!("window closed; processes: {names:?}");
     let t0: u64 = procs.iter().map(|p| ticks(*p)).sum();
     let mut rss = Vec::new();
+    let mut pss = Vec::new();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(idle_secs) {
-        let kib: u64 = tree(pid).iter().map(|p| status_kib(*p, "VmRSS:")).sum();
+        let procs = tree(pid);
+        let kib: u64 = procs.iter().map(|p| status_kib(*p, "VmRSS:")).sum();
         rss.push(kib as f64 / 1024.0);
+        pss.push(procs.iter().map(|p| pss_kib(*p)).sum::<u64>() as f64 / 1024.0);
         std::thread::sleep(Duration::from_secs(1));
     }
     let procs_after = tree(pid);
     let t1: u64 = procs_after.iter().map(|p| ticks(*p)).sum();
     let cpu_pct = (t1.saturating_sub(t0)) as f64 / TICKS / start.elapsed().as_secs_f64() * 100.0;
     let app_only = status_kib(pid, "VmRSS:") as f64 / 1024.0;
-    drop(driver);
+    let app_anon = status_kib(pid, "RssAnon:") as f64 / 1024.0;
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
+    let _ = child.wait();
 
     println!("| figure | value | target |");
     println!("|---|---|---|");
@@ -303,27 +325,36 @@ fn main() {
         median(&mut year.clone())
     );
     println!(
-        "| RSS with the window open (app + WebKit) | {:.1} MB | |",
-        open_kib as f64 / 1024.0
+        "| window open (app + WebKit processes): RSS / PSS | {:.1} MB / {:.1} MB | |",
+        open_kib as f64 / 1024.0,
+        open_pss as f64 / 1024.0
     );
     println!(
-        "| RSS with the window closed, app + {} other processes ({}) median over {idle_secs} s | {:.1} MB (app alone {app_only:.1} MB) | < 60 MB |",
+        "| window closed, app + {} other processes ({}), median over {idle_secs} s: RSS / PSS | {:.1} MB / {:.1} MB (app alone: RSS {app_only:.1} MB, of it {app_anon:.1} MB anonymous) | < 60 MB |",
         procs_after.len() - 1,
         names.iter().skip(1).cloned().collect::<Vec<_>>().join(", "),
-        median(&mut rss)
+        median(&mut rss),
+        median(&mut pss)
     );
     println!("| CPU between runs, window closed | {cpu_pct:.4} % | ≈ 0 |");
 }
 
-fn app_pid(app: &Path) -> u32 {
-    let out = std::process::Command::new("pgrep")
-        .arg("-f")
-        .arg(format!("^{}", app.display()))
+/// Asks the window to close as a window manager would: a WM_DELETE_WINDOW
+/// client message (python3-xlib; Xvfb runs no window manager).
+fn close_window(display: &Display, window: &str) {
+    let script = format!(
+        "from Xlib import display, X, protocol\n\
+         d = display.Display()\n\
+         w = d.create_resource_object('window', {window})\n\
+         proto = d.intern_atom('WM_PROTOCOLS'); delete = d.intern_atom('WM_DELETE_WINDOW')\n\
+         ev = protocol.event.ClientMessage(window=w, client_type=proto, data=(32, [delete, X.CurrentTime, 0, 0, 0]))\n\
+         w.send_event(ev, event_mask=0)\n\
+         d.flush()\n"
+    );
+    let out = display
+        .command("/usr/bin/python3")
+        .args(["-c", &script])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{} is not running", app.display()))
+    assert!(out.status.success(), "python3-xlib is needed: {out:?}");
 }

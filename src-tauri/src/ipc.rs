@@ -130,7 +130,6 @@ pub struct AppInfo {
 
 #[tauri::command]
 pub async fn app_info(app: tauri::AppHandle, shell: State<'_, Arc<Shell>>) -> Res<AppInfo> {
-    let device = waddleperf::device::DeviceInfo::detect();
     Ok(AppInfo {
         version: waddleperf::version::long_version(),
         config_file: shell.paths.config_file.clone(),
@@ -139,8 +138,8 @@ pub async fn app_info(app: tauri::AppHandle, shell: State<'_, Arc<Shell>>) -> Re
         agent_note: shell.agent_note.clone(),
         config_note: shell.config_note(),
         autostart: crate::shell::autostart_enabled(&app).ok(),
-        device_id: device.device_id,
-        hostname: device.hostname,
+        device_id: shell.device.device_id.clone(),
+        hostname: shell.device.hostname.clone(),
     })
 }
 

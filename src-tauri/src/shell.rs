@@ -30,6 +30,8 @@ pub struct Shell {
     pub rt: Runtime,
     pub syncer: Syncer,
     pub paths: Paths,
+    /// This machine's identity, read once at start.
+    pub device: waddleperf::device::DeviceInfo,
     pub agent_note: Option<String>,
     config_note: Mutex<Option<String>>,
     tray: Mutex<TrayState>,
@@ -54,6 +56,7 @@ impl Shell {
             rt,
             syncer,
             paths,
+            device: waddleperf::device::DeviceInfo::detect(),
             agent_note,
             config_note: Mutex::new(config_note),
             tray: Mutex::new(TrayState::new()),
@@ -598,8 +601,8 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
                     waddleperf::notify::spawn(rt, Arc::new(waddleperf::notify::DesktopSink)).await;
             }));
             if shell.agent_note.is_none() {
-                let device = waddleperf::device::DeviceInfo::detect();
-                let sched = waddleperf::schedule::spawn(shell.rt.clone(), device.device_id);
+                let sched =
+                    waddleperf::schedule::spawn(shell.rt.clone(), shell.device.device_id.clone());
                 tasks.push(tauri::async_runtime::spawn(async move {
                     let _ = sched.await;
                 }));

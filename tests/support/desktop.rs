@@ -184,6 +184,23 @@ impl Display {
         }
     }
 
+    /// Waits for a visible window whose title starts with `title`; its id.
+    pub fn wait_for_window_named(&self, title: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ids = self.xdotool(&["search", "--onlyvisible", "--name", &format!("^{title}")]);
+            if let Some(id) = ids.lines().next() {
+                return id.trim().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no window titled `{title}` on :{} after {timeout:?}",
+                self.number
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The centre of a window, in screen coordinates.
     pub fn centre(&self, window: &str) -> (i64, i64) {
         let shell = self.xdotool(&["getwindowgeometry", "--shell", window]);
