@@ -371,8 +371,8 @@ impl Session {
         }
     }
 
-    /// Clicks the element `css` selects (a real click through WebKit).
-    pub async fn click(&self, css: &str) {
+    /// The WebDriver id of the element `css` selects.
+    async fn find(&self, css: &str) -> String {
         let el = self
             .call(
                 reqwest::Method::POST,
@@ -380,12 +380,16 @@ impl Session {
                 Some(json!({"using": "css selector", "value": css})),
             )
             .await;
-        let id = el
-            .as_object()
+        el.as_object()
             .and_then(|o| o.values().next())
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("no element {css}: {el}"))
-            .to_owned();
+            .to_owned()
+    }
+
+    /// Clicks the element `css` selects (a real click through WebKit).
+    pub async fn click(&self, css: &str) {
+        let id = self.find(css).await;
         self.call(
             reqwest::Method::POST,
             &format!("/element/{id}/click"),
@@ -396,19 +400,7 @@ impl Session {
 
     /// Types into the element `css` selects, after clearing it.
     pub async fn fill(&self, css: &str, text: &str) {
-        let el = self
-            .call(
-                reqwest::Method::POST,
-                "/element",
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        let id = el
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("no element {css}: {el}"))
-            .to_owned();
+        let id = self.find(css).await;
         self.call(
             reqwest::Method::POST,
             &format!("/element/{id}/clear"),
