@@ -153,17 +153,13 @@ pub fn set_autostart(app: &AppHandle, on: bool) -> Result<(), String> {
         app.autolaunch().disable()
     };
     r.map_err(|e| e.to_string())?;
-    if let Some(items) = app
-        .try_state::<Arc<Shell>>()
-        .and_then(|s| {
-            s.items
-                .lock()
-                .ok()
-                .map(|i| i.as_ref().map(|i| i.autostart.clone()))
-        })
-        .flatten()
-    {
-        let _ = items.set_checked(on);
+    // The tray's check item follows, whichever side made the change.
+    let shell = app.try_state::<Arc<Shell>>();
+    let item = shell
+        .as_ref()
+        .and_then(|s| s.items.lock().ok()?.as_ref().map(|i| i.autostart.clone()));
+    if let Some(item) = item {
+        let _ = item.set_checked(on);
     }
     Ok(())
 }

@@ -35,3 +35,15 @@ export function clear(el: Element): void {
 export function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
+
+/** `f` at most once per `ms`: calls within the wait fold into one, run at its end. */
+export function coalesce(f: () => void, ms: number): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return () => {
+    if (timer !== undefined) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      f();
+    }, ms);
+  };
+}

@@ -3,7 +3,7 @@ import "./locale";
 // status, and the notes the app has for the person (another agent, a bad
 // configuration file, errors from the tray).
 import { api, errorText, onAppEvent, onRuntimeEvent, type RuntimeEvent, type Status } from "./api";
-import { clear, h } from "./dom";
+import { clear, coalesce, h } from "./dom";
 import { fmtAgo } from "./format";
 import { Overview } from "./pages/overview";
 import { History } from "./pages/history";
@@ -74,6 +74,8 @@ export function note(text: string, kind: "info" | "error" = "info"): void {
 }
 
 let headerTimer: number | undefined;
+/** The events of one run (start, health, next run, finish) make one read. */
+const refreshHeaderSoon = coalesce(() => void refreshHeader(), 150);
 async function refreshHeader(): Promise<void> {
   try {
     renderHeader(await api.status());
@@ -89,7 +91,7 @@ async function start(): Promise<void> {
   await onRuntimeEvent((e) => {
     current?.onEvent?.(e);
     if (e.event === "run_started" || e.event === "run_finished" || e.event === "paused" || e.event === "resumed" || e.event === "overall_health" || e.event === "next_run") {
-      void refreshHeader();
+      refreshHeaderSoon();
     }
     if (e.event === "signed_out") note(`Signed out of the server: ${e.message}. Results keep queueing; sign in again under Settings.`, "error");
   });

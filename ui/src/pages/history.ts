@@ -6,7 +6,8 @@ import "uplot/dist/uPlot.min.css";
 import { api, errorText, type Measurement, type RuntimeEvent, type Series, type TestType } from "../api";
 import { colour, hasData, phases, shape, translucent, type Field } from "../chartdata";
 import { clear, cssVar, h } from "../dom";
-import { fmtMbps, fmtMs, fmtPct, fmtTime, resultSummary, typeLabel } from "../format";
+import { fmtMbps, fmtMs, fmtPct, fmtTime, typeLabel } from "../format";
+import { resultsTable } from "../table";
 import { RANGES, windowFor, type RangeKey, type Window } from "../range";
 
 interface ChartSpec {
@@ -302,34 +303,9 @@ export class History {
       this.tableEl.append(h("p", { class: "muted" }, "No results in this range."));
       return;
     }
-    const body = h("tbody", {});
-    for (const m of rows) {
-      body.append(
-        h(
-          "tr",
-          { class: m.success ? "" : "failed" },
-          h("td", { class: "nowrap" }, fmtTime(m.started_at)),
-          h("td", {}, typeLabel(m.test_type)),
-          h("td", { class: "target-cell" }, m.target),
-          h("td", {}, m.tier),
-          h("td", {}, m.success ? "ok" : "failed"),
-          h("td", { class: "num" }, fmtMs(m.latency_ms)),
-          h("td", {}, resultSummary(m)),
-        ),
-      );
-    }
     this.tableEl.append(
       h("p", { class: "muted small" }, `The newest ${rows.length} results in the range; export for all of them.`),
-      h(
-        "div",
-        { class: "table-wrap" },
-        h(
-          "table",
-          { id: "history-table" },
-          h("thead", {}, h("tr", {}, ...["When", "Type", "Target", "Tier", "Result", "Latency", "Figures"].map((c) => h("th", { scope: "col" }, c)))),
-          body,
-        ),
-      ),
+      h("div", { class: "table-wrap" }, resultsTable("history-table", rows, ["when", "type", "target", "tier", "result", "latency", "figures"])),
     );
   }
 

@@ -1,8 +1,9 @@
 // Overview: health per target at a glance, the latest result of each target,
 // and Run now with live progress from the runtime's events.
 import { api, errorText, type Measurement, type RuntimeEvent, type Status } from "../api";
-import { clear, h } from "../dom";
-import { fmtAgo, fmtTime, resultSummary, typeLabel } from "../format";
+import { clear, coalesce, h } from "../dom";
+import { fmtAgo, resultSummary, typeLabel } from "../format";
+import { resultsTable } from "../table";
 import { latestPerTarget } from "../results";
 
 export class Overview {
@@ -16,6 +17,8 @@ export class Overview {
   private latest!: HTMLElement;
   private message!: HTMLElement;
   private status: Status | null = null;
+  /** Many events of one run (a health change per target) make one refresh. */
+  private refreshSoon = coalesce(() => void this.refresh(), 150);
 
   async mount(root: HTMLElement): Promise<void> {
     this.runBtn = h("button", { id: "run-now", class: "primary" }, "Run tests now");
@@ -85,28 +88,7 @@ export class Overview {
       this.latest.append(h("p", { class: "muted" }, "Nothing stored yet."));
       return;
     }
-    const body = h("tbody", {});
-    for (const m of rows) {
-      body.append(
-        h(
-          "tr",
-          { class: m.success ? "" : "failed" },
-          h("td", {}, typeLabel(m.test_type)),
-          h("td", { class: "target-cell" }, m.target),
-          h("td", {}, m.success ? "ok" : "failed"),
-          h("td", {}, resultSummary(m)),
-          h("td", { class: "nowrap" }, fmtTime(m.started_at)),
-        ),
-      );
-    }
-    this.latest.append(
-      h(
-        "table",
-        { id: "latest-table" },
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Type"), h("th", { scope: "col" }, "Target"), h("th", { scope: "col" }, "Result"), h("th", { scope: "col" }, "Figures"), h("th", { scope: "col" }, "When"))),
-        body,
-      ),
-    );
+    this.latest.append(resultsTable("latest-table", rows, ["type", "target", "result", "figures", "when"]));
   }
 
   private async runNow(): Promise<void> {
@@ -159,12 +141,12 @@ export class Overview {
         break;
       case "run_finished":
         this.progressText.textContent = `Done: ${e.summary.results.length} tests, ${e.summary.results.filter((r) => !r.success).length} failed${e.summary.interrupted ? " (interrupted)" : ""}`;
-        void this.refresh();
+        this.refreshSoon();
         break;
       case "paused":
       case "resumed":
       case "health_changed":
-        void this.refresh();
+        this.refreshSoon();
         break;
       default:
         break;
