@@ -122,10 +122,31 @@ target = "1.1.1.1:443"
 target = "www.cloudflare.com:443"
 mode = "tls"
 
-# Tier 2 and tier 3 suites have the same shape ([[tier2.http]], [[tier2.tcp]],
-# [[tier3.http]], [[tier3.tcp]]). Left out, they are derived from the suite:
-# tier 2 checks the TLS of every HTTPS host and TLS target; tier 3 runs every
-# HTTP target over both HTTP/1.1 and HTTP/2, plus tier 2.
+# ICMP ping: count echoes interval_ms apart, size bytes of payload, each waiting
+# timeout_ms (default 2000) for its reply; family = "ipv4" or "ipv6" pins one.
+[[suite.icmp]]
+host = "1.1.1.1"
+
+# DNS: a query of `type` (A, AAAA, CNAME, MX, NS, TXT, SOA, PTR, SRV; default
+# A) to `server` ("host[:port]"; default: the system's name server), over UDP
+# with TCP when the answer is truncated (`tcp = true` asks over TCP).
+[[suite.dns]]
+name = "www.google.com"
+
+# More test types (none by default):
+# [[suite.udp]]         target = "host:port" of a UDP echo peer
+#                       (`waddleperf serve --udp-echo PORT`); count, interval_ms, size
+# [[suite.traceroute]]  host; max_hops (30), rounds (1; more is MTR), interval_ms,
+#                       names = false skips reverse names
+# [[suite.mtu]]         host; max (largest packet size tried, 9000)
+# HTTP mode = "http3" measures over QUIC; "auto" follows an Alt-Svc offer of HTTP/3.
+
+# Tier 2 and tier 3 suites have the same shape ([[tier2.http]], [[tier2.icmp]],
+# [[tier3.traceroute]], ...). Left out, they are derived from the suite:
+# tier 2 checks the TLS of every HTTPS host and TLS target, pings every ICMP
+# host 50 times and traces the route to it (3 rounds); tier 3 runs every HTTP
+# target over both HTTP/1.1 and HTTP/2, a 100-round MTR to every ICMP host,
+# plus tier 2.
 "#;
 
 /// Where a configuration problem is.
@@ -359,6 +380,206 @@ pub struct ProbeDefaults {
 pub struct Suite {
     pub http: Vec<Spanned<HttpTarget>>,
     pub tcp: Vec<Spanned<TcpTarget>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<Spanned<DnsTarget>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub udp: Vec<Spanned<UdpTarget>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub icmp: Vec<Spanned<IcmpTarget>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traceroute: Vec<Spanned<TraceTarget>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mtu: Vec<Spanned<MtuTarget>>,
+}
+
+impl Suite {
+    /// Number of targets of every type.
+    pub fn len(&self) -> usize {
+        self.http.len()
+            + self.tcp.len()
+            + self.dns.len()
+            + self.udp.len()
+            + self.icmp.len()
+            + self.traceroute.len()
+            + self.mtu.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub use crate::probe::Family;
+
+/// A DNS query to test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsTarget {
+    /// The name to look up (for PTR, an address may be given).
+    pub name: String,
+    /// `host[:port]` of the server; default: the system's name server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// A, AAAA, CNAME, MX, NS, TXT, SOA, PTR or SRV (default A).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<String>,
+    /// Ask over TCP from the start.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tcp: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdOverrides>,
+}
+
+/// A UDP echo peer to test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdpTarget {
+    /// `host:port` of the echo peer.
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+    /// Datagram payload bytes (12 to 65000; default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    /// How long each datagram waits for its echo (default 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdOverrides>,
+}
+
+/// A host to ping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IcmpTarget {
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+    /// ICMP payload bytes (0 to 65000; default 56).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    /// How long each echo waits for its reply (default 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdOverrides>,
+}
+
+/// A route to trace (MTR with `rounds` > 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceTarget {
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_hops: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+    /// How long each probe waits (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Look up reverse names of the hops (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdOverrides>,
+}
+
+/// A host whose path MTU to find.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtuTarget {
+    pub host: String,
+    /// The largest packet size tried (default 9000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+    /// How long each probe waits (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdOverrides>,
+}
+
+impl IcmpTarget {
+    pub fn new(host: impl Into<String>) -> Self {
+        IcmpTarget {
+            host: host.into(),
+            count: None,
+            interval_ms: None,
+            size: None,
+            timeout_ms: None,
+            family: None,
+            thresholds: None,
+        }
+    }
+}
+
+impl DnsTarget {
+    pub fn new(name: impl Into<String>) -> Self {
+        DnsTarget {
+            name: name.into(),
+            server: None,
+            record_type: None,
+            tcp: false,
+            timeout_ms: None,
+            thresholds: None,
+        }
+    }
+}
+
+impl TraceTarget {
+    pub fn new(host: impl Into<String>) -> Self {
+        TraceTarget {
+            host: host.into(),
+            max_hops: None,
+            rounds: None,
+            interval_ms: None,
+            timeout_ms: None,
+            names: None,
+            family: None,
+            thresholds: None,
+        }
+    }
+}
+
+/// Checks a host name or IP address as a test target.
+pub fn check_host(s: &str) -> Result<(), String> {
+    let h = s.trim();
+    if h.is_empty() {
+        return Err("the host is empty".into());
+    }
+    let bare = h.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if h.contains(':') {
+        return Err(format!(
+            "`{h}`: a host name or address without a port (IPv6 addresses as 2001:db8::1)"
+        ));
+    }
+    if h.len() > 253
+        || !h
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' || !c.is_ascii())
+    {
+        return Err(format!("`{h}` is not a host name or address"));
+    }
+    Ok(())
 }
 
 /// How the HTTP probe picks a protocol.
@@ -373,6 +594,8 @@ pub enum HttpMode {
     Http1,
     /// HTTP/2 only (over TLS via ALPN; over plain HTTP with prior knowledge).
     Http2,
+    /// HTTP/3 over QUIC (HTTPS only).
+    Http3,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -523,6 +746,9 @@ impl Default for Config {
                     span(TcpTarget::new("1.1.1.1:443", TcpMode::Raw)),
                     span(TcpTarget::new("www.cloudflare.com:443", TcpMode::Tls)),
                 ],
+                dns: vec![span(DnsTarget::new("www.google.com"))],
+                icmp: vec![span(IcmpTarget::new("1.1.1.1"))],
+                ..Suite::default()
             },
         }
     }
@@ -611,6 +837,19 @@ pub fn check_http_url(s: &str) -> Result<url::Url, String> {
 }
 
 const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 100..=600_000;
+
+/// Checks a DNS server as written: `host`, `host:port`, an address, or `[v6]:port`.
+pub fn check_dns_server(s: &str) -> Result<(), String> {
+    let t = s.trim();
+    let bare = t.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok() || t.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    match t.rsplit_once(':') {
+        Some(_) => split_host_port(t).map(drop),
+        None => check_host(t),
+    }
+}
 
 /// "`v` is out of range (lo to hi unit)" when `v` is outside `r`.
 fn out_of_range<T>(v: T, r: std::ops::RangeInclusive<T>, unit: &str) -> Option<String>
@@ -738,8 +977,12 @@ impl Config {
         for (i, t) in suite.http.iter().enumerate() {
             let span = Some(t.span());
             let key = |k: &str| format!("{name}.http[{i}].{k}");
-            if let Err(m) = check_http_url(&t.get_ref().url) {
-                return err(key("url"), span, m);
+            match check_http_url(&t.get_ref().url) {
+                Err(m) => return err(key("url"), span, m),
+                Ok(u) if t.get_ref().mode == HttpMode::Http3 && u.scheme() != "https" => {
+                    return err(key("mode"), span, "HTTP/3 needs an https:// URL".into())
+                }
+                Ok(_) => {}
             }
             if let Some(m) = t
                 .get_ref()
@@ -809,6 +1052,143 @@ impl Config {
                     format!("`{}` is listed twice", tt.target),
                 );
             }
+        }
+        self.validate_more_types(suite, name, err, &mut seen)
+    }
+
+    /// DNS, UDP, ICMP, traceroute and MTU targets.
+    fn validate_more_types<E>(
+        &self,
+        suite: &Suite,
+        name: &str,
+        err: &E,
+        seen: &mut std::collections::HashSet<(&'static str, String, u8)>,
+    ) -> Result<(), ConfigError>
+    where
+        E: Fn(String, Option<std::ops::Range<usize>>, String) -> Result<(), ConfigError>,
+    {
+        // Checks shared by every type: (key suffix, message) of the first problem.
+        fn common(
+            timeout_ms: Option<u64>,
+            thresholds: Option<&ThresholdOverrides>,
+        ) -> Result<(), (String, String)> {
+            if let Some(m) = timeout_ms.and_then(|ms| out_of_range(ms, TIMEOUT_RANGE, " ms")) {
+                return Err(("timeout_ms".into(), m));
+            }
+            if let Some(o) = thresholds {
+                check_overrides(o).map_err(|(k, m)| (format!("thresholds.{k}"), m))?;
+            }
+            Ok(())
+        }
+        fn sampling(
+            count: Option<u32>,
+            interval_ms: Option<u64>,
+            size: Option<usize>,
+            sizes: std::ops::RangeInclusive<usize>,
+        ) -> Result<(), (String, String)> {
+            if let Some(m) = count.and_then(|c| out_of_range(c, 1..=10_000, " probes")) {
+                return Err(("count".into(), m));
+            }
+            if let Some(m) = interval_ms.and_then(|i| out_of_range(i, 10..=60_000, " ms")) {
+                return Err(("interval_ms".into(), m));
+            }
+            if let Some(m) = size.and_then(|b| out_of_range(b, sizes, " bytes")) {
+                return Err(("size".into(), m));
+            }
+            Ok(())
+        }
+        let mut check = |ty: &'static str,
+                         i: usize,
+                         span: std::ops::Range<usize>,
+                         id_key: &str,
+                         id: String,
+                         r: Result<(), (String, String)>|
+         -> Result<(), ConfigError> {
+            let key = |k: &str| format!("{name}.{ty}[{i}].{k}");
+            if let Err((k, m)) = r {
+                return err(key(&k), Some(span), m);
+            }
+            if !seen.insert((ty, id.clone(), 0)) {
+                return err(key(id_key), Some(span), format!("`{id}` is listed twice"));
+            }
+            Ok(())
+        };
+        for (i, t) in suite.dns.iter().enumerate() {
+            let d = t.get_ref();
+            let r = (|| {
+                if d.name.trim().is_empty() {
+                    return Err(("name".into(), "the name to look up is empty".into()));
+                }
+                let ty = d.record_type.as_deref().unwrap_or("A");
+                let rtype =
+                    crate::probe::dns::parse_record_type(ty).map_err(|m| ("type".into(), m))?;
+                crate::probe::dns::query_name(&d.name, rtype).map_err(|m| ("name".into(), m))?;
+                if let Some(server) = &d.server {
+                    check_dns_server(server).map_err(|m| ("server".into(), m))?;
+                }
+                common(d.timeout_ms, d.thresholds.as_ref())
+            })();
+            let id = format!(
+                "{} {} @{}",
+                d.name.trim(),
+                d.record_type.as_deref().unwrap_or("A").to_ascii_uppercase(),
+                d.server.as_deref().unwrap_or("system")
+            );
+            check("dns", i, t.span(), "name", id, r)?;
+        }
+        for (i, t) in suite.udp.iter().enumerate() {
+            let u = t.get_ref();
+            let r = split_host_port(&u.target)
+                .map(drop)
+                .map_err(|m| ("target".to_owned(), m))
+                .and_then(|_| sampling(u.count, u.interval_ms, u.size, 12..=65_000))
+                .and_then(|_| common(u.timeout_ms, u.thresholds.as_ref()));
+            check("udp", i, t.span(), "target", u.target.trim().to_owned(), r)?;
+        }
+        for (i, t) in suite.icmp.iter().enumerate() {
+            let p = t.get_ref();
+            let r = check_host(&p.host)
+                .map_err(|m| ("host".to_owned(), m))
+                .and_then(|_| sampling(p.count, p.interval_ms, p.size, 0..=65_000))
+                .and_then(|_| common(p.timeout_ms, p.thresholds.as_ref()));
+            check("icmp", i, t.span(), "host", p.host.trim().to_owned(), r)?;
+        }
+        for (i, t) in suite.traceroute.iter().enumerate() {
+            let p = t.get_ref();
+            let r = check_host(&p.host)
+                .map_err(|m| ("host".to_owned(), m))
+                .and_then(
+                    |_| match p.max_hops.and_then(|h| out_of_range(h, 1..=64, " hops")) {
+                        Some(m) => Err(("max_hops".into(), m)),
+                        None => Ok(()),
+                    },
+                )
+                .and_then(|_| {
+                    sampling(p.rounds, p.interval_ms, None, 0..=0)
+                        .map_err(|(k, m)| (if k == "count" { "rounds".into() } else { k }, m))
+                })
+                .and_then(|_| common(p.timeout_ms, p.thresholds.as_ref()));
+            check(
+                "traceroute",
+                i,
+                t.span(),
+                "host",
+                p.host.trim().to_owned(),
+                r,
+            )?;
+        }
+        for (i, t) in suite.mtu.iter().enumerate() {
+            let p = t.get_ref();
+            let r = check_host(&p.host)
+                .map_err(|m| ("host".to_owned(), m))
+                .and_then(
+                    |_| match p.max.and_then(|x| out_of_range(x, 576..=65_535, " bytes")) {
+                        Some(m) => Err(("max".into(), m)),
+                        None => Ok(()),
+                    },
+                )
+                .and_then(|_| common(p.timeout_ms, p.thresholds.as_ref()));
+            check("mtu", i, t.span(), "host", p.host.trim().to_owned(), r)?;
         }
         Ok(())
     }
@@ -914,7 +1294,7 @@ impl Config {
 
     /// Number of targets in the suite.
     pub fn target_count(&self) -> usize {
-        self.suite.http.len() + self.suite.tcp.len()
+        self.suite.len()
     }
 
     /// The suite of an AutoPerf tier (1, 2 or 3): configured, or derived
@@ -965,9 +1345,33 @@ impl Config {
                 ));
             }
         }
+        // Extended ping (50 probes) and a short MTR to every ICMP host.
+        let mut icmp = Vec::new();
+        let mut traceroute = Vec::new();
+        for t in &self.suite.icmp {
+            let p = t.get_ref();
+            icmp.push(Spanned::new(
+                0..0,
+                IcmpTarget {
+                    count: Some(50),
+                    ..p.clone()
+                },
+            ));
+            traceroute.push(Spanned::new(
+                0..0,
+                TraceTarget {
+                    rounds: Some(3),
+                    family: p.family,
+                    thresholds: p.thresholds.clone(),
+                    ..TraceTarget::new(p.host.clone())
+                },
+            ));
+        }
         Suite {
-            http: Vec::new(),
             tcp,
+            icmp,
+            traceroute,
+            ..Suite::default()
         }
     }
 
@@ -991,6 +1395,25 @@ impl Config {
         }
         let mut tier2 = self.tier_suite(2);
         tier2.http.append(&mut http);
+        // A 100-round MTR replaces tier 2's short one.
+        tier2.traceroute = self
+            .suite
+            .icmp
+            .iter()
+            .map(|t| {
+                let p = t.get_ref();
+                Spanned::new(
+                    0..0,
+                    TraceTarget {
+                        rounds: Some(100),
+                        interval_ms: Some(250),
+                        family: p.family,
+                        thresholds: p.thresholds.clone(),
+                        ..TraceTarget::new(p.host.clone())
+                    },
+                )
+            })
+            .collect();
         tier2
     }
 

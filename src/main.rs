@@ -25,6 +25,7 @@ use waddleperf::store::StoredEvent;
 
 mod daemon;
 mod sync_cli;
+mod tools_cli;
 use waddleperf::store::{HistoryQuery, Store};
 use waddleperf::version;
 
@@ -137,11 +138,28 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Serve test peers for other machines' tests (until SIGINT/SIGTERM)
+    Serve {
+        /// Answer UDP echo tests on this port (0 picks a free one and prints it)
+        #[arg(long, value_name = "PORT")]
+        udp_echo: Option<u16>,
+        /// Address to listen on (0.0.0.0 or :: for every interface)
+        #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+        bind: std::net::IpAddr,
+    },
+    /// Check what this machine allows: ICMP methods for ping, traceroute and
+    /// path MTU (and how to enable the unprivileged one), the DNS server
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Clone)]
 struct CommonTestArgs {
-    /// Per-test timeout in milliseconds [default: probe.timeout_ms from the config]
+    /// Timeout in milliseconds: of the whole test for HTTP, TCP and DNS
+    /// [default: probe.timeout_ms]; of each probe's wait for its answer for
+    /// ICMP and UDP [default: 2000], traceroute and MTU [default: 1000]
     #[arg(long, value_name = "MS")]
     timeout: Option<u64>,
     /// Do not store the result
@@ -168,8 +186,12 @@ enum TestKind {
         #[arg(long, conflicts_with = "http2")]
         http1: bool,
         /// Force HTTP/2
-        #[arg(long)]
+        #[arg(long, conflicts_with = "http3")]
         http2: bool,
+        /// Force HTTP/3 over QUIC (https only); a handshake that gets no
+        /// answer is the error kind `http3_unavailable`
+        #[arg(long, conflicts_with = "http1")]
+        http3: bool,
         #[command(flatten)]
         common: CommonTestArgs,
     },
@@ -192,6 +214,80 @@ enum TestKind {
         /// TLS: extra trusted roots (PEM)
         #[arg(long, requires = "tls", value_name = "PEM")]
         ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonTestArgs,
+    },
+    /// DNS query time, rcode and answers from a server (default: the
+    /// system's), and the system resolver's time for A/AAAA
+    Dns {
+        /// Name to look up (for PTR, an address is fine)
+        name: String,
+        /// Server to ask: HOST[:PORT] [default: the system's name server]
+        #[arg(long, value_name = "HOST[:PORT]")]
+        server: Option<String>,
+        /// Record type: A, AAAA, CNAME, MX, NS, TXT, SOA, PTR or SRV
+        #[arg(long = "type", short = 't', default_value = "A", value_name = "TYPE")]
+        record_type: String,
+        /// Ask over TCP from the start (UDP falls back to TCP on truncation anyway)
+        #[arg(long)]
+        tcp: bool,
+        #[command(flatten)]
+        common: CommonTestArgs,
+    },
+    /// UDP echo: RTT, loss and jitter to an echo peer (`waddleperf serve --udp-echo`)
+    Udp {
+        /// host:port of the echo peer
+        target: String,
+        #[command(flatten)]
+        sampling: tools_cli::SampleArgs,
+        /// Datagram payload bytes
+        #[arg(long, short = 's', default_value_t = 64, value_name = "BYTES")]
+        size: usize,
+        #[command(flatten)]
+        common: CommonTestArgs,
+    },
+    /// ICMP ping: RTT summary, loss and jitter
+    Icmp {
+        /// Host name or address
+        host: String,
+        #[command(flatten)]
+        sampling: tools_cli::SampleArgs,
+        /// ICMP payload bytes (as ping -s)
+        #[arg(long, short = 's', default_value_t = 56, value_name = "BYTES")]
+        size: usize,
+        #[command(flatten)]
+        common: CommonTestArgs,
+    },
+    /// Traceroute, or MTR with --rounds: per hop address, name, loss, RTT
+    Traceroute {
+        /// Host name or address
+        host: String,
+        /// Highest TTL tried
+        #[arg(long, short = 'm', default_value_t = 30, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
+        max_hops: u8,
+        /// Rounds (more than 1 is MTR mode)
+        #[arg(long, short = 'r', default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        rounds: u32,
+        /// Milliseconds between rounds
+        #[arg(long, short = 'i', default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=60_000))]
+        interval: u64,
+        /// Do not look up the hops' reverse names
+        #[arg(long, short = 'n')]
+        no_names: bool,
+        #[command(flatten)]
+        family: tools_cli::FamilyArgs,
+        #[command(flatten)]
+        common: CommonTestArgs,
+    },
+    /// Path MTU: the largest packet that passes with Don't Fragment set
+    Mtu {
+        /// Host name or address
+        host: String,
+        /// Largest packet size tried
+        #[arg(long, default_value_t = 9000, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(576..=65_535))]
+        max: u32,
+        #[command(flatten)]
+        family: tools_cli::FamilyArgs,
         #[command(flatten)]
         common: CommonTestArgs,
     },
@@ -349,6 +445,14 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Enroll(a) => sync_cli::enroll(&paths, a),
         Command::Sync(a) => sync_cli::sync(&paths, a),
         Command::Config { action } => config_cmd(action, &paths),
+        Command::Serve { udp_echo, bind } => tools_cli::serve(udp_echo, bind),
+        Command::Doctor { json } => {
+            if tools_cli::doctor(json)? {
+                Ok(())
+            } else {
+                bail!("no ICMP method works here: ping, traceroute and path MTU tests will fail (see above)")
+            }
+        }
         Command::Info { json } => info_cmd(json, &paths),
         Command::Run { json, tier } => {
             let cfg = load_config(&paths)?;
@@ -532,6 +636,7 @@ fn build_test(kind: TestKind, cfg: &Config) -> Result<(AnyProbe, CommonTestArgs)
             ca_file,
             http1,
             http2,
+            http3,
             common,
         } => {
             check_http_url(&url).map_err(anyhow::Error::msg)?;
@@ -543,6 +648,11 @@ fn build_test(kind: TestKind, cfg: &Config) -> Result<(AnyProbe, CommonTestArgs)
                 HttpMode::Http1
             } else if http2 {
                 HttpMode::Http2
+            } else if http3 {
+                if !p.url.trim().to_ascii_lowercase().starts_with("https:") {
+                    bail!("--http3 needs an https:// URL");
+                }
+                HttpMode::Http3
             } else {
                 HttpMode::Auto
             };
@@ -577,6 +687,66 @@ fn build_test(kind: TestKind, cfg: &Config) -> Result<(AnyProbe, CommonTestArgs)
             p.timeout = timeout(&common)?;
             (AnyProbe::Tcp(p), common)
         }
+        TestKind::Dns {
+            name,
+            server,
+            record_type,
+            tcp,
+            common,
+        } => {
+            let t = timeout(&common)?;
+            (
+                tools_cli::dns_probe(name, server, record_type, tcp, t)?,
+                common,
+            )
+        }
+        TestKind::Udp {
+            target,
+            sampling,
+            size,
+            common,
+        } => (
+            tools_cli::udp_probe(target, sampling, size, common.timeout)?,
+            common,
+        ),
+        TestKind::Icmp {
+            host,
+            sampling,
+            size,
+            common,
+        } => (
+            tools_cli::icmp_probe(host, sampling, size, common.timeout)?,
+            common,
+        ),
+        TestKind::Traceroute {
+            host,
+            max_hops,
+            rounds,
+            interval,
+            no_names,
+            family,
+            common,
+        } => (
+            tools_cli::trace_probe(
+                host,
+                max_hops,
+                rounds,
+                interval,
+                no_names,
+                family,
+                common.timeout,
+            )?,
+            common,
+        ),
+        TestKind::Mtu {
+            host,
+            max,
+            family,
+            common,
+        } => (
+            tools_cli::mtu_probe(host, max, family, common.timeout)?,
+            common,
+        ),
     })
 }
 
@@ -680,6 +850,9 @@ fn print_test(out: &mut dyn Write, m: &Measurement) -> std::io::Result<()> {
     let metrics = serde_json::to_value(&m.metrics).unwrap_or_default();
     if let Some(obj) = metrics.as_object() {
         for (k, v) in obj {
+            if k == "hops" {
+                continue;
+            }
             let shown = match v {
                 serde_json::Value::String(s) => s.clone(),
                 serde_json::Value::Number(n) if k.ends_with("_ms") => {
@@ -693,7 +866,34 @@ fn print_test(out: &mut dyn Write, m: &Measurement) -> std::io::Result<()> {
     if let Some(l) = m.latency_ms {
         writeln!(out, "  latency_ms   {l:.3} ms")?;
     }
-    writeln!(out, "  duration_ms  {:.3} ms", m.duration_ms)
+    writeln!(out, "  duration_ms  {:.3} ms", m.duration_ms)?;
+    if let Some(hops) = &m.metrics.hops {
+        writeln!(
+            out,
+            "  {:>3}  {:<40}  {:>5}  {:>6}  {:>9}  {:>9}  {:>9}",
+            "TTL", "ADDRESS", "SENT", "LOSS", "MIN", "MEAN", "MAX"
+        )?;
+        let f = |v: Option<f64>| v.map_or("*".to_owned(), |v| format!("{v:.3}"));
+        for h in hops {
+            let who = match (&h.ip, &h.name) {
+                (Some(ip), Some(n)) => format!("{n} ({ip})"),
+                (Some(ip), None) => ip.clone(),
+                _ => "*".into(),
+            };
+            writeln!(
+                out,
+                "  {:>3}  {:<40}  {:>5}  {:>5.1}%  {:>9}  {:>9}  {:>9}",
+                h.ttl,
+                who,
+                h.sent,
+                h.loss_pct,
+                f(h.min_ms),
+                f(h.mean_ms),
+                f(h.max_ms)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn when(t: &DateTime<Utc>) -> String {

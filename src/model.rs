@@ -94,6 +94,11 @@ pub enum ErrorKind {
     Io,
     /// The target or option as written cannot be tested.
     Config,
+    /// The OS does not allow this test to this user (e.g. no ICMP socket).
+    Permission,
+    /// HTTP/3 was asked for but no QUIC handshake completed: UDP blocked on
+    /// the way, or the server does not offer HTTP/3.
+    Http3Unavailable,
 }
 
 impl ErrorKind {
@@ -109,6 +114,8 @@ impl ErrorKind {
             ErrorKind::Http => "http",
             ErrorKind::Io => "io",
             ErrorKind::Config => "config",
+            ErrorKind::Permission => "permission",
+            ErrorKind::Http3Unavailable => "http3_unavailable",
         }
     }
 }

@@ -7,8 +7,13 @@
 use crate::autoperf::{self, Breach, EscalationState, Health, Tier3, Transition};
 use crate::config::{Config, Suite, Thresholds};
 use crate::model::{ErrorKind, Measurement, TestType};
+use crate::probe::dns::DnsProbe;
 use crate::probe::http::HttpProbe;
+use crate::probe::mtu::MtuProbe;
+use crate::probe::ping::IcmpProbe;
 use crate::probe::tcp::TcpProbe;
+use crate::probe::trace::TraceProbe;
+use crate::probe::udp::UdpProbe;
 use crate::probe::Probe;
 use crate::store::{
     HistoryQuery, NewEvent, Series, SeriesQuery, Store, StoreError, StoreStats, StoredEvent,
@@ -254,28 +259,44 @@ struct PauseState {
 pub enum AnyProbe {
     Http(HttpProbe),
     Tcp(TcpProbe),
+    Dns(DnsProbe),
+    Udp(UdpProbe),
+    Icmp(IcmpProbe),
+    Trace(TraceProbe),
+    Mtu(MtuProbe),
+}
+
+/// Calls the same method on whichever probe it is.
+macro_rules! each_probe {
+    ($self:expr, $p:ident => $e:expr) => {
+        match $self {
+            AnyProbe::Http($p) => $e,
+            AnyProbe::Tcp($p) => $e,
+            AnyProbe::Dns($p) => $e,
+            AnyProbe::Udp($p) => $e,
+            AnyProbe::Icmp($p) => $e,
+            AnyProbe::Trace($p) => $e,
+            AnyProbe::Mtu($p) => $e,
+        }
+    };
 }
 
 impl AnyProbe {
     pub async fn run(&self) -> Measurement {
-        match self {
-            AnyProbe::Http(p) => p.run().await,
-            AnyProbe::Tcp(p) => p.run().await,
-        }
+        each_probe!(self, p => p.run().await)
     }
 
     pub fn test_type(&self) -> TestType {
-        match self {
-            AnyProbe::Http(p) => p.test_type(),
-            AnyProbe::Tcp(p) => p.test_type(),
-        }
+        each_probe!(self, p => p.test_type())
     }
 
     pub fn target(&self) -> String {
-        match self {
-            AnyProbe::Http(p) => p.target(),
-            AnyProbe::Tcp(p) => p.target(),
-        }
+        each_probe!(self, p => p.target())
+    }
+
+    /// The longest the test may take.
+    pub fn timeout(&self) -> std::time::Duration {
+        each_probe!(self, p => p.timeout())
     }
 
     /// Tests that load the link (bandwidth) run alone, never beside others.
@@ -302,7 +323,33 @@ pub fn plan(suite: &Suite, cfg: &Config) -> Vec<Planned> {
         probe: AnyProbe::Tcp(TcpProbe::from_target(t.get_ref(), cfg)),
         thresholds: base.with(t.get_ref().thresholds.as_ref()),
     });
-    http.chain(tcp).collect()
+    let dns = suite.dns.iter().map(|t| Planned {
+        probe: AnyProbe::Dns(DnsProbe::from_target(t.get_ref(), cfg)),
+        thresholds: base.with(t.get_ref().thresholds.as_ref()),
+    });
+    let udp = suite.udp.iter().map(|t| Planned {
+        probe: AnyProbe::Udp(UdpProbe::from_target(t.get_ref(), cfg)),
+        thresholds: base.with(t.get_ref().thresholds.as_ref()),
+    });
+    let icmp = suite.icmp.iter().map(|t| Planned {
+        probe: AnyProbe::Icmp(IcmpProbe::from_target(t.get_ref(), cfg)),
+        thresholds: base.with(t.get_ref().thresholds.as_ref()),
+    });
+    let trace = suite.traceroute.iter().map(|t| Planned {
+        probe: AnyProbe::Trace(TraceProbe::from_target(t.get_ref(), cfg)),
+        thresholds: base.with(t.get_ref().thresholds.as_ref()),
+    });
+    let mtu = suite.mtu.iter().map(|t| Planned {
+        probe: AnyProbe::Mtu(MtuProbe::from_target(t.get_ref(), cfg)),
+        thresholds: base.with(t.get_ref().thresholds.as_ref()),
+    });
+    http.chain(tcp)
+        .chain(dns)
+        .chain(udp)
+        .chain(icmp)
+        .chain(trace)
+        .chain(mtu)
+        .collect()
 }
 
 /// A state document, or its default when absent or unreadable (logged).

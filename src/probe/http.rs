@@ -6,7 +6,13 @@
 //! end. Each phase is reported on its own; together they add up to
 //! `total_ms`. Redirects are followed on new connections; the phase figures
 //! describe the final response, earlier hops are listed in `redirect_chain`.
+//!
+//! HTTP/3 (`mode = "http3"`) runs over QUIC instead (see `http3.rs`). In
+//! `auto` mode an HTTPS answer that offers HTTP/3 in `Alt-Svc` is fetched
+//! again over HTTP/3, as a browser does on its next visit; when that works
+//! the result is the HTTP/3 one, else the TCP one stands.
 
+use super::http3::{self, H3Request};
 use super::net::{connect, resolve};
 use super::tls::{self, ALPN_H2, ALPN_HTTP1};
 use super::{finish, ms, Probe, ProbeError};
@@ -71,14 +77,20 @@ impl HttpProbe {
             let hop = self.fetch(&url, m).await?;
             let redirect = matches!(hop.status, 301 | 302 | 303 | 307 | 308);
             let Some(location) = hop.location.filter(|_| redirect) else {
+                let mut status = hop.status;
+                if let Some(port) = hop.alt_svc_h3.filter(|_| self.mode == HttpMode::Auto) {
+                    if let Some(s) = self.upgrade_to_h3(&url, port, m).await {
+                        status = s;
+                    }
+                }
                 m.metrics.redirects = Some(chain.len() as u32);
                 if !chain.is_empty() {
                     m.metrics.redirect_chain = Some(chain);
                 }
-                if hop.status >= 400 {
+                if status >= 400 {
                     return Err(ProbeError::new(
                         ErrorKind::Http,
-                        format!("the server answered HTTP {}", status_text(hop.status)),
+                        format!("the server answered HTTP {}", status_text(status)),
                     ));
                 }
                 return Ok(());
@@ -109,6 +121,32 @@ impl HttpProbe {
         }
     }
 
+    /// `Alt-Svc` offered HTTP/3 on `port`: measures the same URL over
+    /// HTTP/3 on a new connection; if that works, its figures replace the
+    /// TCP ones and its status is returned. A failure leaves `m` as it was.
+    async fn upgrade_to_h3(&self, url: &Url, port: u16, m: &mut Measurement) -> Option<u16> {
+        let host = url.host_str()?;
+        let mut h3m = Measurement::begin(TestType::Http, self.target());
+        let req = H3Request {
+            url,
+            host,
+            port,
+            insecure: self.insecure,
+            ca_file: self.ca_file.as_deref(),
+            handshake_timeout: ALT_SVC_HANDSHAKE_WAIT,
+            max_body_bytes: self.max_body_bytes,
+        };
+        let out = http3::fetch(req, &mut h3m).await.ok()?;
+        m.metrics = Metrics {
+            redirects: m.metrics.redirects,
+            redirect_chain: m.metrics.redirect_chain.take(),
+            ..h3m.metrics
+        };
+        m.latency_ms = h3m.latency_ms;
+        m.resolved_ip = h3m.resolved_ip;
+        Some(out.status)
+    }
+
     /// One request on a new connection. Writes this hop's figures into `m`
     /// as they are measured, so a timeout keeps what was reached.
     async fn fetch(&self, url: &Url, m: &mut Measurement) -> Result<HopOutcome, ProbeError> {
@@ -119,12 +157,37 @@ impl HttpProbe {
         let port = url
             .port_or_known_default()
             .ok_or_else(|| ProbeError::new(ErrorKind::Config, format!("`{url}` has no port")))?;
+        if self.mode == HttpMode::Http3 {
+            if url.scheme() != "https" {
+                return Err(ProbeError::new(
+                    ErrorKind::Config,
+                    format!("HTTP/3 needs an https:// URL, not `{url}`"),
+                ));
+            }
+            let req = H3Request {
+                url,
+                host: &host,
+                port,
+                insecure: self.insecure,
+                ca_file: self.ca_file.as_deref(),
+                // Leave room to report "unavailable" before the test's own timeout.
+                handshake_timeout: (self.timeout * 3 / 4).max(Duration::from_millis(100)),
+                max_body_bytes: self.max_body_bytes,
+            };
+            let out = http3::fetch(req, m).await?;
+            return Ok(HopOutcome {
+                status: out.status,
+                location: out.location,
+                alt_svc_h3: None,
+            });
+        }
         // TLS set-up is local work, not a network phase: done before the clock starts.
         let tls_setup = if url.scheme() == "https" {
             let alpn: &[&[u8]] = match self.mode {
                 HttpMode::Auto => &[ALPN_H2, ALPN_HTTP1],
                 HttpMode::Http1 => &[ALPN_HTTP1],
                 HttpMode::Http2 => &[ALPN_H2],
+                HttpMode::Http3 => &[],
             };
             let cfg = tls::client_config(self.insecure, self.ca_file.as_deref(), alpn)?;
             Some((cfg, tls::server_name(&host)?))
@@ -233,6 +296,12 @@ impl HttpProbe {
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let alt_svc_h3 = response
+            .headers()
+            .get(hyper::header::ALT_SVC)
+            .and_then(|v| v.to_str().ok())
+            .and_then(http3::alt_svc_h3_port)
+            .filter(|_| url.scheme() == "https");
 
         let mut body = response.into_body();
         let mut bytes: u64 = 0;
@@ -252,9 +321,17 @@ impl HttpProbe {
         m.metrics.throughput_mbps =
             (bytes > 0 && transfer > 0.0).then(|| bytes as f64 * 8.0 / 1e6 / transfer);
         m.latency_ms = m.metrics.ttfb_ms;
-        Ok(HopOutcome { status, location })
+        Ok(HopOutcome {
+            status,
+            location,
+            alt_svc_h3,
+        })
     }
 }
+
+/// How long an `Alt-Svc` HTTP/3 try may wait for its handshake in `auto`
+/// mode before the TCP result stands.
+const ALT_SVC_HANDSHAKE_WAIT: Duration = Duration::from_millis(1_000);
 
 impl Probe for HttpProbe {
     fn test_type(&self) -> TestType {
@@ -282,6 +359,8 @@ impl Probe for HttpProbe {
 struct HopOutcome {
     status: u16,
     location: Option<String>,
+    /// The port `Alt-Svc` offers HTTP/3 on (same host), if any.
+    alt_svc_h3: Option<u16>,
 }
 
 /// Clears one hop's figures before the next hop is measured; only the

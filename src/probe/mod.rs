@@ -3,12 +3,19 @@
 //! a probe that has not finished when the timeout runs out is stopped and
 //! reported as `timeout`, keeping the phases it had measured.
 
+pub mod dns;
 pub mod http;
+mod http3;
+pub mod icmp;
+pub mod mtu;
 pub mod net;
+pub mod ping;
 pub mod tcp;
 pub mod tls;
+pub mod trace;
+pub mod udp;
 
-use crate::model::{ErrorKind, Measurement, TestType};
+use crate::model::{ErrorKind, Measurement, SampleStats, TestType};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -92,6 +99,72 @@ pub fn finish(
             format!("no complete answer within {} ms", timeout.as_millis()),
         ),
     }
+}
+
+/// Records a sampled test's figures: `sent`, `received`, `loss_pct` (of
+/// probes sent), and the RTT summary of `samples` (milliseconds, in sending
+/// order, one per reply); the headline latency is the mean RTT.
+pub fn record_samples(m: &mut Measurement, sent: u32, samples: &[f64]) {
+    let x = &mut m.metrics;
+    let received = samples.len() as u32;
+    x.sent = Some(sent);
+    x.received = Some(received);
+    x.loss_pct = (sent > 0).then(|| f64::from(sent - received.min(sent)) * 100.0 / f64::from(sent));
+    if let Some(s) = SampleStats::of(samples) {
+        let r = |v: f64| (v * 1000.0).round() / 1000.0;
+        x.min_ms = Some(r(s.min));
+        x.mean_ms = Some(r(s.mean));
+        x.median_ms = Some(r(s.median));
+        x.p95_ms = Some(r(s.p95));
+        x.max_ms = Some(r(s.max));
+        x.stddev_ms = Some(r(s.stddev));
+        x.jitter_ms = Some(r(s.jitter));
+        m.latency_ms = Some(r(s.mean));
+    }
+}
+
+/// Resolves `host` (an address or a name, through the system resolver, as
+/// applications do) to one address, preferring the family asked for.
+pub async fn resolve_one(
+    host: &str,
+    family: Option<Family>,
+    m: &mut Measurement,
+) -> Result<std::net::IpAddr, ProbeError> {
+    let resolved = net::resolve(host, 0).await?;
+    m.metrics.dns_ms = resolved.dns_ms;
+    let pick = resolved
+        .addrs
+        .iter()
+        .map(|a| a.ip())
+        .find(|ip| match family {
+            Some(Family::V4) => ip.is_ipv4(),
+            Some(Family::V6) => ip.is_ipv6(),
+            None => true,
+        })
+        .ok_or_else(|| {
+            ProbeError::new(
+                ErrorKind::Dns,
+                format!(
+                    "`{host}` has no {} address",
+                    if family == Some(Family::V6) {
+                        "IPv6"
+                    } else {
+                        "IPv4"
+                    }
+                ),
+            )
+        })?;
+    m.resolved_ip = Some(pick.to_string());
+    Ok(pick)
+}
+
+/// An address family a test may be pinned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Family {
+    #[serde(rename = "ipv4")]
+    V4,
+    #[serde(rename = "ipv6")]
+    V6,
 }
 
 #[cfg(test)]

@@ -1,0 +1,233 @@
+//! HTTP/3: one request on a new QUIC connection (quinn + h3). Phases:
+//! `dns_ms` (system resolver), `connect_ms` = the QUIC handshake (transport
+//! and TLS 1.3 together, one round trip; there is no separate `tls_ms`),
+//! `ttfb_ms` from sending the request to the response head, `total_ms`.
+//! A handshake that gets no answer is [`ErrorKind::Http3Unavailable`]:
+//! UDP is blocked on the way or the server does not offer HTTP/3.
+
+use super::net::resolve;
+use super::tls;
+use super::{ms, ProbeError};
+use crate::model::{ErrorKind, Measurement};
+use bytes::Buf;
+use hyper::header::{HeaderValue, ACCEPT, USER_AGENT};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use url::Url;
+
+pub const ALPN_H3: &[u8] = b"h3";
+
+/// What one HTTP/3 request ended with.
+pub struct H3Outcome {
+    pub status: u16,
+    pub location: Option<String>,
+}
+
+pub struct H3Request<'a> {
+    pub url: &'a Url,
+    pub host: &'a str,
+    pub port: u16,
+    pub insecure: bool,
+    pub ca_file: Option<&'a Path>,
+    /// How long the QUIC handshake may take before HTTP/3 counts as unavailable.
+    pub handshake_timeout: Duration,
+    pub max_body_bytes: u64,
+}
+
+pub async fn fetch(r: H3Request<'_>, m: &mut Measurement) -> Result<H3Outcome, ProbeError> {
+    // Local set-up before the clock starts.
+    let tls = tls::client_config(r.insecure, r.ca_file, &[ALPN_H3])?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| ProbeError::new(ErrorKind::Tls, format!("QUIC TLS set-up: {e}")))?;
+    let mut transport = quinn::TransportConfig::default();
+    if let Ok(idle) = quinn::IdleTimeout::try_from(r.handshake_timeout) {
+        transport.max_idle_timeout(Some(idle));
+    }
+    let mut client = quinn::ClientConfig::new(Arc::new(quic));
+    client.transport_config(Arc::new(transport));
+    let name = r.host.trim_start_matches('[').trim_end_matches(']');
+
+    let start = Instant::now();
+    let resolved = resolve(r.host, r.port).await?;
+    m.metrics.dns_ms = resolved.dns_ms;
+    let addr = resolved.addrs[0];
+    m.resolved_ip = Some(addr.ip().to_string());
+    let local: SocketAddr = if addr.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let mut endpoint = quinn::Endpoint::client(local)
+        .map_err(|e| ProbeError::io("opening a UDP socket for QUIC", &e))?;
+    endpoint.set_default_client_config(client);
+
+    let t = Instant::now();
+    let connecting = endpoint
+        .connect(addr, name)
+        .map_err(|e| ProbeError::new(ErrorKind::Config, format!("QUIC connect to {addr}: {e}")))?;
+    let conn = match tokio::time::timeout(r.handshake_timeout, connecting).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Err(connection_error(addr, &e, r.handshake_timeout)),
+        Err(_) => return Err(unavailable(addr, r.handshake_timeout)),
+    };
+    m.metrics.connect_ms = Some(ms(t.elapsed()));
+    m.metrics.tls_version = Some("TLSv1.3".into());
+    if let Some(certs) = conn.peer_identity().and_then(|id| {
+        id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+            .ok()
+    }) {
+        if let Some(f) = certs
+            .first()
+            .and_then(|c| tls::cert_facts(c.as_ref(), chrono::Utc::now().timestamp()))
+        {
+            m.metrics.cert_subject = Some(f.subject);
+            m.metrics.cert_issuer = Some(f.issuer);
+            m.metrics.cert_days_left = Some(f.days_left);
+        }
+    }
+
+    let (mut driver, mut sender) = h3::client::new(h3_quinn::Connection::new(conn.clone()))
+        .await
+        .map_err(|e| ProbeError::new(ErrorKind::Protocol, format!("HTTP/3 set-up: {e}")))?;
+    let drive = tokio::spawn(async move {
+        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+    });
+    let result = exchange(&mut sender, &r, start, m).await;
+    conn.close(0u32.into(), b"done");
+    drive.abort();
+    endpoint.close(0u32.into(), b"done");
+    result
+}
+
+async fn exchange(
+    sender: &mut h3::client::SendRequest<h3_quinn::OpenStreams, bytes::Bytes>,
+    r: &H3Request<'_>,
+    start: Instant,
+    m: &mut Measurement,
+) -> Result<H3Outcome, ProbeError> {
+    let req = http::Request::get(r.url.as_str())
+        .header(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("WaddlePerf/", env!("CARGO_PKG_VERSION"))),
+        )
+        .header(ACCEPT, "*/*")
+        .body(())
+        .map_err(|e| {
+            ProbeError::new(
+                ErrorKind::Config,
+                format!("cannot build a request for `{}`: {e}", r.url),
+            )
+        })?;
+    let sent = Instant::now();
+    let h3err = |stage: &str, e: &dyn std::fmt::Display| {
+        ProbeError::new(ErrorKind::Protocol, format!("HTTP/3 {stage}: {e}"))
+    };
+    let mut stream = sender
+        .send_request(req)
+        .await
+        .map_err(|e| h3err("request", &e))?;
+    stream.finish().await.map_err(|e| h3err("request", &e))?;
+    let resp = stream
+        .recv_response()
+        .await
+        .map_err(|e| h3err("response", &e))?;
+    m.metrics.ttfb_ms = Some(ms(sent.elapsed()));
+    let status = resp.status().as_u16();
+    m.metrics.status_code = Some(status);
+    m.metrics.http_version = Some("3".into());
+    let location = resp
+        .headers()
+        .get(hyper::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut bytes: u64 = 0;
+    while let Some(chunk) = stream
+        .recv_data()
+        .await
+        .map_err(|e| h3err("reading the body", &e))?
+    {
+        bytes += chunk.remaining() as u64;
+        if bytes >= r.max_body_bytes {
+            break;
+        }
+    }
+    let end = Instant::now();
+    m.metrics.total_ms = Some(ms(end - start));
+    m.metrics.bytes = Some(bytes);
+    let transfer = (end - sent).as_secs_f64();
+    m.metrics.throughput_mbps =
+        (bytes > 0 && transfer > 0.0).then(|| bytes as f64 * 8.0 / 1e6 / transfer);
+    m.latency_ms = m.metrics.ttfb_ms;
+    Ok(H3Outcome { status, location })
+}
+
+fn unavailable(addr: SocketAddr, wait: Duration) -> ProbeError {
+    ProbeError::new(
+        ErrorKind::Http3Unavailable,
+        format!(
+            "HTTP/3 unavailable: no QUIC handshake with {addr} within {} ms (UDP blocked on the way, or the server does not offer HTTP/3)",
+            wait.as_millis()
+        ),
+    )
+}
+
+fn connection_error(addr: SocketAddr, e: &quinn::ConnectionError, wait: Duration) -> ProbeError {
+    use quinn::ConnectionError as C;
+    let crypto = |code: u64| (0x100..0x200).contains(&code);
+    match e {
+        C::TimedOut => unavailable(addr, wait),
+        C::TransportError(t) if crypto(u64::from(t.code)) => ProbeError::new(
+            ErrorKind::Tls,
+            format!("QUIC TLS handshake with {addr} failed: {}", t.reason),
+        ),
+        C::ConnectionClosed(c) if crypto(u64::from(c.error_code)) => ProbeError::new(
+            ErrorKind::Tls,
+            format!("{addr} refused the QUIC TLS handshake: {c}"),
+        ),
+        C::VersionMismatch => ProbeError::new(
+            ErrorKind::Http3Unavailable,
+            format!("HTTP/3 unavailable: {addr} speaks no QUIC version we do"),
+        ),
+        other => ProbeError::new(
+            ErrorKind::Protocol,
+            format!("QUIC connection to {addr}: {other}"),
+        ),
+    }
+}
+
+/// The port an `Alt-Svc` header offers HTTP/3 on, for the same host
+/// (`h3=":443"`); alternatives naming another host are not followed.
+pub fn alt_svc_h3_port(header: &str) -> Option<u16> {
+    header.split(',').find_map(|alt| {
+        let alt = alt.trim();
+        let (proto, rest) = alt.split_once('=')?;
+        if proto.trim() != "h3" {
+            return None;
+        }
+        let value = rest.split(';').next()?.trim().trim_matches('"');
+        let (host, port) = value.rsplit_once(':')?;
+        if !host.is_empty() {
+            return None;
+        }
+        port.parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alt_svc_offers_are_read() {
+        assert_eq!(alt_svc_h3_port(r#"h3=":443"; ma=2592000"#), Some(443));
+        assert_eq!(
+            alt_svc_h3_port(r#"h3-29=":8443", h3=":8444"; ma=86400"#),
+            Some(8444)
+        );
+        assert_eq!(alt_svc_h3_port(r#"h2=":443""#), None);
+        assert_eq!(alt_svc_h3_port(r#"h3="other.example:443""#), None);
+        assert_eq!(alt_svc_h3_port("clear"), None);
+    }
+}

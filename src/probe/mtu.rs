@@ -1,0 +1,172 @@
+//! Path MTU: the largest packet that reaches the target with Don't Fragment
+//! set, found by binary search over ICMP echo sizes and reported as a
+//! packet size (IPv4: payload + 28, IPv6: payload + 48).
+//!
+//! A size is "too big" when a router says so ("fragmentation needed" /
+//! "packet too big"), when the local interface refuses it, or when no
+//! answer comes back (a black-hole router drops it silently); a silent size
+//! is tried twice before it counts as too big, so one lost packet does not
+//! shrink the result. A router's next-hop MTU, when given, is tried next.
+//! The search starts once a small echo has come back (else the target
+//! cannot be measured at all).
+
+use super::icmp::{Echo, Outcome, Session, SessionOptions, V4_OVERHEAD, V6_OVERHEAD};
+use super::{finish, ms, resolve_one, Family, Probe, ProbeError};
+use crate::config::{Config, MtuTarget};
+use crate::model::{ErrorKind, Measurement, TestType};
+use std::time::{Duration, Instant};
+
+pub const DEFAULT_MAX: u32 = 9_000;
+pub const DEFAULT_PROBE_TIMEOUT_MS: u64 = 1_000;
+/// Tries of a size that gets no answer before it counts as too big.
+const SILENT_TRIES: u32 = 2;
+
+#[derive(Debug, Clone)]
+pub struct MtuProbe {
+    pub host: String,
+    /// The largest packet size considered.
+    pub max: u32,
+    /// How long each echo waits.
+    pub probe_timeout: Duration,
+    pub family: Option<Family>,
+    pub tier: u8,
+}
+
+impl MtuProbe {
+    pub fn new(host: impl Into<String>) -> Self {
+        MtuProbe {
+            host: host.into(),
+            max: DEFAULT_MAX,
+            probe_timeout: Duration::from_millis(DEFAULT_PROBE_TIMEOUT_MS),
+            family: None,
+            tier: 1,
+        }
+    }
+
+    pub fn from_target(t: &MtuTarget, _cfg: &Config) -> Self {
+        MtuProbe {
+            host: t.host.trim().to_owned(),
+            max: t.max.unwrap_or(DEFAULT_MAX),
+            probe_timeout: Duration::from_millis(t.timeout_ms.unwrap_or(DEFAULT_PROBE_TIMEOUT_MS)),
+            family: t.family,
+            tier: 1,
+        }
+    }
+
+    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
+        let dst = resolve_one(&self.host, self.family, m).await?;
+        let session = Session::open(
+            dst,
+            SessionOptions {
+                dont_fragment: true,
+                only: None,
+            },
+        )?;
+        let overhead = if dst.is_ipv6() {
+            V6_OVERHEAD
+        } else {
+            V4_OVERHEAD
+        };
+        // IPv6 links carry at least 1280 bytes; IPv4 at least 68.
+        let floor = if dst.is_ipv6() { 1280 } else { 68 };
+        let echo = |packet: u32| Echo {
+            dst,
+            ttl: None,
+            payload: (packet - overhead) as usize,
+            timeout: self.probe_timeout,
+        };
+        let (mut sent, mut received) = (0u32, 0u32);
+        // A small echo first: the target must answer at all.
+        let small = floor.max(overhead + 56).min(self.max);
+        let mut first = Outcome::Timeout;
+        for _ in 0..SILENT_TRIES {
+            sent += 1;
+            first = session.echo(echo(small)).await?;
+            if !matches!(first, Outcome::Timeout) {
+                break;
+            }
+        }
+        match first {
+            Outcome::Reply { from, rtt } if from == dst => {
+                received += 1;
+                m.latency_ms = Some(ms(rtt));
+            }
+            Outcome::Timeout => {
+                return Err(ProbeError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{dst} does not answer echo requests, so its path MTU cannot be measured"
+                    ),
+                ))
+            }
+            other => {
+                return Err(ProbeError::new(
+                    ErrorKind::Unreachable,
+                    format!("{dst} cannot be reached with a {small}-byte packet: {other:?}"),
+                ))
+            }
+        }
+
+        // Invariant: `good` passed; `bad` (if any) is too big.
+        let mut good = small;
+        let mut bad = self.max + 1;
+        let mut hint: Option<u32> = None;
+        while bad - good > 1 {
+            let size = match hint.take().filter(|h| *h > good && *h < bad) {
+                Some(h) => h,
+                None => good + (bad - good) / 2,
+            };
+            let mut passed = false;
+            for _ in 0..SILENT_TRIES {
+                sent += 1;
+                match session.echo(echo(size)).await? {
+                    Outcome::Reply { from, .. } if from == dst => {
+                        received += 1;
+                        passed = true;
+                        break;
+                    }
+                    Outcome::TooBig { mtu, .. } => {
+                        hint = mtu;
+                        break;
+                    }
+                    Outcome::Timeout => continue,
+                    _ => break,
+                }
+            }
+            if passed {
+                good = size;
+            } else {
+                bad = size;
+            }
+        }
+        m.metrics.path_mtu = Some(good);
+        m.metrics.sent = Some(sent);
+        m.metrics.received = Some(received);
+        Ok(())
+    }
+}
+
+impl Probe for MtuProbe {
+    fn test_type(&self) -> TestType {
+        TestType::Mtu
+    }
+
+    fn target(&self) -> String {
+        self.host.trim().to_owned()
+    }
+
+    /// At most ~14 halvings, each with its silent retries.
+    fn timeout(&self) -> Duration {
+        self.probe_timeout * (16 * SILENT_TRIES) + Duration::from_secs(5)
+    }
+
+    async fn run(&self) -> Measurement {
+        let mut m = Measurement::begin(TestType::Mtu, self.target());
+        m.tier = self.tier;
+        let start = Instant::now();
+        let t = self.timeout();
+        let outcome = tokio::time::timeout(t, self.attempt(&mut m)).await;
+        finish(&mut m, start, t, outcome);
+        m
+    }
+}

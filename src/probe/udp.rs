@@ -1,0 +1,253 @@
+//! UDP echo: `count` datagrams `interval` apart to an echo peer (RFC 862,
+//! e.g. `waddleperf serve --udp-echo PORT`). Each carries a tag, a session
+//! number and a sequence number; a reply counts only if it comes from the
+//! probed address (the socket is connected to it), carries this test's tag
+//! and session, and answers a datagram not yet answered. A datagram written
+//! is not a reply: success needs replies.
+
+use super::ping::{DEFAULT_COUNT, DEFAULT_INTERVAL_MS, DEFAULT_REPLY_TIMEOUT_MS};
+use super::{finish, ms, record_samples, resolve_one, Family, Probe, ProbeError};
+use crate::config::{split_host_port, Config, UdpTarget};
+use crate::model::{ErrorKind, Measurement, TestType};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+pub const TAG: &[u8; 4] = b"WPUE";
+/// Tag, session, sequence.
+pub const HEADER: usize = 12;
+pub const DEFAULT_SIZE: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct UdpProbe {
+    /// `host:port`.
+    pub address: String,
+    pub count: u32,
+    pub interval: Duration,
+    /// Datagram payload bytes (at least the 12-byte header).
+    pub size: usize,
+    pub reply_timeout: Duration,
+    pub family: Option<Family>,
+    pub tier: u8,
+}
+
+impl UdpProbe {
+    pub fn new(address: impl Into<String>) -> Self {
+        UdpProbe {
+            address: address.into(),
+            count: DEFAULT_COUNT,
+            interval: Duration::from_millis(DEFAULT_INTERVAL_MS),
+            size: DEFAULT_SIZE,
+            reply_timeout: Duration::from_millis(DEFAULT_REPLY_TIMEOUT_MS),
+            family: None,
+            tier: 1,
+        }
+    }
+
+    pub fn from_target(t: &UdpTarget, _cfg: &Config) -> Self {
+        UdpProbe {
+            address: t.target.trim().to_owned(),
+            count: t.count.unwrap_or(DEFAULT_COUNT),
+            interval: Duration::from_millis(t.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS)),
+            size: t.size.unwrap_or(DEFAULT_SIZE),
+            reply_timeout: Duration::from_millis(t.timeout_ms.unwrap_or(DEFAULT_REPLY_TIMEOUT_MS)),
+            family: t.family,
+            tier: 1,
+        }
+    }
+
+    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
+        let (host, port) =
+            split_host_port(&self.address).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
+        let ip = resolve_one(&host, self.family, m).await?;
+        let peer = SocketAddr::new(ip, port);
+        let local: SocketAddr = if ip.is_ipv6() {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = UdpSocket::bind(local)
+            .await
+            .map_err(|e| ProbeError::io("opening a UDP socket", &e))?;
+        // Connected: the kernel delivers only datagrams from the peer.
+        sock.connect(peer)
+            .await
+            .map_err(|e| ProbeError::io(&format!("UDP to {peer}"), &e))?;
+
+        let session: u32 = fastrand::u32(..);
+        let count = self.count as usize;
+        let mut packet = vec![0u8; self.size.max(HEADER)];
+        packet[..4].copy_from_slice(TAG);
+        packet[4..8].copy_from_slice(&session.to_be_bytes());
+        for (i, b) in packet[HEADER..].iter_mut().enumerate() {
+            *b = b"WaddlePerf"[i % 10];
+        }
+        let mut sent_at: Vec<Option<Instant>> = vec![None; count];
+        let mut rtt: Vec<Option<f64>> = vec![None; count];
+        let mut answered = 0usize;
+        let mut refused = false;
+        let mut buf = vec![0u8; 65_536];
+        let start = tokio::time::Instant::now();
+        let mut next = 0usize;
+        let mut last_send = start;
+        loop {
+            if next == count && answered == sent_at.iter().flatten().count() {
+                break;
+            }
+            let send_at = start + self.interval * next as u32;
+            let deadline = last_send + self.reply_timeout;
+            tokio::select! {
+                biased;
+                r = sock.recv(&mut buf) => {
+                    let at = Instant::now();
+                    match r {
+                        Ok(n) => {
+                            let Some(seq) = parse_reply(&buf[..n], session) else { continue };
+                            let Some(Some(t0)) = sent_at.get(seq) else { continue };
+                            if rtt[seq].is_none() {
+                                rtt[seq] = Some(ms(at - *t0));
+                                answered += 1;
+                            }
+                        }
+                        // ICMP port unreachable for an earlier datagram.
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused = true,
+                        Err(e) => return Err(ProbeError::io(&format!("receiving from {peer}"), &e)),
+                    }
+                }
+                _ = tokio::time::sleep_until(send_at), if next < count => {
+                    packet[8..12].copy_from_slice(&(next as u32).to_be_bytes());
+                    let t0 = Instant::now();
+                    match sock.send(&packet).await {
+                        Ok(_) => {
+                            sent_at[next] = Some(t0);
+                            last_send = tokio::time::Instant::now();
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                            // The error belongs to an earlier datagram; this one is sent again next turn.
+                            refused = true;
+                            continue;
+                        }
+                        Err(e) => return Err(ProbeError::io(&format!("sending to {peer}"), &e)),
+                    }
+                    next += 1;
+                }
+                _ = tokio::time::sleep_until(deadline), if next == count => break,
+            }
+        }
+        let samples: Vec<f64> = rtt.iter().flatten().copied().collect();
+        record_samples(m, self.count, &samples);
+        if !samples.is_empty() {
+            return Ok(());
+        }
+        Err(if refused {
+            ProbeError::new(
+                ErrorKind::Refused,
+                format!("nothing listens on UDP {peer} (ICMP port unreachable)"),
+            )
+        } else {
+            ProbeError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "100 % loss: no echo of any of {} datagrams from {peer}",
+                    self.count
+                ),
+            )
+        })
+    }
+}
+
+/// The sequence number of a reply to `session`, if it is one.
+fn parse_reply(b: &[u8], session: u32) -> Option<usize> {
+    if b.len() < HEADER || &b[..4] != TAG || b[4..8] != session.to_be_bytes() {
+        return None;
+    }
+    Some(u32::from_be_bytes([b[8], b[9], b[10], b[11]]) as usize)
+}
+
+impl Probe for UdpProbe {
+    fn test_type(&self) -> TestType {
+        TestType::Udp
+    }
+
+    fn target(&self) -> String {
+        self.address.trim().to_owned()
+    }
+
+    fn timeout(&self) -> Duration {
+        self.interval * self.count.saturating_sub(1) + self.reply_timeout + Duration::from_secs(5)
+    }
+
+    async fn run(&self) -> Measurement {
+        let mut m = Measurement::begin(TestType::Udp, self.target());
+        m.tier = self.tier;
+        let start = Instant::now();
+        let t = self.timeout();
+        let outcome = tokio::time::timeout(t, self.attempt(&mut m)).await;
+        finish(&mut m, start, t, outcome);
+        m
+    }
+}
+
+/// The UDP echo responder (`waddleperf serve --udp-echo`): returns every
+/// datagram to its sender, unchanged, until the future is dropped.
+pub async fn serve_echo(sock: UdpSocket) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            // A previous reply's ICMP error (Windows reports it here): keep serving.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = sock.send_to(&buf[..n], from).await {
+            tracing::debug!("echo to {from}: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_must_carry_tag_and_session() {
+        let mut p = vec![0u8; 16];
+        p[..4].copy_from_slice(TAG);
+        p[4..8].copy_from_slice(&7u32.to_be_bytes());
+        p[8..12].copy_from_slice(&3u32.to_be_bytes());
+        assert_eq!(parse_reply(&p, 7), Some(3));
+        assert_eq!(parse_reply(&p, 8), None, "another test's reply");
+        assert_eq!(parse_reply(&p[..11], 7), None, "truncated");
+        p[0] = b'X';
+        assert_eq!(parse_reply(&p, 7), None, "not ours");
+    }
+
+    #[tokio::test]
+    async fn loopback_echo_has_every_reply_and_a_silent_port_has_none() {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let server = tokio::spawn(serve_echo(sock));
+        let mut p = UdpProbe::new(addr.to_string());
+        p.count = 5;
+        p.interval = Duration::from_millis(10);
+        let r = p.run().await;
+        assert!(r.success, "{r:?}");
+        assert_eq!(r.metrics.sent, Some(5));
+        assert_eq!(r.metrics.received, Some(5));
+        assert_eq!(r.metrics.loss_pct, Some(0.0));
+        assert!(r.latency_ms.unwrap() < 50.0);
+        server.abort();
+
+        // A bound socket that never answers: 100 % loss, as a result.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut p = UdpProbe::new(silent.local_addr().unwrap().to_string());
+        p.count = 3;
+        p.interval = Duration::from_millis(10);
+        p.reply_timeout = Duration::from_millis(200);
+        let r = p.run().await;
+        assert!(!r.success);
+        assert_eq!(r.error_kind, Some(ErrorKind::Timeout));
+        assert_eq!(r.metrics.loss_pct, Some(100.0));
+        assert_eq!(r.metrics.received, Some(0));
+    }
+}
