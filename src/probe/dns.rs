@@ -15,7 +15,7 @@ use super::{finish, ms, Probe, ProbeError};
 use crate::config::{Config, DnsTarget};
 use crate::model::{ErrorKind, Measurement, TestType};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -292,7 +292,32 @@ async fn tcp_exchange(
 
 /// The data of each answer record in presentation format (`dig +short`).
 fn answers(msg: &Message) -> Vec<String> {
-    msg.answers.iter().map(|r| r.data.to_string()).collect()
+    msg.answers
+        .iter()
+        .map(|r| match &r.data {
+            // Each character string quoted, as in zone files and dig.
+            RData::TXT(t) => t
+                .txt_data
+                .iter()
+                .map(|s| quote(&String::from_utf8_lossy(s)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+fn quote(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
 }
 
 /// The RFC 1035 / 6895 mnemonic of a response code.

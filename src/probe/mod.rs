@@ -10,6 +10,7 @@ pub mod icmp;
 pub mod mtu;
 pub mod net;
 pub mod ping;
+pub mod rxtime;
 pub mod tcp;
 pub mod tls;
 pub mod trace;

@@ -6,6 +6,7 @@
 //! is not a reply: success needs replies.
 
 use super::ping::{DEFAULT_COUNT, DEFAULT_INTERVAL_MS, DEFAULT_REPLY_TIMEOUT_MS};
+use super::rxtime::SentAt;
 use super::{finish, ms, record_samples, resolve_one, Family, Probe, ProbeError};
 use crate::config::{split_host_port, Config, UdpTarget};
 use crate::model::{ErrorKind, Measurement, TestType};
@@ -69,6 +70,8 @@ impl UdpProbe {
         let sock = UdpSocket::bind(local)
             .await
             .map_err(|e| ProbeError::io("opening a UDP socket", &e))?;
+        #[cfg(unix)]
+        super::rxtime::enable(&sock);
         // Connected: the kernel delivers only datagrams from the peer.
         sock.connect(peer)
             .await
@@ -82,7 +85,7 @@ impl UdpProbe {
         for (i, b) in packet[HEADER..].iter_mut().enumerate() {
             *b = b"WaddlePerf"[i % 10];
         }
-        let mut sent_at: Vec<Option<Instant>> = vec![None; count];
+        let mut sent_at: Vec<Option<SentAt>> = vec![None; count];
         let mut rtt: Vec<Option<f64>> = vec![None; count];
         let mut answered = 0usize;
         let mut refused = false;
@@ -98,14 +101,13 @@ impl UdpProbe {
             let deadline = last_send + self.reply_timeout;
             tokio::select! {
                 biased;
-                r = sock.recv(&mut buf) => {
-                    let at = Instant::now();
+                r = recv_stamped(&sock, &mut buf) => {
                     match r {
-                        Ok(n) => {
+                        Ok((n, at, stamp)) => {
                             let Some(seq) = parse_reply(&buf[..n], session) else { continue };
                             let Some(Some(t0)) = sent_at.get(seq) else { continue };
                             if rtt[seq].is_none() {
-                                rtt[seq] = Some(ms(at - *t0));
+                                rtt[seq] = Some(ms(t0.rtt(at, stamp)));
                                 answered += 1;
                             }
                         }
@@ -116,7 +118,7 @@ impl UdpProbe {
                 }
                 _ = tokio::time::sleep_until(send_at), if next < count => {
                     packet[8..12].copy_from_slice(&(next as u32).to_be_bytes());
-                    let t0 = Instant::now();
+                    let t0 = SentAt::now();
                     match sock.send(&packet).await {
                         Ok(_) => {
                             sent_at[next] = Some(t0);
@@ -153,6 +155,28 @@ impl UdpProbe {
                 ),
             )
         })
+    }
+}
+
+/// The next datagram: its length, when it was read, and when the kernel
+/// received it (where the OS says).
+async fn recv_stamped(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Instant, Option<std::time::SystemTime>)> {
+    #[cfg(unix)]
+    loop {
+        sock.readable().await?;
+        match super::rxtime::recv(sock, buf) {
+            Ok((n, _, stamp)) => return Ok((n, Instant::now(), stamp)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let n = sock.recv(buf).await?;
+        Ok((n, Instant::now(), None))
     }
 }
 

@@ -9,6 +9,7 @@
 //! without it they fail with a message saying so, they never skip.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod chain;
 #[cfg(target_os = "linux")]
 pub mod desktop;
 pub mod netns;

@@ -362,3 +362,174 @@ pub fn curl(url: &str, ca: Option<&Path>, extra: &[&str]) -> CurlTimes {
         status: v[7] as u16,
     }
 }
+
+/// Records dnsmasq serves in [`Dnsmasq`], the truth DNS tests check.
+pub const DNS_WWW: (&str, &str) = ("www.wp.test", "10.9.8.7");
+pub const DNS_ALIAS: &str = "alias.wp.test";
+pub const DNS_MX: (&str, &str) = ("wp.test", "10 mail.wp.test.");
+pub const DNS_TXT: (&str, &str) = ("wp.test", "\"v=wp1 hello\"");
+pub const DNS_SRV: (&str, &str) = ("_echo._udp.wp.test", "1 2 7 echo.wp.test.");
+/// A TXT answer larger than 512 bytes (dnsmasq truncates UDP answers there).
+pub const DNS_BIG_TXT: &str = "big.wp.test";
+pub const DNS_BIG_TXT_STRINGS: usize = 4;
+
+/// dnsmasq answering for `wp.test` (names not configured are NXDOMAIN,
+/// nothing is forwarded), UDP and TCP on `ip:53`, inside `ns`.
+pub struct Dnsmasq {
+    pub proc: Proc,
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+}
+
+impl Dnsmasq {
+    pub fn start(ip: &str, ns: &NetPair) -> Dnsmasq {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("dnsmasq.log");
+        let big: Vec<String> = (0..DNS_BIG_TXT_STRINGS)
+            .map(|i| char::from(b'a' + i as u8).to_string().repeat(200))
+            .collect();
+        let mut cmd = ns.command("dnsmasq");
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--bind-interfaces",
+            "--user=root",
+            "--pid-file=",
+            "--port=53",
+            "--local=/wp.test/",
+            "--edns-packet-max=512",
+        ])
+        .arg(format!("--listen-address={ip}"))
+        .arg(format!("--log-facility={}", log.display()))
+        .arg(format!("--host-record={},{}", DNS_WWW.0, DNS_WWW.1))
+        .arg(format!("--cname={DNS_ALIAS},{}", DNS_WWW.0))
+        .arg("--mx-host=wp.test,mail.wp.test,10")
+        .arg("--txt-record=wp.test,v=wp1 hello")
+        .arg("--srv-host=_echo._udp.wp.test,echo.wp.test,7,1,2")
+        .arg(format!("--txt-record={DNS_BIG_TXT},{}", big.join(",")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .expect("cannot start dnsmasq (is dnsmasq-base installed?)");
+        let mut proc = Proc {
+            child,
+            name: "dnsmasq",
+            log: Some(log),
+        };
+        let addr = SocketAddr::new(ip.parse().unwrap(), 53);
+        // Ready once it answers over TCP (it listens on UDP first).
+        wait_for_port(addr, &mut proc);
+        Dnsmasq { proc, dir, addr }
+    }
+}
+
+/// What `dig` said: the answers' data and the query time it printed.
+pub struct Dig {
+    pub answers: Vec<String>,
+    pub status: String,
+    pub query_ms: f64,
+}
+
+/// `dig @server name type`, once, no retries.
+pub fn dig(server: SocketAddr, name: &str, rtype: &str) -> Dig {
+    let out = run(Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string()])
+        .args([
+            "+tries=1",
+            "+time=3",
+            "+noall",
+            "+answer",
+            "+comments",
+            "+stats",
+        ])
+        .args([name, rtype]));
+    let mut d = Dig {
+        answers: Vec::new(),
+        status: String::new(),
+        query_ms: f64::NAN,
+    };
+    for line in out.lines() {
+        if let Some(rest) = line.split("status: ").nth(1) {
+            d.status = rest.split(',').next().unwrap_or_default().to_owned();
+        } else if let Some(rest) = line.strip_prefix(";; Query time: ") {
+            d.query_ms = rest.split_whitespace().next().unwrap().parse().unwrap();
+        } else if !line.starts_with(';') && !line.trim().is_empty() {
+            // name ttl class type data...
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() >= 5 {
+                d.answers.push(f[4..].join(" "));
+            }
+        }
+    }
+    d
+}
+
+/// caddy serving HTTPS over HTTP/1.1, HTTP/2 and HTTP/3 (QUIC) with the
+/// test CA's certificate, on `ip:port` inside `ns`; `/` answers
+/// [`CADDY_BODY`] and advertises HTTP/3 in `Alt-Svc`.
+pub struct Caddy {
+    pub proc: Proc,
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+}
+
+pub const CADDY_BODY: &str = "hello from caddy";
+
+impl Caddy {
+    pub fn start(ca: &TestCa, ip: &str, port: u16, ns: &NetPair) -> Caddy {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let conf = format!(
+            "{{\n\tadmin off\n\tauto_https off\n\tdefault_sni {ip}\n\tservers {{\n\t\tprotocols h1 h2 h3\n\t}}\n}}\n\
+             https://{ip}:{port} {{\n\ttls {cert} {key}\n\trespond \"{CADDY_BODY}\" 200\n}}\n",
+            cert = ca.cert.display(),
+            key = ca.key.display(),
+        );
+        let conf_path = d.join("Caddyfile");
+        std::fs::write(&conf_path, conf).unwrap();
+        let log = d.join("caddy.log");
+        let mut cmd = ns.command("caddy");
+        cmd.args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&conf_path)
+            .env("HOME", d)
+            .env("XDG_DATA_HOME", d.join("data"))
+            .env("XDG_CONFIG_HOME", d.join("config"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let child = cmd.spawn().expect("cannot start caddy (is it installed?)");
+        let mut proc = Proc {
+            child,
+            name: "caddy",
+            log: Some(log),
+        };
+        let addr = SocketAddr::new(ip.parse().unwrap(), port);
+        wait_for_port(addr, &mut proc);
+        // The QUIC listener starts beside the TCP one; give it a moment.
+        std::thread::sleep(Duration::from_millis(300));
+        Caddy { proc, dir, addr }
+    }
+}
+
+/// `waddleperf serve --udp-echo` inside `ns` on `ip:port`.
+pub fn udp_echo_peer(ip: &str, port: u16, ns: &NetPair) -> Proc {
+    let mut cmd = ns.command(super::waddleperf_bin().to_str().unwrap());
+    cmd.args(["serve", "--udp-echo", &port.to_string(), "--bind", ip])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("cannot start waddleperf serve");
+    // Ready when it says so.
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert!(line.contains("UDP echo listening on"), "serve said: {line}");
+    Proc {
+        child,
+        name: "waddleperf serve --udp-echo",
+        log: None,
+    }
+}

@@ -5,6 +5,7 @@
 use super::{echo_request, parse_v4, parse_v6, Echo, ErrorMsg, Method, Outcome, Parsed};
 use super::{ProbeError, SessionOptions};
 use crate::model::ErrorKind;
+use crate::probe::rxtime::{self, SentAt};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,7 +26,7 @@ pub const ENABLE_HINT: &str = "run as root to use a raw ICMP socket";
 
 struct Pending {
     dst: IpAddr,
-    sent: Instant,
+    sent: SentAt,
     tx: oneshot::Sender<Outcome>,
 }
 
@@ -121,6 +122,8 @@ impl Session {
                     continue;
                 }
             };
+            // Replies are timed by their arrival in the kernel.
+            rxtime::enable(&s);
             let std: std::net::UdpSocket = s.into();
             let sock = UdpSocket::from_std(std)
                 .map_err(|e| ProbeError::io("registering the ICMP socket", &e))?;
@@ -176,7 +179,7 @@ impl Session {
                 }
                 // Registered before the send: the answer may beat our next line.
                 if let Some(tx) = tx.take() {
-                    let sent = Instant::now();
+                    let sent = SentAt::now();
                     let p = Pending {
                         dst: e.dst,
                         sent,
@@ -253,11 +256,12 @@ async fn read_loop(sh: Arc<Shared>, errqueue: bool) {
         };
         if ready.is_readable() {
             loop {
-                match sh.sock.try_recv_from(&mut buf) {
-                    Ok((n, from)) => {
+                match rxtime::recv(&sh.sock, &mut buf) {
+                    Ok((n, Some(from), stamp)) => {
                         let at = Instant::now();
-                        dispatch(&sh, &buf[..n], from.ip(), at);
+                        dispatch(&sh, &buf[..n], from.ip(), at, stamp);
                     }
+                    Ok((_, None, _)) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     // A queued socket error (reported once); its details
                     // come from the error queue below.
@@ -276,7 +280,13 @@ async fn read_loop(sh: Arc<Shared>, errqueue: bool) {
     }
 }
 
-fn dispatch(sh: &Shared, buf: &[u8], from: IpAddr, at: Instant) {
+fn dispatch(
+    sh: &Shared,
+    buf: &[u8],
+    from: IpAddr,
+    at: Instant,
+    stamp: Option<std::time::SystemTime>,
+) {
     let parsed = if sh.ipv6 {
         parse_v6(buf)
     } else {
@@ -302,7 +312,7 @@ fn dispatch(sh: &Shared, buf: &[u8], from: IpAddr, at: Instant) {
         return;
     };
     drop(pending);
-    let rtt = at.saturating_duration_since(p.sent);
+    let rtt = p.sent.rtt(at, stamp);
     let outcome = match parsed {
         Parsed::Reply { .. } => Outcome::Reply { from, rtt },
         Parsed::Error { kind, .. } => error_outcome(kind, from, rtt),
@@ -483,7 +493,7 @@ fn dispatch_error(
         return;
     };
     drop(pending);
-    let rtt = at.saturating_duration_since(p.sent);
+    let rtt = p.sent.rtt(at, None);
     let outcome = match (kind, offender) {
         (ErrorMsg::TooBig(mtu), from) => Outcome::TooBig { from, mtu },
         (kind, Some(from)) => error_outcome(kind, from, rtt),

@@ -1,0 +1,626 @@
+//! ICMP, UDP, DNS, traceroute, path MTU and HTTP/3 figures checked against
+//! truth injected in network namespaces (delay line, `statistic` loss,
+//! jitter, a 3-router chain, a 1400-byte link, blocked UDP), and against the
+//! reference tool (ping, dig, traceroute) in the same test. Each prints
+//! measured vs truth, and fails outside its stated bound.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::IpAddr;
+use std::process::Command;
+use std::time::Duration;
+use support::chain::{Chain, PingGroupRange};
+use support::netns::NetPair;
+use support::servers::{self, dig, udp_echo_peer, Caddy, Dnsmasq, TestCa};
+use support::{median, run};
+use waddleperf::config::HttpMode;
+use waddleperf::model::ErrorKind;
+use waddleperf::probe::dns::DnsProbe;
+use waddleperf::probe::http::HttpProbe;
+use waddleperf::probe::icmp::{Method, Session, SessionOptions};
+use waddleperf::probe::mtu::MtuProbe;
+use waddleperf::probe::ping::IcmpProbe;
+use waddleperf::probe::trace::TraceProbe;
+use waddleperf::probe::udp::UdpProbe;
+use waddleperf::probe::Probe;
+
+/// Timing tests run one at a time (two cores), and the tests that open
+/// `ping_group_range` hold it too.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const DELAY_MS: f64 = 30.0;
+/// Stated bound: one round trip through the delay line costs the delay plus
+/// at most this much (release granularity, scheduling, debug build).
+const OVERHEAD_MS: f64 = 2.0;
+/// Stated agreement with the reference tool's mean on the same path.
+const AGREE_MS: f64 = 1.0;
+/// HTTP/3's time to first byte also runs the QUIC and QPACK stacks in user
+/// space (debug build): its own bound.
+const H3_OVERHEAD_MS: f64 = 4.0;
+
+fn ms(d: f64) -> Duration {
+    Duration::from_secs_f64(d / 1000.0)
+}
+
+/// `ping`'s summary: (transmitted, received, avg RTT).
+fn ping(ip: IpAddr, count: u32, interval_s: &str, wait_s: &str) -> (u32, u32, f64) {
+    let out = Command::new("ping")
+        .args([
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            interval_s,
+            "-W",
+            wait_s,
+        ])
+        .arg(ip.to_string())
+        .output()
+        .expect("cannot run ping (iputils-ping)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut sent = 0;
+    let mut recv = 0;
+    let mut avg = f64::NAN;
+    for line in text.lines() {
+        if line.contains("packets transmitted") {
+            let nums: Vec<u32> = line
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            sent = nums[0];
+            recv = nums[1];
+        }
+        if let Some(rest) = line.split(" = ").nth(1).filter(|_| line.starts_with("rtt")) {
+            avg = rest.split('/').nth(1).unwrap().parse().unwrap();
+        }
+    }
+    (sent, recv, avg)
+}
+
+/// 200 probes at p = 0.2: the loss count is within ±4 standard deviations
+/// of 40 (σ = 5.66), i.e. 8.7 % to 31.3 %; a correct probe fails this
+/// about once in 15 000 runs.
+const LOSS_P: f64 = 0.2;
+const LOSS_N: u32 = 200;
+fn binomial_bounds() -> (f64, f64) {
+    let n = f64::from(LOSS_N);
+    let sd = (n * LOSS_P * (1.0 - LOSS_P)).sqrt();
+    (
+        (n * LOSS_P - 4.0 * sd) / n * 100.0,
+        (n * LOSS_P + 4.0 * sd) / n * 100.0,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmp_mean_is_the_delay_line_and_agrees_with_ping() {
+    let _serial = SERIAL.lock().await;
+    let pair = NetPair::new();
+    let peer = IpAddr::V4(pair.peer_ip);
+    let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
+    let probe = |count| {
+        let mut p = IcmpProbe::new(pair.peer_ip.to_string());
+        p.count = count;
+        p.interval = Duration::from_millis(50);
+        p
+    };
+    // Raw socket (root), then the unprivileged datagram socket.
+    let raw = probe(20).run().await;
+    let (ps, pr, pavg) = tokio::task::block_in_place(|| ping(peer, 20, "0.05", "2"));
+    let dgram = {
+        let _open = PingGroupRange::allow_all();
+        let s = Session::open(peer, SessionOptions::default()).unwrap();
+        assert_eq!(s.method(), Method::Datagram);
+        drop(s);
+        probe(20).run().await
+    };
+    for (name, r) in [("raw socket", &raw), ("datagram socket", &dgram)] {
+        assert!(r.success, "{r:?}");
+        assert_eq!(r.metrics.sent, Some(20));
+        assert_eq!(r.metrics.received, Some(20));
+        assert_eq!(r.metrics.loss_pct, Some(0.0));
+        let mean = r.metrics.mean_ms.unwrap();
+        println!(
+            "icmp ({name}): truth {DELAY_MS:.1} ms, ours mean {mean:.3} ms (error {:+.3}, min {:.3}, max {:.3}), \
+             ping avg {pavg:.3} ms (error {:+.3}, {pr}/{ps} replies)",
+            mean - DELAY_MS,
+            r.metrics.min_ms.unwrap(),
+            r.metrics.max_ms.unwrap(),
+            pavg - DELAY_MS
+        );
+        assert!(
+            r.metrics.min_ms.unwrap() >= DELAY_MS,
+            "no reply beats the delay line"
+        );
+        assert!(
+            mean <= DELAY_MS + OVERHEAD_MS,
+            "{name}: mean {mean} > {DELAY_MS} + {OVERHEAD_MS}"
+        );
+        assert!((mean - pavg).abs() < AGREE_MS, "ours {mean} vs ping {pavg}");
+        assert_eq!(r.latency_ms, r.metrics.mean_ms);
+    }
+    assert_eq!(pr, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmp_and_udp_loss_are_within_the_binomial_range() {
+    let _serial = SERIAL.lock().await;
+    let pair = NetPair::new();
+    let _echo = udp_echo_peer(&pair.peer_ip.to_string(), 7, &pair);
+    pair.loss(LOSS_P);
+    let (lo, hi) = binomial_bounds();
+
+    let mut p = IcmpProbe::new(pair.peer_ip.to_string());
+    p.count = LOSS_N;
+    p.interval = Duration::from_millis(10);
+    p.reply_timeout = Duration::from_millis(1000);
+    let icmp = p.run().await;
+    let (ps, pr, _) =
+        tokio::task::block_in_place(|| ping(IpAddr::V4(pair.peer_ip), LOSS_N, "0.01", "1"));
+    let ping_loss = f64::from(ps - pr) * 100.0 / f64::from(ps);
+
+    let mut u = UdpProbe::new(format!("{}:7", pair.peer_ip));
+    u.count = LOSS_N;
+    u.interval = Duration::from_millis(10);
+    u.reply_timeout = Duration::from_millis(1000);
+    let udp = u.run().await;
+
+    for (name, r) in [("icmp", &icmp), ("udp", &udp)] {
+        assert!(r.success, "{r:?}");
+        let loss = r.metrics.loss_pct.unwrap();
+        let (sent, received) = (r.metrics.sent.unwrap(), r.metrics.received.unwrap());
+        println!(
+            "{name} loss: truth {:.0} % over {LOSS_N}, ours {loss:.1} % ({received}/{sent}), ping {ping_loss:.1} %, \
+             accepted {lo:.1}..{hi:.1} %",
+            LOSS_P * 100.0
+        );
+        assert_eq!(sent, LOSS_N);
+        assert!(
+            (lo..=hi).contains(&loss),
+            "{name} loss {loss} outside {lo}..{hi}"
+        );
+        assert_eq!(loss, f64::from(sent - received) * 100.0 / f64::from(sent));
+    }
+    assert!((lo..=hi).contains(&ping_loss), "ping's loss {ping_loss}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_mean_is_the_delay_line_and_jitter_follows_injected_jitter() {
+    let _serial = SERIAL.lock().await;
+    let pair = NetPair::new();
+    let _echo = udp_echo_peer(&pair.peer_ip.to_string(), 7, &pair);
+    let target = format!("{}:7", pair.peer_ip);
+    let udp = |count: u32| {
+        let mut u = UdpProbe::new(target.clone());
+        u.count = count;
+        u.interval = Duration::from_millis(40);
+        u
+    };
+    let icmp = |count: u32| {
+        let mut p = IcmpProbe::new(pair.peer_ip.to_string());
+        p.count = count;
+        p.interval = Duration::from_millis(40);
+        p
+    };
+
+    let steady = {
+        let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
+        let u = udp(20).run().await;
+        let (_, _, pavg) =
+            tokio::task::block_in_place(|| ping(IpAddr::V4(pair.peer_ip), 20, "0.04", "2"));
+        assert!(u.success, "{u:?}");
+        let mean = u.metrics.mean_ms.unwrap();
+        println!(
+            "udp: truth {DELAY_MS:.1} ms, ours mean {mean:.3} ms (error {:+.3}), ping avg {pavg:.3} (error {:+.3}); jitter {:.3} ms",
+            mean - DELAY_MS,
+            pavg - DELAY_MS,
+            u.metrics.jitter_ms.unwrap()
+        );
+        assert_eq!(u.metrics.received, Some(20));
+        assert!(u.metrics.min_ms.unwrap() >= DELAY_MS);
+        assert!(mean <= DELAY_MS + OVERHEAD_MS, "udp mean {mean}");
+        assert!((mean - pavg).abs() < AGREE_MS, "udp {mean} vs ping {pavg}");
+        u.metrics.jitter_ms.unwrap()
+    };
+    // Uniform extra delay in [0, 10) ms: consecutive samples differ by 10/3 ms on average.
+    let jitter_truth = 10.0 / 3.0;
+    let _delay = pair.delay_line(ms(DELAY_MS), ms(10.0));
+    let u = udp(60).run().await;
+    let i = icmp(60).run().await;
+    for (name, r) in [("udp", &u), ("icmp", &i)] {
+        assert!(r.success, "{r:?}");
+        let j = r.metrics.jitter_ms.unwrap();
+        println!(
+            "{name} jitter: steady line {steady:.3} ms; with 0–10 ms uniform jitter truth {jitter_truth:.2} ms, ours {j:.3} ms"
+        );
+        assert!(
+            steady < 0.5,
+            "a steady line has next to no jitter: {steady}"
+        );
+        assert!(
+            (2.0..=5.0).contains(&j),
+            "{name} jitter {j} not near {jitter_truth:.2}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmp_total_loss_is_a_result_with_loss_100() {
+    let _serial = SERIAL.lock().await;
+    let pair = NetPair::new();
+    pair.sh("sysctl -qw net.ipv4.icmp_echo_ignore_all=1");
+    let mut p = IcmpProbe::new(pair.peer_ip.to_string());
+    p.count = 4;
+    p.interval = Duration::from_millis(20);
+    p.reply_timeout = Duration::from_millis(300);
+    let r = p.run().await;
+    println!("icmp to a host that ignores echoes: {r:?}");
+    assert!(!r.success);
+    assert_eq!(r.error_kind, Some(ErrorKind::Timeout));
+    assert_eq!(r.metrics.loss_pct, Some(100.0));
+    assert_eq!(r.metrics.sent, Some(4));
+    assert_eq!(r.metrics.received, Some(0));
+    assert!(r.error.unwrap().contains("100 % loss"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_answers_rcode_and_time_agree_with_the_server_and_dig() {
+    let _serial = SERIAL.lock().await;
+    let pair = NetPair::new();
+    let server = Dnsmasq::start(&pair.peer_ip.to_string(), &pair);
+    let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
+    let ask = |name: &str, ty: &str| {
+        let mut p = DnsProbe::new(name);
+        p.server = Some(server.addr.to_string());
+        p.record_type = ty.into();
+        p.timeout = Duration::from_secs(3);
+        p
+    };
+    let cases: [(&str, &str, Option<Vec<String>>); 6] = [
+        ("www.wp.test", "A", Some(vec![servers::DNS_WWW.1.into()])),
+        (
+            servers::DNS_ALIAS,
+            "CNAME",
+            Some(vec![format!("{}.", servers::DNS_WWW.0)]),
+        ),
+        ("wp.test", "MX", Some(vec![servers::DNS_MX.1.into()])),
+        ("wp.test", "TXT", Some(vec![servers::DNS_TXT.1.into()])),
+        (
+            "_echo._udp.wp.test",
+            "SRV",
+            Some(vec![servers::DNS_SRV.1.into()]),
+        ),
+        (
+            "10.9.8.7",
+            "PTR",
+            Some(vec![format!("{}.", servers::DNS_WWW.0)]),
+        ),
+    ];
+    let (mut ours, mut digs) = (Vec::new(), Vec::new());
+    for (name, ty, truth) in cases {
+        let r = ask(name, ty).run().await;
+        let d = tokio::task::block_in_place(|| {
+            let qname = if ty == "PTR" {
+                "7.8.9.10.in-addr.arpa"
+            } else {
+                name
+            };
+            dig(server.addr, qname, ty)
+        });
+        assert!(r.success, "{name} {ty}: {r:?}");
+        assert_eq!(r.metrics.rcode.as_deref(), Some("NOERROR"));
+        assert_eq!(d.status, "NOERROR");
+        let answers = r.metrics.answers.clone().unwrap();
+        assert_eq!(answers, d.answers, "{name} {ty}: ours vs dig");
+        if let Some(t) = truth {
+            assert_eq!(answers, t, "{name} {ty}: ours vs configured");
+        }
+        assert_eq!(
+            r.metrics.server.as_deref(),
+            Some(server.addr.to_string().as_str())
+        );
+        assert_eq!(r.metrics.record_type.as_deref(), Some(ty));
+        ours.push(r.latency_ms.unwrap());
+        digs.push(d.query_ms);
+    }
+    // A missing name: NXDOMAIN, a failed result that keeps its figures.
+    let r = ask("missing.wp.test", "A").run().await;
+    let d = tokio::task::block_in_place(|| dig(server.addr, "missing.wp.test", "A"));
+    assert!(!r.success);
+    assert_eq!(r.error_kind, Some(ErrorKind::Dns));
+    assert_eq!(r.metrics.rcode.as_deref(), Some("NXDOMAIN"));
+    assert_eq!(d.status, "NXDOMAIN");
+    assert_eq!(r.metrics.answers, Some(vec![]));
+    ours.push(r.latency_ms.unwrap());
+    digs.push(d.query_ms);
+
+    let (o, g) = (median(&mut ours), median(&mut digs));
+    println!(
+        "dns query time: truth {DELAY_MS:.1} ms, ours median {o:.3} ms (error {:+.3}), dig median {g:.0} ms (error {:+.0}, whole ms)",
+        o - DELAY_MS,
+        g - DELAY_MS
+    );
+    assert!(
+        (DELAY_MS..=DELAY_MS + OVERHEAD_MS).contains(&o),
+        "query time {o}"
+    );
+    assert!(
+        (o - g).abs() <= 1.5,
+        "ours {o} vs dig {g} (dig prints whole ms)"
+    );
+
+    // Truncated over UDP (dnsmasq's 512-byte limit): asked again over TCP.
+    let r = ask(servers::DNS_BIG_TXT, "TXT").run().await;
+    assert!(r.success, "{r:?}");
+    let answers = r.metrics.answers.clone().unwrap();
+    let d = tokio::task::block_in_place(|| dig(server.addr, servers::DNS_BIG_TXT, "TXT"));
+    assert_eq!(answers, d.answers, "TCP fallback: ours vs dig");
+    assert_eq!(
+        answers[0].matches('"').count(),
+        2 * servers::DNS_BIG_TXT_STRINGS
+    );
+    let connect = r.metrics.connect_ms.expect("the TCP fallback connects");
+    let total = r.latency_ms.unwrap();
+    println!(
+        "dns over TCP after truncation: connect {connect:.3} ms (truth {DELAY_MS:.0}), total {total:.3} ms (truth 3 round trips = {:.0})",
+        3.0 * DELAY_MS
+    );
+    assert!((DELAY_MS..=DELAY_MS + OVERHEAD_MS).contains(&connect));
+    assert!((3.0 * DELAY_MS..=3.0 * DELAY_MS + 3.0 * OVERHEAD_MS).contains(&total));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_system_resolver_is_timed_apart() {
+    let _serial = SERIAL.lock().await;
+    let pair = NetPair::new();
+    let server = Dnsmasq::start(&pair.peer_ip.to_string(), &pair);
+    let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
+    // The CLI in a private mount namespace whose /etc/resolv.conf names dnsmasq.
+    let dir = tempfile::tempdir().unwrap();
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        format!("nameserver {}\noptions attempts:1\n", pair.peer_ip),
+    )
+    .unwrap();
+    let script = format!(
+        "mount --bind {} /etc/resolv.conf && exec {} test dns {} --json --no-store --timeout 5000",
+        resolv.display(),
+        support::waddleperf_bin().display(),
+        servers::DNS_WWW.0
+    );
+    let out = tokio::task::block_in_place(|| {
+        run(Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .env("WADDLEPERF_CONFIG", dir.path().join("none.toml")))
+    });
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    println!("dns through the system's server: {}", v["metrics"]);
+    assert_eq!(v["success"], true, "{v}");
+    assert_eq!(v["metrics"]["server"], server.addr.to_string());
+    assert_eq!(
+        v["metrics"]["answers"],
+        serde_json::json!([servers::DNS_WWW.1])
+    );
+    let query = v["latency_ms"].as_f64().unwrap();
+    let system = v["metrics"]["dns_ms"]
+        .as_f64()
+        .expect("system resolver time");
+    println!(
+        "dns: truth {DELAY_MS:.1} ms; direct query {query:.3} ms, system resolver (getaddrinfo: A and AAAA) {system:.3} ms"
+    );
+    assert!((DELAY_MS..=DELAY_MS + OVERHEAD_MS).contains(&query));
+    // glibc asks A and AAAA in parallel, so one round trip plus its own work.
+    assert!(
+        (DELAY_MS..=DELAY_MS + 3.0 * OVERHEAD_MS).contains(&system),
+        "{system}"
+    );
+}
+
+/// `traceroute -I -n`'s hop addresses (`*` for none).
+fn reference_traceroute(target: IpAddr) -> Vec<String> {
+    let out = run(Command::new("traceroute")
+        .args(["-I", "-n", "-q", "1", "-w", "1", "-m", "10"])
+        .arg(target.to_string()));
+    out.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traceroute_finds_the_three_routers_in_order() {
+    let _serial = SERIAL.lock().await;
+    let chain = Chain::new(3, None);
+    let target = IpAddr::V4(chain.target());
+    let truth: Vec<String> = chain.hops().iter().map(|h| h.to_string()).collect();
+    let reference = tokio::task::block_in_place(|| reference_traceroute(target));
+    println!("traceroute: truth {truth:?}, traceroute -I {reference:?}");
+    assert_eq!(reference, truth, "the reference tool sees the chain");
+    let trace = |rounds| {
+        let mut p = TraceProbe::new(target.to_string());
+        p.rounds = rounds;
+        p.interval = Duration::from_millis(100);
+        p.names = false;
+        p.max_hops = 10;
+        p
+    };
+    let raw = trace(3).run().await;
+    let dgram = {
+        let _open = PingGroupRange::allow_all();
+        trace(3).run().await
+    };
+    for (name, r) in [
+        ("raw socket", &raw),
+        ("datagram socket + error queue", &dgram),
+    ] {
+        assert!(r.success, "{name}: {r:?}");
+        assert_eq!(r.metrics.reached, Some(true));
+        let hops = r.metrics.hops.as_ref().unwrap();
+        let ips: Vec<String> = hops
+            .iter()
+            .map(|h| h.ip.clone().unwrap_or_default())
+            .collect();
+        println!("traceroute ({name}): ours {ips:?}");
+        assert_eq!(ips, truth, "{name}");
+        for (i, h) in hops.iter().enumerate() {
+            assert_eq!(usize::from(h.ttl), i + 1);
+            assert_eq!(
+                (h.sent, h.received, h.loss_pct),
+                (3, 3, 0.0),
+                "{name} hop {h:?}"
+            );
+            assert!(h.min_ms.unwrap() <= h.mean_ms.unwrap() && h.mean_ms <= h.max_ms);
+        }
+        assert_eq!(r.latency_ms, hops.last().unwrap().mean_ms);
+    }
+}
+
+/// Whether `ping -M do -s payload` gets through.
+fn df_ping_passes(target: IpAddr, payload: u32) -> bool {
+    Command::new("ping")
+        .args([
+            "-n",
+            "-q",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-M",
+            "do",
+            "-s",
+            &payload.to_string(),
+        ])
+        .arg(target.to_string())
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_mtu_is_1400_on_the_narrow_link_and_1500_on_the_wide_one() {
+    let _serial = SERIAL.lock().await;
+    let narrow = Chain::new(1, Some((1, 1400)));
+    let wide = Chain::new(1, None);
+    let mtu = |c: &Chain| {
+        let mut p = MtuProbe::new(c.target().to_string());
+        p.probe_timeout = Duration::from_millis(300);
+        p
+    };
+    for (name, chain, truth) in [("narrow", &narrow, 1400u32), ("wide", &wide, 1500)] {
+        let target = IpAddr::V4(chain.target());
+        let r = mtu(chain).run().await;
+        let (pass, fail) = tokio::task::block_in_place(|| {
+            (
+                df_ping_passes(target, truth - 28),
+                df_ping_passes(target, truth - 27),
+            )
+        });
+        println!(
+            "path mtu ({name} link): truth {truth}, ours {:?} in {:.0} ms, ping -M do: {} bytes {}, {} bytes {}",
+            r.metrics.path_mtu,
+            r.duration_ms,
+            truth,
+            if pass { "pass" } else { "FAIL" },
+            truth + 1,
+            if fail { "PASS" } else { "fail" }
+        );
+        assert!(r.success, "{r:?}");
+        assert_eq!(r.metrics.path_mtu, Some(truth), "{name}");
+        assert!(pass && !fail, "the reference agrees on {truth}");
+    }
+    // The same through the unprivileged socket (errors from the error queue).
+    {
+        let _open = PingGroupRange::allow_all();
+        let r = mtu(&narrow).run().await;
+        println!("path mtu (datagram socket): {:?}", r.metrics.path_mtu);
+        assert_eq!(r.metrics.path_mtu, Some(1400), "{r:?}");
+    }
+    // A black-hole router: "fragmentation needed" never arrives; silence
+    // counts as too big and the answer is the same.
+    narrow.sh(
+        &narrow.nodes[0],
+        "iptables -A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP",
+    );
+    let r = mtu(&narrow).run().await;
+    println!(
+        "path mtu behind a black hole: {:?} in {:.0} ms",
+        r.metrics.path_mtu, r.duration_ms
+    );
+    assert_eq!(r.metrics.path_mtu, Some(1400), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http3_against_caddy_times_the_quic_handshake_and_blocked_udp_is_its_own_error() {
+    let _serial = SERIAL.lock().await;
+    let pair = NetPair::new();
+    let ip = pair.peer_ip.to_string();
+    let ca = TestCa::new(&[format!("IP:{ip}")], 30);
+    let caddy = Caddy::start(&ca, &ip, 8443, &pair);
+    let url = format!("https://{}/", caddy.addr);
+    let probe = |mode| {
+        let mut p = HttpProbe::new(url.clone());
+        p.mode = mode;
+        p.ca_file = Some(ca.ca_pem.clone());
+        p.timeout = Duration::from_secs(4);
+        p
+    };
+    {
+        let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
+        let (mut hs, mut ttfb) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let r = probe(HttpMode::Http3).run().await;
+            assert!(r.success, "{r:?}\ncaddy: {}", caddy.proc.log_text());
+            assert_eq!(r.metrics.http_version.as_deref(), Some("3"));
+            assert_eq!(r.metrics.status_code, Some(200));
+            assert_eq!(r.metrics.bytes, Some(servers::CADDY_BODY.len() as u64));
+            assert!(r.metrics.tls_ms.is_none(), "QUIC has no separate TLS phase");
+            assert_eq!(
+                r.metrics
+                    .cert_subject
+                    .as_deref()
+                    .map(|s| s.contains("waddleperf-test-server")),
+                Some(true)
+            );
+            hs.push(r.metrics.connect_ms.unwrap());
+            ttfb.push(r.metrics.ttfb_ms.unwrap());
+        }
+        let (h, t) = (median(&mut hs), median(&mut ttfb));
+        println!(
+            "http/3: truth {DELAY_MS:.1} ms per round trip; QUIC handshake {h:.3} ms (1 RTT, error {:+.3}), ttfb {t:.3} ms (1 RTT, error {:+.3})",
+            h - DELAY_MS,
+            t - DELAY_MS
+        );
+        // The handshake also does ECDHE and certificate checks (debug build).
+        assert!(
+            (DELAY_MS..=DELAY_MS + 2.0 * H3_OVERHEAD_MS).contains(&h),
+            "handshake {h}"
+        );
+        assert!(
+            (DELAY_MS..=DELAY_MS + H3_OVERHEAD_MS).contains(&t),
+            "ttfb {t}"
+        );
+    }
+    // auto: HTTP/2 over TCP, then the Alt-Svc offer is taken up.
+    let auto = probe(HttpMode::Auto).run().await;
+    assert!(auto.success, "{auto:?}");
+    assert_eq!(auto.metrics.http_version.as_deref(), Some("3"), "{auto:?}");
+
+    // UDP blocked: HTTP/3 is unavailable, its own kind; auto stays on TCP.
+    pair.sh(&format!(
+        "iptables -A INPUT -i {} -p udp --dport 8443 -j DROP",
+        pair.peer_if
+    ));
+    let blocked = probe(HttpMode::Http3).run().await;
+    println!(
+        "http/3 with UDP blocked: {:?}: {:?}",
+        blocked.error_kind, blocked.error
+    );
+    assert!(!blocked.success);
+    assert_eq!(blocked.error_kind, Some(ErrorKind::Http3Unavailable));
+    let auto = probe(HttpMode::Auto).run().await;
+    assert!(auto.success, "{auto:?}");
+    assert_eq!(auto.metrics.http_version.as_deref(), Some("2"));
+}
