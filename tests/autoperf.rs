@@ -51,12 +51,14 @@ async fn escalates_through_the_tiers_and_back() {
         suite: Suite {
             http: Vec::new(),
             tcp: vec![span(TcpTarget::new(good.http.to_string(), TcpMode::Raw))],
+            ..Suite::default()
         },
         ..Config::default()
     };
     cfg.tier2 = Some(Suite {
         http: Vec::new(),
         tcp: vec![span(tls_target(good.https, &ca_good))],
+        ..Suite::default()
     });
     cfg.tier3 = Some(Suite {
         http: vec![span(HttpTarget {
@@ -64,6 +66,7 @@ async fn escalates_through_the_tiers_and_back() {
             ..HttpTarget::new(format!("https://{peer}:8443/"))
         })],
         tcp: Vec::new(),
+        ..Suite::default()
     });
     cfg.autoperf.escalate_after = 2;
     cfg.autoperf.deescalate_after = 2;
@@ -133,6 +136,7 @@ async fn escalates_through_the_tiers_and_back() {
     cfg2.tier2 = Some(Suite {
         http: Vec::new(),
         tcp: vec![span(tls_target(expiring.https, &ca_expiring))],
+        ..Suite::default()
     });
     rt.set_config(cfg2).unwrap();
     let s = run("tier 2 breach 1").await;

@@ -4,7 +4,6 @@
 //! from the send to that stamp, as `ping` does, so a busy machine's
 //! wake-up latency does not inflate their figures.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 /// When a request went out, on both clocks.
@@ -44,6 +43,7 @@ mod unix {
     use nix::sys::socket::{
         recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
     };
+    use std::net::{IpAddr, SocketAddr};
     use std::os::fd::{AsFd, AsRawFd};
     use tokio::io::Interest;
     use tokio::net::UdpSocket;

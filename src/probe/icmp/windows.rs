@@ -18,8 +18,6 @@ use windows_sys::Win32::NetworkManagement::IpHelper::{
 };
 use windows_sys::Win32::Networking::WinSock::{AF_INET6, IN6_ADDR, IN6_ADDR_0, SOCKADDR_IN6};
 
-pub const ENABLE_HINT: &str = "the Windows ICMP API should always be available; check the firewall";
-
 // IP_STATUS values (ipexport.h).
 const IP_SUCCESS: u32 = 0;
 const IP_DEST_NET_UNREACHABLE: u32 = 11002;
@@ -176,7 +174,9 @@ fn blocking_echo(
             // SAFETY: the buffer is aligned and holds at least one reply.
             let r = unsafe { &*(reply.as_ptr() as *const ICMPV6_ECHO_REPLY_LH) };
             let mut octets = [0u8; 16];
-            for (i, w) in r.Address.sin6_addr.iter().enumerate() {
+            // A copy: the reply struct is packed.
+            let words = r.Address.sin6_addr;
+            for (i, w) in words.iter().enumerate() {
                 octets[i * 2..i * 2 + 2].copy_from_slice(&w.to_ne_bytes());
             }
             let from = IpAddr::V6(Ipv6Addr::from(octets));
