@@ -1524,6 +1524,102 @@ mod tests {
     }
 
     #[test]
+    fn every_probe_type_is_a_suite_entry_and_bad_values_name_their_key() {
+        let c = Config::parse(
+            r#"
+[[suite.dns]]
+name = "example.com"
+type = "mx"
+server = "192.0.2.53:5353"
+[[suite.udp]]
+target = "192.0.2.7:7"
+count = 20
+[[suite.icmp]]
+host = "2001:db8::1"
+family = "ipv6"
+[[suite.traceroute]]
+host = "example.com"
+rounds = 10
+[[suite.mtu]]
+host = "192.0.2.1"
+max = 1500
+[[suite.http]]
+url = "https://example.com/"
+mode = "http3"
+"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.target_count(), 6);
+        let plan = crate::runtime::plan(&c.suite, &c);
+        let types: Vec<_> = plan.iter().map(|p| p.probe.test_type().as_str()).collect();
+        assert_eq!(types, ["http", "dns", "udp", "icmp", "traceroute", "mtu"]);
+        assert_eq!(plan[1].probe.target(), "example.com MX @192.0.2.53:5353");
+
+        for (text, key) in [
+            (
+                "[[suite.dns]]\nname = \"x.com\"\ntype = \"AXFR\"\n",
+                "suite.dns[0].type",
+            ),
+            (
+                "[[suite.dns]]\nname = \"x.com\"\nserver = \"a b\"\n",
+                "suite.dns[0].server",
+            ),
+            (
+                "[[suite.udp]]\ntarget = \"nohost\"\n",
+                "suite.udp[0].target",
+            ),
+            (
+                "[[suite.udp]]\ntarget = \"h:7\"\nsize = 4\n",
+                "suite.udp[0].size",
+            ),
+            (
+                "[[suite.icmp]]\nhost = \"h\"\ncount = 0\n",
+                "suite.icmp[0].count",
+            ),
+            ("[[suite.icmp]]\nhost = \"h:80\"\n", "suite.icmp[0].host"),
+            (
+                "[[suite.icmp]]\nhost = \"h\"\n[[suite.icmp]]\nhost = \"h\"\n",
+                "suite.icmp[1].host",
+            ),
+            (
+                "[[suite.traceroute]]\nhost = \"h\"\nmax_hops = 0\n",
+                "suite.traceroute[0].max_hops",
+            ),
+            (
+                "[[suite.traceroute]]\nhost = \"h\"\nrounds = 0\n",
+                "suite.traceroute[0].rounds",
+            ),
+            (
+                "[[suite.mtu]]\nhost = \"h\"\nmax = 100\n",
+                "suite.mtu[0].max",
+            ),
+            (
+                "[[suite.http]]\nurl = \"http://h/\"\nmode = \"http3\"\n",
+                "suite.http[0].mode",
+            ),
+        ] {
+            let e = invalid(text);
+            assert_eq!(e.key(), Some(key), "{text}: {e}");
+            assert!(
+                e.to_string().starts_with("cfg.toml:"),
+                "names the file and line: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn derived_tiers_add_extended_ping_and_mtr() {
+        let c = Config::parse("[[suite.icmp]]\nhost = \"192.0.2.1\"\n", "x").unwrap();
+        let t2 = c.tier_suite(2);
+        assert_eq!(t2.icmp[0].get_ref().count, Some(50));
+        assert_eq!(t2.traceroute[0].get_ref().rounds, Some(3));
+        let t3 = c.tier_suite(3);
+        assert_eq!(t3.traceroute[0].get_ref().rounds, Some(100));
+        assert_eq!(t3.icmp[0].get_ref().count, Some(50));
+    }
+
+    #[test]
     fn default_file_is_the_default_config() {
         let parsed = Config::parse(DEFAULT_TOML, "default").unwrap();
         let def = Config::default();
@@ -1563,7 +1659,7 @@ mod tests {
         assert_eq!(c.schedule, Schedule::default());
         assert_eq!(
             c.target_count(),
-            4,
+            6,
             "a file without [suite] keeps the default suite"
         );
         let c = Config::parse("[[suite.tcp]]\ntarget = \"a:1\"\n", "x").unwrap();

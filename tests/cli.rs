@@ -185,6 +185,141 @@ target = "127.0.0.1:{closed}"
     );
 }
 
+/// `waddleperf serve --udp-echo 0` on loopback, and the port it chose.
+fn udp_echo() -> (support::servers::Proc, u16) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(support::waddleperf_bin())
+        .args(["serve", "--udp-echo", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let proc = support::servers::Proc {
+        child,
+        name: "waddleperf serve",
+        log: None,
+    };
+    (proc, port)
+}
+
+#[test]
+fn every_test_type_runs_from_the_cli_and_bad_input_names_the_problem() {
+    support::require_root("raw ICMP sockets and dnsmasq");
+    let dir = tempfile::tempdir().unwrap();
+    let (_echo, port) = udp_echo();
+    let dns = support::servers::Dnsmasq::start("127.0.0.1", free_port(), None);
+    let udp_target = format!("127.0.0.1:{port}");
+    let dns_server = dns.addr.to_string();
+    let cases: [&[&str]; 5] = [
+        &["test", "udp", &udp_target, "-c", "3", "-i", "20"],
+        &[
+            "test",
+            "icmp",
+            "127.0.0.1",
+            "-c",
+            "3",
+            "-i",
+            "20",
+            "--size",
+            "100",
+        ],
+        &[
+            "test",
+            "traceroute",
+            "127.0.0.1",
+            "--no-names",
+            "--rounds",
+            "2",
+            "-i",
+            "50",
+        ],
+        &["test", "mtu", "127.0.0.1", "--max", "1500"],
+        &[
+            "test",
+            "dns",
+            "wp.test",
+            "--server",
+            &dns_server,
+            "--type",
+            "mx",
+        ],
+    ];
+    for args in cases {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = wp(dir.path(), &a);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let m: Measurement = serde_json::from_str(&stdout(&out)).unwrap();
+        assert!(m.success, "{args:?}: {m:?}");
+        assert_eq!(m.test_type.as_str(), args[1]);
+    }
+    let hist = wp(dir.path(), &["history", "--json"]);
+    let stored = json_lines(&hist);
+    assert_eq!(stored.len(), 5, "every test type is stored");
+    let by = |t: &str| stored.iter().find(|m| m.test_type.as_str() == t).unwrap();
+    assert_eq!(by("udp").metrics.received, Some(3));
+    assert_eq!(by("icmp").metrics.loss_pct, Some(0.0));
+    assert_eq!(by("traceroute").metrics.hops.as_ref().unwrap().len(), 1);
+    assert_eq!(by("mtu").metrics.path_mtu, Some(1500));
+    assert_eq!(
+        by("dns").metrics.answers,
+        Some(vec![support::servers::DNS_MX.1.to_owned()])
+    );
+    assert_eq!(by("dns").target, format!("wp.test MX @{dns_server}"));
+
+    // The human form shows the hop table.
+    let out = wp(
+        dir.path(),
+        &["test", "traceroute", "127.0.0.1", "-n", "--no-store"],
+    );
+    assert!(stdout(&out).contains("TTL  ADDRESS"), "{}", stdout(&out));
+
+    // Bad input: a clear error naming what is wrong, nothing stored.
+    for (args, says) in [
+        (
+            &["test", "dns", "x.com", "--type", "AXFR"][..],
+            "unknown record type `AXFR`",
+        ),
+        (
+            &["test", "icmp", "bad host"][..],
+            "`bad host` is not a host name",
+        ),
+        (&["test", "udp", "127.0.0.1"][..], "expected host:port"),
+        (&["test", "udp", &udp_target, "--size", "4"][..], "--size 4"),
+        (
+            &["test", "http", "http://127.0.0.1/", "--http3"][..],
+            "--http3 needs an https:// URL",
+        ),
+        (
+            &["test", "dns", "x.com", "--server", "a b"][..],
+            "--server a b",
+        ),
+    ] {
+        let out = wp(dir.path(), args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(json_lines(&wp(dir.path(), &["history", "--json"])).len(), 5);
+
+    // doctor names the methods; as root the raw socket works.
+    let out = wp(dir.path(), &["doctor", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let checks: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let raw = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ICMP (IPv4) raw ICMP socket")
+        .unwrap();
+    assert_eq!(raw["ok"], true);
+    let text = stdout(&wp(dir.path(), &["doctor"]));
+    assert!(text.contains("ping_group_range"), "{text}");
+}
+
 #[test]
 fn ad_hoc_tests_print_json_and_store_unless_told_not_to() {
     support::require_root("the sshd test server");
@@ -298,7 +433,7 @@ fn config_commands() {
     assert_eq!(out.status.code(), Some(1), "no silent overwrite");
     assert!(stderr(&out).contains("--force"));
     let out = wp(dir.path(), &["config", "validate"]);
-    assert!(stdout(&out).contains("ok (4 targets)"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("ok (6 targets)"), "{}", stdout(&out));
     std::fs::write(dir.path().join("bad.toml"), "[store]\nretention_days = 0\n").unwrap();
     let bad = dir.path().join("bad.toml");
     let out = wp(dir.path(), &["config", "validate", bad.to_str().unwrap()]);

@@ -268,7 +268,7 @@ async fn icmp_total_loss_is_a_result_with_loss_100() {
 async fn dns_answers_rcode_and_time_agree_with_the_server_and_dig() {
     let _serial = SERIAL.lock().await;
     let pair = NetPair::new();
-    let server = Dnsmasq::start(&pair.peer_ip.to_string(), &pair);
+    let server = Dnsmasq::start(&pair.peer_ip.to_string(), 53, Some(&pair));
     let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
     let ask = |name: &str, ty: &str| {
         let mut p = DnsProbe::new(name);
@@ -374,7 +374,7 @@ async fn dns_answers_rcode_and_time_agree_with_the_server_and_dig() {
 async fn dns_system_resolver_is_timed_apart() {
     let _serial = SERIAL.lock().await;
     let pair = NetPair::new();
-    let server = Dnsmasq::start(&pair.peer_ip.to_string(), &pair);
+    let server = Dnsmasq::start(&pair.peer_ip.to_string(), 53, Some(&pair));
     let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
     // The CLI in a private mount namespace whose /etc/resolv.conf names dnsmasq.
     let dir = tempfile::tempdir().unwrap();

@@ -374,7 +374,7 @@ pub const DNS_BIG_TXT: &str = "big.wp.test";
 pub const DNS_BIG_TXT_STRINGS: usize = 4;
 
 /// dnsmasq answering for `wp.test` (names not configured are NXDOMAIN,
-/// nothing is forwarded), UDP and TCP on `ip:53`, inside `ns`.
+/// nothing is forwarded), UDP and TCP on `ip:port`, inside `ns` when given.
 pub struct Dnsmasq {
     pub proc: Proc,
     pub dir: tempfile::TempDir,
@@ -382,13 +382,16 @@ pub struct Dnsmasq {
 }
 
 impl Dnsmasq {
-    pub fn start(ip: &str, ns: &NetPair) -> Dnsmasq {
+    pub fn start(ip: &str, port: u16, ns: Option<&NetPair>) -> Dnsmasq {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("dnsmasq.log");
         let big: Vec<String> = (0..DNS_BIG_TXT_STRINGS)
             .map(|i| char::from(b'a' + i as u8).to_string().repeat(200))
             .collect();
-        let mut cmd = ns.command("dnsmasq");
+        let mut cmd = match ns {
+            Some(n) => n.command("dnsmasq"),
+            None => Command::new("dnsmasq"),
+        };
         cmd.args([
             "--keep-in-foreground",
             "--conf-file=/dev/null",
@@ -398,11 +401,11 @@ impl Dnsmasq {
             "--bind-interfaces",
             "--user=root",
             "--pid-file=",
-            "--port=53",
             "--local=/wp.test/",
             "--edns-packet-max=512",
         ])
         .arg(format!("--listen-address={ip}"))
+        .arg(format!("--port={port}"))
         .arg(format!("--log-facility={}", log.display()))
         .arg(format!("--host-record={},{}", DNS_WWW.0, DNS_WWW.1))
         .arg(format!("--cname={DNS_ALIAS},{}", DNS_WWW.0))
@@ -420,7 +423,7 @@ impl Dnsmasq {
             name: "dnsmasq",
             log: Some(log),
         };
-        let addr = SocketAddr::new(ip.parse().unwrap(), 53);
+        let addr = SocketAddr::new(ip.parse().unwrap(), port);
         // Ready once it answers over TCP (it listens on UDP first).
         wait_for_port(addr, &mut proc);
         Dnsmasq { proc, dir, addr }
