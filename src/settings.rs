@@ -7,8 +7,8 @@
 //! kept from the configuration in effect.
 
 use crate::config::{
-    AutoPerf, Config, ConfigError, HttpTarget, Notifications, ProbeDefaults, Schedule, StoreConfig,
-    TcpTarget,
+    AutoPerf, Config, ConfigError, DnsTarget, HttpTarget, IcmpTarget, MtuTarget, Notifications,
+    ProbeDefaults, Schedule, StoreConfig, TcpTarget, TraceTarget, UdpTarget,
 };
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -28,6 +28,29 @@ pub struct Settings {
     pub http: Vec<HttpTarget>,
     /// Tier 1 TCP, TLS and SSH targets.
     pub tcp: Vec<TcpTarget>,
+    /// Tier 1 DNS queries, UDP echo peers, ping hosts, traces and path MTU
+    /// hosts (absent in a document: none).
+    #[serde(default)]
+    pub dns: Vec<DnsTarget>,
+    #[serde(default)]
+    pub udp: Vec<UdpTarget>,
+    #[serde(default)]
+    pub icmp: Vec<IcmpTarget>,
+    #[serde(default)]
+    pub traceroute: Vec<TraceTarget>,
+    #[serde(default)]
+    pub mtu: Vec<MtuTarget>,
+}
+
+/// Every target of a list with its main field trimmed, as the suite keeps it.
+fn spanned<T: Clone>(list: &[T], trim: impl Fn(&mut T)) -> Vec<Spanned<T>> {
+    list.iter()
+        .map(|t| {
+            let mut t = t.clone();
+            trim(&mut t);
+            Spanned::new(0..0, t)
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +79,16 @@ impl Settings {
             store: cfg.store.clone(),
             http: cfg.suite.http.iter().map(|t| t.get_ref().clone()).collect(),
             tcp: cfg.suite.tcp.iter().map(|t| t.get_ref().clone()).collect(),
+            dns: cfg.suite.dns.iter().map(|t| t.get_ref().clone()).collect(),
+            udp: cfg.suite.udp.iter().map(|t| t.get_ref().clone()).collect(),
+            icmp: cfg.suite.icmp.iter().map(|t| t.get_ref().clone()).collect(),
+            traceroute: cfg
+                .suite
+                .traceroute
+                .iter()
+                .map(|t| t.get_ref().clone())
+                .collect(),
+            mtu: cfg.suite.mtu.iter().map(|t| t.get_ref().clone()).collect(),
         }
     }
 
@@ -87,6 +120,18 @@ impl Settings {
                 Spanned::new(0..0, t)
             })
             .collect();
+        cfg.suite.dns = spanned(&self.dns, |t| {
+            t.name = t.name.trim().to_owned();
+            t.server = t
+                .server
+                .take()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+        });
+        cfg.suite.udp = spanned(&self.udp, |t| t.target = t.target.trim().to_owned());
+        cfg.suite.icmp = spanned(&self.icmp, |t| t.host = t.host.trim().to_owned());
+        cfg.suite.traceroute = spanned(&self.traceroute, |t| t.host = t.host.trim().to_owned());
+        cfg.suite.mtu = spanned(&self.mtu, |t| t.host = t.host.trim().to_owned());
         cfg.validate(origin, None)?;
         Ok(cfg)
     }
@@ -171,6 +216,42 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         Ok(())
+    }
+
+    #[test]
+    fn every_target_type_round_trips_and_a_document_without_them_has_none() {
+        let base = Config::default();
+        let mut s = Settings::from_config(&base);
+        assert_eq!(s.icmp.len(), 1);
+        assert_eq!(s.dns.len(), 1);
+        s.dns[0].server = Some("  ".into());
+        s.mtu.push(MtuTarget {
+            host: " example.net ".into(),
+            max: Some(1500),
+            timeout_ms: None,
+            family: None,
+            thresholds: None,
+        });
+        let cfg = s.apply(&base, "x").unwrap();
+        assert_eq!(cfg.suite.mtu[0].get_ref().host, "example.net");
+        assert_eq!(
+            cfg.suite.dns[0].get_ref().server,
+            None,
+            "a blank server is the system's"
+        );
+        assert_eq!(Settings::from_config(&cfg).mtu[0].max, Some(1500));
+        let mut doc = serde_json::to_value(Settings::from_config(&base)).unwrap();
+        for k in ["dns", "udp", "icmp", "traceroute", "mtu"] {
+            doc.as_object_mut().unwrap().remove(k);
+        }
+        let older: Settings = serde_json::from_value(doc).unwrap();
+        assert!(older.icmp.is_empty() && older.dns.is_empty());
+        let e = {
+            let mut bad = Settings::from_config(&base);
+            bad.icmp[0].host = "no such host!".into();
+            bad.apply(&base, "x").unwrap_err()
+        };
+        assert_eq!(e.key(), Some("suite.icmp[0].host"));
     }
 
     #[test]

@@ -161,17 +161,25 @@ pub fn serve(udp_echo: Option<u16>, bind: IpAddr) -> Result<()> {
     let Some(port) = udp_echo else {
         bail!("nothing to serve: give --udp-echo PORT");
     };
+    let addr = SocketAddr::new(bind, port);
+    let sock =
+        std::net::UdpSocket::bind(addr).with_context(|| format!("cannot listen on UDP {addr}"))?;
+    let local = sock.local_addr()?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("udp-echo".into())
+        .spawn(move || {
+            let _ = done_tx.send(udp::serve_echo(&sock));
+        })?;
+    println!("UDP echo listening on {local}");
+    std::io::stdout().flush()?;
+    tracing::info!(%local, "UDP echo responder started");
     crate::tokio_rt()?.block_on(async {
-        let addr = SocketAddr::new(bind, port);
-        let sock = tokio::net::UdpSocket::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on UDP {addr}"))?;
-        let local = sock.local_addr()?;
-        println!("UDP echo listening on {local}");
-        std::io::stdout().flush()?;
-        tracing::info!(%local, "UDP echo responder started");
         tokio::select! {
-            r = udp::serve_echo(sock) => r.with_context(|| format!("UDP echo on {local}"))?,
+            r = done_rx => {
+                let r = r.map_err(|_| anyhow::anyhow!("the UDP echo thread ended"))?;
+                r.with_context(|| format!("UDP echo on {local}"))?;
+            }
             s = stop_signal() => {
                 let s = s?;
                 tracing::info!("{s}: UDP echo responder stopped");

@@ -94,7 +94,8 @@ impl UdpProbe {
         let mut next = 0usize;
         let mut last_send = start;
         loop {
-            if next == count && answered == sent_at.iter().flatten().count() {
+            // `next` datagrams went out, every one of them answered: done.
+            if next == count && answered == count {
                 break;
             }
             let send_at = start + self.interval * next as u32;
@@ -213,17 +214,29 @@ impl Probe for UdpProbe {
 }
 
 /// The UDP echo responder (`waddleperf serve --udp-echo`): returns every
-/// datagram to its sender, unchanged, until the future is dropped.
-pub async fn serve_echo(sock: UdpSocket) -> std::io::Result<()> {
+/// datagram to its sender, unchanged, until an error ends it. A blocking
+/// loop on its own thread: a reply leaves as soon as the kernel wakes the
+/// thread, with no event-loop hand-off adding to the peer's turnaround
+/// (which every UDP RTT measured against it includes).
+pub fn serve_echo(sock: &std::net::UdpSocket) -> std::io::Result<()> {
+    sock.set_nonblocking(false)?;
     let mut buf = vec![0u8; 65_536];
     loop {
-        let (n, from) = match sock.recv_from(&mut buf).await {
+        let (n, from) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
-            // A previous reply's ICMP error (Windows reports it here): keep serving.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
+            // A previous reply's ICMP error (Windows reports it here), or a
+            // signal: keep serving.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
             Err(e) => return Err(e),
         };
-        if let Err(e) = sock.send_to(&buf[..n], from).await {
+        if let Err(e) = sock.send_to(&buf[..n], from) {
             tracing::debug!("echo to {from}: {e}");
         }
     }
@@ -248,9 +261,9 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_echo_has_every_reply_and_a_silent_port_has_none() {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = sock.local_addr().unwrap();
-        let server = tokio::spawn(serve_echo(sock));
+        std::thread::spawn(move || serve_echo(&sock));
         let mut p = UdpProbe::new(addr.to_string());
         p.count = 5;
         p.interval = Duration::from_millis(10);
@@ -260,7 +273,6 @@ mod tests {
         assert_eq!(r.metrics.received, Some(5));
         assert_eq!(r.metrics.loss_pct, Some(0.0));
         assert!(r.latency_ms.unwrap() < 50.0);
-        server.abort();
 
         // A bound socket that never answers: 100 % loss, as a result.
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -97,11 +97,16 @@ export interface HistoryQuery {
   limit?: number;
 }
 
-export type HttpMode = "auto" | "http1" | "http2";
+export type HttpMode = "auto" | "http1" | "http2" | "http3";
 export type TcpMode = "raw" | "tls" | "ssh";
 
 export interface HttpTarget { url: string; mode: HttpMode; [more: string]: unknown }
 export interface TcpTarget { target: string; mode: TcpMode; [more: string]: unknown }
+export interface DnsTarget { name: string; type?: string; server?: string; [more: string]: unknown }
+/** UDP echo peers (`target` = host:port). */
+export interface UdpTarget { target: string; [more: string]: unknown }
+/** Ping, traceroute and path MTU hosts. */
+export interface HostTarget { host: string; [more: string]: unknown }
 
 export interface Thresholds {
   latency_ms: number;
@@ -122,6 +127,11 @@ export interface Settings {
   store: { retention_days: number };
   http: HttpTarget[];
   tcp: TcpTarget[];
+  dns?: DnsTarget[];
+  udp?: UdpTarget[];
+  icmp?: HostTarget[];
+  traceroute?: HostTarget[];
+  mtu?: HostTarget[];
 }
 
 export interface AppInfo {

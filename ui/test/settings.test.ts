@@ -108,6 +108,40 @@ describe("settings page", () => {
     expect(sent.tcp.map((x: any) => x.target)).toEqual(["a.example:22", "db.example:5432"]);
   });
 
+  it("edits DNS, ping, UDP, traceroute and MTU targets, keeping their other keys", async () => {
+    let sent: any = null;
+    backend({
+      settings_get: () => ({ ...settings(), icmp: [{ host: "1.1.1.1", count: 20 }] }),
+      app_info: () => info,
+      account: () => account,
+      settings_set: ({ settings }) => (sent = settings),
+    });
+    await mount();
+    document.getElementById("add-dns")!.click();
+    const name = document.getElementById("dns-0-name") as HTMLInputElement;
+    name.value = "example.com";
+    name.dispatchEvent(new Event("input"));
+    const type = document.getElementById("dns-0-type") as HTMLSelectElement;
+    type.value = "MX";
+    type.dispatchEvent(new Event("change"));
+    const server = document.getElementById("dns-0-server") as HTMLInputElement;
+    server.value = "192.0.2.53";
+    server.dispatchEvent(new Event("input"));
+    document.getElementById("add-mtu")!.click();
+    const mtu = document.getElementById("mtu-0-host") as HTMLInputElement;
+    mtu.value = "example.net";
+    mtu.dispatchEvent(new Event("input"));
+    const http3 = document.getElementById("http-0-mode") as HTMLSelectElement;
+    http3.value = "http3";
+    http3.dispatchEvent(new Event("change"));
+    await submit();
+    expect(sent.dns).toEqual([{ name: "example.com", type: "MX", server: "192.0.2.53" }]);
+    expect(sent.icmp).toEqual([{ host: "1.1.1.1", count: 20 }]);
+    expect(sent.mtu).toEqual([{ host: "example.net" }]);
+    expect(sent.http[0].mode).toBe("http3");
+    expect(describeKey("suite.icmp[0].count")).toBe("ping host 1, count");
+  });
+
   it("says where the session is kept when there is no keychain", async () => {
     backend({
       settings_get: settings,

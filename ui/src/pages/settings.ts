@@ -18,6 +18,16 @@ const THRESHOLDS: { key: keyof Thresholds; label: string; unit: string }[] = [
 ];
 
 /** The settings key of a form field, as the engine names it in errors. */
+type SimpleKind = "dns" | "udp" | "icmp" | "traceroute" | "mtu";
+interface SimpleSpec { kind: SimpleKind; field: string; title: string; noun: string; placeholder: string }
+const SIMPLE_KINDS: SimpleSpec[] = [
+  { kind: "dns", field: "name", title: "DNS", noun: "DNS query", placeholder: "name to look up" },
+  { kind: "icmp", field: "host", title: "Ping (ICMP)", noun: "ping host", placeholder: "host or address" },
+  { kind: "udp", field: "target", title: "UDP echo", noun: "UDP echo peer", placeholder: "host:port" },
+  { kind: "traceroute", field: "host", title: "Traceroute / MTR", noun: "traceroute host", placeholder: "host or address" },
+  { kind: "mtu", field: "host", title: "Path MTU", noun: "path MTU host", placeholder: "host or address" },
+];
+
 export function fieldKey(section: string, index?: number, field?: string): string {
   return index === undefined ? section : `${section}[${index}].${field}`;
 }
@@ -28,6 +38,7 @@ export class SettingsPage {
   private summary!: HTMLElement;
   private httpList!: HTMLElement;
   private tcpList!: HTMLElement;
+  private simpleLists = new Map<SimpleKind, HTMLElement>();
   private account!: HTMLElement;
   private info: AppInfo | null = null;
 
@@ -36,6 +47,7 @@ export class SettingsPage {
     this.summary = h("div", { id: "settings-error", role: "alert", class: "error", hidden: true });
     this.httpList = h("div", { id: "http-targets", class: "rows" });
     this.tcpList = h("div", { id: "tcp-targets", class: "rows" });
+    for (const k of SIMPLE_KINDS) this.simpleLists.set(k.kind, h("div", { id: `${k.kind}-targets`, class: "rows" }));
     this.account = h("section", { id: "account", class: "card" });
     const saved = h("span", { id: "settings-saved", class: "muted", role: "status" });
     const save = h("button", { id: "save-settings", class: "primary", type: "submit" }, "Save settings");
@@ -53,6 +65,11 @@ export class SettingsPage {
         h("h3", {}, "TCP, TLS and SSH"),
         this.tcpList,
         h("button", { type: "button", id: "add-tcp", onclick: () => this.addTcp() }, "Add TCP target"),
+        ...SIMPLE_KINDS.flatMap((k) => [
+          h("h3", {}, k.title),
+          this.simpleLists.get(k.kind) as HTMLElement,
+          h("button", { type: "button", id: `add-${k.kind}`, onclick: () => this.addSimple(k) }, `Add ${k.noun}`),
+        ]),
       ),
       h(
         "section",
@@ -121,13 +138,14 @@ export class SettingsPage {
   }
 
   private renderTargets(): void {
+    for (const k of SIMPLE_KINDS) this.renderSimple(k);
     clear(this.httpList);
     this.s.http.forEach((t, i) => {
       const id = `http-${i}`;
       const url = h("input", { type: "url", id: `${id}-url`, value: t.url, placeholder: "https://example.com/", "data-key": fieldKey("suite.http", i, "url"), "aria-label": `HTTP target ${i + 1} URL`, "aria-describedby": `${id}-error` });
       url.addEventListener("input", () => (t.url = url.value));
       const mode = h("select", { id: `${id}-mode`, "aria-label": `HTTP target ${i + 1} protocol`, "data-key": fieldKey("suite.http", i, "mode") });
-      for (const [v, l] of [["auto", "Auto (ALPN)"], ["http1", "HTTP/1.1"], ["http2", "HTTP/2"]]) mode.append(h("option", { value: v }, l));
+      for (const [v, l] of [["auto", "Auto (ALPN, Alt-Svc)"], ["http1", "HTTP/1.1"], ["http2", "HTTP/2"], ["http3", "HTTP/3 (QUIC)"]]) mode.append(h("option", { value: v }, l));
       mode.value = t.mode;
       mode.addEventListener("change", () => (t.mode = mode.value as HttpMode));
       const remove = h("button", { type: "button", class: "link", "aria-label": `Remove HTTP target ${i + 1}` }, "Remove");
@@ -153,6 +171,49 @@ export class SettingsPage {
       });
       this.tcpList.append(h("div", { class: "row" }, target, mode, remove, h("span", { class: "field-error", id: `${id}-error` })));
     });
+  }
+
+  private simple(kind: SimpleKind): Array<Record<string, unknown>> {
+    const list = (this.s[kind] ??= []) as Array<Record<string, unknown>>;
+    return list;
+  }
+
+  /** DNS, UDP, ICMP, traceroute and MTU targets: the main field (and for DNS
+   * the record type and server); other keys of an entry are kept as they are. */
+  private renderSimple(k: SimpleSpec): void {
+    const el = this.simpleLists.get(k.kind) as HTMLElement;
+    clear(el);
+    const list = this.simple(k.kind);
+    list.forEach((t, i) => {
+      const id = `${k.kind}-${i}`;
+      const main = h("input", { type: "text", id: `${id}-${k.field}`, value: String(t[k.field] ?? ""), placeholder: k.placeholder, "data-key": fieldKey(`suite.${k.kind}`, i, k.field), "aria-label": `${k.noun} ${i + 1}`, "aria-describedby": `${id}-error` });
+      main.addEventListener("input", () => (t[k.field] = main.value));
+      const extra: HTMLElement[] = [];
+      if (k.kind === "dns") {
+        const type = h("select", { id: `${id}-type`, "aria-label": `DNS query ${i + 1} record type`, "data-key": fieldKey("suite.dns", i, "type") });
+        for (const v of ["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV"]) type.append(h("option", { value: v }, v));
+        type.value = String(t.type ?? "A").toUpperCase();
+        type.addEventListener("change", () => (t.type = type.value));
+        const server = h("input", { type: "text", id: `${id}-server`, value: String(t.server ?? ""), placeholder: "system resolver", "data-key": fieldKey("suite.dns", i, "server"), "aria-label": `DNS query ${i + 1} server` });
+        server.addEventListener("input", () => {
+          if (server.value.trim() === "") delete t.server;
+          else t.server = server.value;
+        });
+        extra.push(type, server);
+      }
+      const remove = h("button", { type: "button", class: "link", "aria-label": `Remove ${k.noun} ${i + 1}` }, "Remove");
+      remove.addEventListener("click", () => {
+        list.splice(i, 1);
+        this.renderSimple(k);
+      });
+      el.append(h("div", { class: "row" }, main, ...extra, remove, h("span", { class: "field-error", id: `${id}-error` })));
+    });
+  }
+
+  private addSimple(k: SimpleSpec): void {
+    this.simple(k.kind).push({ [k.field]: "" });
+    this.renderSimple(k);
+    document.getElementById(`${k.kind}-${this.simple(k.kind).length - 1}-${k.field}`)?.focus();
   }
 
   private addHttp(): void {
@@ -372,10 +433,11 @@ export class SettingsPage {
 
 /** A settings key in words: `suite.http[1].url` → "HTTP target 2, URL". */
 export function describeKey(key: string): string {
-  const m = /^suite\.(http|tcp)\[(\d+)\]\.(\w+)/.exec(key);
+  const m = /^suite\.(http|tcp|dns|udp|icmp|traceroute|mtu)\[(\d+)\]\.(\w+)/.exec(key);
   if (m) {
-    const field: Record<string, string> = { url: "URL", target: "host and port", mode: "mode", timeout_ms: "time limit" };
-    return `${m[1] === "http" ? "HTTP" : "TCP"} target ${Number(m[2]) + 1}, ${field[m[3]] ?? m[3]}`;
+    const field: Record<string, string> = { url: "URL", target: "host and port", mode: "mode", timeout_ms: "time limit", name: "name", host: "host", type: "record type", server: "server" };
+    const noun: Record<string, string> = { http: "HTTP target", tcp: "TCP target", dns: "DNS query", udp: "UDP echo peer", icmp: "ping host", traceroute: "traceroute host", mtu: "path MTU host" };
+    return `${noun[m[1]]} ${Number(m[2]) + 1}, ${field[m[3]] ?? m[3]}`;
   }
   const names: Record<string, string> = {
     "schedule.interval_minutes": "Run interval",
