@@ -10,12 +10,11 @@
 mod support;
 
 use std::net::IpAddr;
-use std::process::Command;
 use std::time::Duration;
 use support::chain::Chain;
 use support::netns::NetPair;
 use support::servers::{curl, dig, udp_echo_peer, Dnsmasq, Nginx, TestCa};
-use support::{median, run};
+use support::{df_ping_passes, median, ping};
 use waddleperf::config::{HttpMode, TcpMode};
 use waddleperf::probe::dns::DnsProbe;
 use waddleperf::probe::http::HttpProbe;
@@ -28,27 +27,6 @@ use waddleperf::probe::Probe;
 
 const DELAY_MS: f64 = 30.0;
 const N: u32 = 41;
-
-/// `ping`'s mean RTT from its summary line (`rtt min/avg/max/mdev`, in
-/// microseconds; its per-packet `time=` is rounded to 0.1 ms at 30 ms).
-fn ping_mean(ip: IpAddr, count: u32) -> f64 {
-    let out = run(Command::new("ping")
-        .args([
-            "-n",
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.05",
-            "-W",
-            "2",
-        ])
-        .arg(ip.to_string()));
-    out.lines()
-        .find_map(|l| l.strip_prefix("rtt min/avg/max/mdev = "))
-        .map(|v| v.split('/').nth(1).unwrap().parse().unwrap())
-        .unwrap()
-}
 
 fn row(probe: &str, truth: f64, ours: f64, reference: &str, theirs: f64) {
     println!(
@@ -79,7 +57,7 @@ async fn main() {
     p.count = N;
     p.interval = Duration::from_millis(50);
     let r = p.run().await;
-    let reference = tokio::task::block_in_place(|| ping_mean(ip, N));
+    let (_, _, reference) = tokio::task::block_in_place(|| ping(ip, N, "0.05", "2"));
     row(
         "ICMP echo RTT (mean)",
         DELAY_MS,
@@ -151,26 +129,8 @@ async fn main() {
     let mut m = MtuProbe::new(narrow.target().to_string());
     m.probe_timeout = Duration::from_millis(300);
     let r = m.run().await;
-    let ok = |s: u32| {
-        Command::new("ping")
-            .args([
-                "-n",
-                "-q",
-                "-c",
-                "1",
-                "-W",
-                "1",
-                "-M",
-                "do",
-                "-s",
-                &s.to_string(),
-            ])
-            .arg(narrow.target().to_string())
-            .output()
-            .unwrap()
-            .status
-            .success()
-    };
+    let target = IpAddr::V4(narrow.target());
+    let ok = |s: u32| df_ping_passes(target, s);
     let reference = (ok(1372) && !ok(1373)).then_some(1400);
     println!(
         "\n| path MTU (1400 link) | truth 1400 | ours {:?} in {:.0} ms | ping -M do: {:?} |",

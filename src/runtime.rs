@@ -315,41 +315,25 @@ pub struct Planned {
 /// A suite as probes, in config order.
 pub fn plan(suite: &Suite, cfg: &Config) -> Vec<Planned> {
     let base = &cfg.autoperf.thresholds;
-    let http = suite.http.iter().map(|t| Planned {
-        probe: AnyProbe::Http(HttpProbe::from_target(t.get_ref(), cfg)),
-        thresholds: base.with(t.get_ref().thresholds.as_ref()),
-    });
-    let tcp = suite.tcp.iter().map(|t| Planned {
-        probe: AnyProbe::Tcp(TcpProbe::from_target(t.get_ref(), cfg)),
-        thresholds: base.with(t.get_ref().thresholds.as_ref()),
-    });
-    let dns = suite.dns.iter().map(|t| Planned {
-        probe: AnyProbe::Dns(DnsProbe::from_target(t.get_ref(), cfg)),
-        thresholds: base.with(t.get_ref().thresholds.as_ref()),
-    });
-    let udp = suite.udp.iter().map(|t| Planned {
-        probe: AnyProbe::Udp(UdpProbe::from_target(t.get_ref(), cfg)),
-        thresholds: base.with(t.get_ref().thresholds.as_ref()),
-    });
-    let icmp = suite.icmp.iter().map(|t| Planned {
-        probe: AnyProbe::Icmp(IcmpProbe::from_target(t.get_ref(), cfg)),
-        thresholds: base.with(t.get_ref().thresholds.as_ref()),
-    });
-    let trace = suite.traceroute.iter().map(|t| Planned {
-        probe: AnyProbe::Trace(TraceProbe::from_target(t.get_ref(), cfg)),
-        thresholds: base.with(t.get_ref().thresholds.as_ref()),
-    });
-    let mtu = suite.mtu.iter().map(|t| Planned {
-        probe: AnyProbe::Mtu(MtuProbe::from_target(t.get_ref(), cfg)),
-        thresholds: base.with(t.get_ref().thresholds.as_ref()),
-    });
-    http.chain(tcp)
-        .chain(dns)
-        .chain(udp)
-        .chain(icmp)
-        .chain(trace)
-        .chain(mtu)
-        .collect()
+    let mut out = Vec::with_capacity(suite.len());
+    macro_rules! add {
+        ($($list:ident => $variant:ident($probe:ty)),*) => {$(
+            out.extend(suite.$list.iter().map(|t| Planned {
+                probe: AnyProbe::$variant(<$probe>::from_target(t.get_ref(), cfg)),
+                thresholds: base.with(t.get_ref().thresholds.as_ref()),
+            }));
+        )*};
+    }
+    add!(
+        http => Http(HttpProbe),
+        tcp => Tcp(TcpProbe),
+        dns => Dns(DnsProbe),
+        udp => Udp(UdpProbe),
+        icmp => Icmp(IcmpProbe),
+        traceroute => Trace(TraceProbe),
+        mtu => Mtu(MtuProbe)
+    );
+    out
 }
 
 /// A state document, or its default when absent or unreadable (logged).

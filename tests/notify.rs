@@ -92,8 +92,11 @@ async fn health_changes_and_escalations_reach_the_desktop_once_each() {
     let addr = closed.local_addr().unwrap();
     drop(closed);
     let silent = SilentServer::start(b"");
-    let mut cfg = Config::default();
-    cfg.suite.http.clear();
+    // Only these targets: none of the default suite's.
+    let mut cfg = Config {
+        suite: Default::default(),
+        ..Config::default()
+    };
     cfg.suite.tcp = vec![
         toml::Spanned::new(0..0, TcpTarget::new(addr.to_string(), TcpMode::Raw)),
         toml::Spanned::new(0..0, TcpTarget::new(silent.addr.to_string(), TcpMode::Raw)),

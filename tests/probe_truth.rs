@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::chain::{Chain, PingGroupRange};
 use support::netns::NetPair;
 use support::servers::{self, dig, udp_echo_peer, Caddy, Dnsmasq, TestCa};
-use support::{median, run};
+use support::{df_ping_passes, median, ping, run};
 use waddleperf::config::HttpMode;
 use waddleperf::model::ErrorKind;
 use waddleperf::probe::dns::DnsProbe;
@@ -41,42 +41,6 @@ const H3_OVERHEAD_MS: f64 = 4.0;
 
 fn ms(d: f64) -> Duration {
     Duration::from_secs_f64(d / 1000.0)
-}
-
-/// `ping`'s summary: (transmitted, received, avg RTT).
-fn ping(ip: IpAddr, count: u32, interval_s: &str, wait_s: &str) -> (u32, u32, f64) {
-    let out = Command::new("ping")
-        .args([
-            "-n",
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            interval_s,
-            "-W",
-            wait_s,
-        ])
-        .arg(ip.to_string())
-        .output()
-        .expect("cannot run ping (iputils-ping)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut sent = 0;
-    let mut recv = 0;
-    let mut avg = f64::NAN;
-    for line in text.lines() {
-        if line.contains("packets transmitted") {
-            let nums: Vec<u32> = line
-                .split(|c: char| !c.is_ascii_digit())
-                .filter_map(|w| w.parse().ok())
-                .collect();
-            sent = nums[0];
-            recv = nums[1];
-        }
-        if let Some(rest) = line.split(" = ").nth(1).filter(|_| line.starts_with("rtt")) {
-            avg = rest.split('/').nth(1).unwrap().parse().unwrap();
-        }
-    }
-    (sent, recv, avg)
 }
 
 /// 200 probes at p = 0.2: the loss count is within ±4 standard deviations
@@ -475,28 +439,6 @@ async fn traceroute_finds_the_three_routers_in_order() {
         }
         assert_eq!(r.latency_ms, hops.last().unwrap().mean_ms);
     }
-}
-
-/// Whether `ping -M do -s payload` gets through.
-fn df_ping_passes(target: IpAddr, payload: u32) -> bool {
-    Command::new("ping")
-        .args([
-            "-n",
-            "-q",
-            "-c",
-            "1",
-            "-W",
-            "1",
-            "-M",
-            "do",
-            "-s",
-            &payload.to_string(),
-        ])
-        .arg(target.to_string())
-        .output()
-        .unwrap()
-        .status
-        .success()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

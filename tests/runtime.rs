@@ -11,8 +11,11 @@ use waddleperf::runtime::{Event, RunReason, Runtime, RuntimeError};
 use waddleperf::store::{HistoryQuery, Store};
 
 fn config(targets: Vec<TcpTarget>) -> Config {
-    let mut cfg = Config::default();
-    cfg.suite.http.clear();
+    // Only these targets: none of the default suite's.
+    let mut cfg = Config {
+        suite: Default::default(),
+        ..Config::default()
+    };
     cfg.suite.tcp = targets
         .into_iter()
         .map(|t| toml::Spanned::new(0..0, t))

@@ -314,19 +314,26 @@ impl HttpProbe {
                 }
             }
         }
-        let end = Instant::now();
-        m.metrics.total_ms = Some(ms(end - start));
-        m.metrics.bytes = Some(bytes);
-        let transfer = (end - sent).as_secs_f64();
-        m.metrics.throughput_mbps =
-            (bytes > 0 && transfer > 0.0).then(|| bytes as f64 * 8.0 / 1e6 / transfer);
-        m.latency_ms = m.metrics.ttfb_ms;
+        record_transfer(m, start, sent, bytes);
         Ok(HopOutcome {
             status,
             location,
             alt_svc_h3,
         })
     }
+}
+
+/// Records the end of a response read now: `total_ms` from `start`, the
+/// body bytes and their rate since the request was `sent`; the headline
+/// latency is the TTFB. Shared by HTTP/1.1, HTTP/2 and HTTP/3.
+pub(super) fn record_transfer(m: &mut Measurement, start: Instant, sent: Instant, bytes: u64) {
+    let end = Instant::now();
+    m.metrics.total_ms = Some(ms(end - start));
+    m.metrics.bytes = Some(bytes);
+    let transfer = (end - sent).as_secs_f64();
+    m.metrics.throughput_mbps =
+        (bytes > 0 && transfer > 0.0).then(|| bytes as f64 * 8.0 / 1e6 / transfer);
+    m.latency_ms = m.metrics.ttfb_ms;
 }
 
 /// How long an `Alt-Svc` HTTP/3 try may wait for its handshake in `auto`

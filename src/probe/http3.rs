@@ -153,13 +153,7 @@ async fn exchange(
             break;
         }
     }
-    let end = Instant::now();
-    m.metrics.total_ms = Some(ms(end - start));
-    m.metrics.bytes = Some(bytes);
-    let transfer = (end - sent).as_secs_f64();
-    m.metrics.throughput_mbps =
-        (bytes > 0 && transfer > 0.0).then(|| bytes as f64 * 8.0 / 1e6 / transfer);
-    m.latency_ms = m.metrics.ttfb_ms;
+    super::http::record_transfer(m, start, sent, bytes);
     Ok(H3Outcome { status, location })
 }
 

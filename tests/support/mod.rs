@@ -18,6 +18,7 @@ pub mod servers;
 pub mod session_bus;
 pub mod unified_api;
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -119,4 +120,62 @@ impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(self.0.path()).output();
     }
+}
+
+/// `ping`'s summary: (transmitted, received, avg RTT).
+pub fn ping(ip: IpAddr, count: u32, interval_s: &str, wait_s: &str) -> (u32, u32, f64) {
+    let out = Command::new("ping")
+        .args([
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            interval_s,
+            "-W",
+            wait_s,
+        ])
+        .arg(ip.to_string())
+        .output()
+        .expect("cannot run ping (iputils-ping)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut sent = 0;
+    let mut recv = 0;
+    let mut avg = f64::NAN;
+    for line in text.lines() {
+        if line.contains("packets transmitted") {
+            let nums: Vec<u32> = line
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            sent = nums[0];
+            recv = nums[1];
+        }
+        if let Some(rest) = line.split(" = ").nth(1).filter(|_| line.starts_with("rtt")) {
+            avg = rest.split('/').nth(1).unwrap().parse().unwrap();
+        }
+    }
+    (sent, recv, avg)
+}
+
+/// Whether `ping -M do -s payload` gets through.
+pub fn df_ping_passes(target: IpAddr, payload: u32) -> bool {
+    Command::new("ping")
+        .args([
+            "-n",
+            "-q",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-M",
+            "do",
+            "-s",
+            &payload.to_string(),
+        ])
+        .arg(target.to_string())
+        .output()
+        .unwrap()
+        .status
+        .success()
 }
