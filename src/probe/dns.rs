@@ -207,11 +207,7 @@ fn nameserver_in(resolv_conf: &str) -> Option<SocketAddr> {
 }
 
 async fn udp_exchange(server: SocketAddr, wire: &[u8], id: u16) -> Result<Message, ProbeError> {
-    let local: SocketAddr = if server.is_ipv6() {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    };
+    let local = super::net::local_any(server);
     let sock = UdpSocket::bind(local)
         .await
         .map_err(|e| ProbeError::io("opening a UDP socket", &e))?;

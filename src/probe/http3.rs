@@ -54,11 +54,7 @@ pub async fn fetch(r: H3Request<'_>, m: &mut Measurement) -> Result<H3Outcome, P
     m.metrics.dns_ms = resolved.dns_ms;
     let addr = resolved.addrs[0];
     m.resolved_ip = Some(addr.ip().to_string());
-    let local: SocketAddr = if addr.is_ipv6() {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    };
+    let local = super::net::local_any(addr);
     let mut endpoint = quinn::Endpoint::client(local)
         .map_err(|e| ProbeError::io("opening a UDP socket for QUIC", &e))?;
     endpoint.set_default_client_config(client);

@@ -110,7 +110,7 @@ pub fn record_samples(m: &mut Measurement, sent: u32, samples: &[f64]) {
     let received = samples.len() as u32;
     x.sent = Some(sent);
     x.received = Some(received);
-    x.loss_pct = (sent > 0).then(|| f64::from(sent - received.min(sent)) * 100.0 / f64::from(sent));
+    x.loss_pct = (sent > 0).then(|| loss_pct(sent, received));
     if let Some(s) = SampleStats::of(samples) {
         let r = |v: f64| (v * 1000.0).round() / 1000.0;
         x.min_ms = Some(r(s.min));
@@ -122,6 +122,20 @@ pub fn record_samples(m: &mut Measurement, sent: u32, samples: &[f64]) {
         x.jitter_ms = Some(r(s.jitter));
         m.latency_ms = Some(r(s.mean));
     }
+}
+
+/// Loss as a percentage of probes sent (0 when none was sent).
+pub fn loss_pct(sent: u32, received: u32) -> f64 {
+    if sent == 0 {
+        return 0.0;
+    }
+    f64::from(sent - received.min(sent)) * 100.0 / f64::from(sent)
+}
+
+/// The longest a sampled test (ICMP, UDP) may take: the sends, the last
+/// reply's wait, and a margin.
+pub fn sampled_limit(count: u32, interval: Duration, reply_timeout: Duration) -> Duration {
+    interval * count.saturating_sub(1) + reply_timeout + Duration::from_secs(5)
 }
 
 /// Resolves `host` (an address or a name, through the system resolver, as

@@ -43,6 +43,15 @@ pub async fn resolve(host: &str, port: u16) -> Result<Resolved, ProbeError> {
     })
 }
 
+/// The wildcard local address of `peer`'s family, port 0: where a UDP
+/// socket that talks to `peer` binds.
+pub fn local_any(peer: SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    }
+}
+
 /// A connected socket, the address it reached and the connect time of the
 /// attempt that succeeded.
 #[derive(Debug)]

@@ -146,7 +146,7 @@ impl Probe for IcmpProbe {
 
     /// The longest the test may take: the sends, then the last reply's wait.
     fn timeout(&self) -> Duration {
-        self.interval * self.count.saturating_sub(1) + self.reply_timeout + Duration::from_secs(5)
+        super::sampled_limit(self.count, self.interval, self.reply_timeout)
     }
 
     async fn run(&self) -> Measurement {

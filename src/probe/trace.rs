@@ -197,10 +197,11 @@ impl HopData {
             name: self.ip.and_then(|ip| names.get(&ip).cloned()),
             sent: self.sent,
             received: self.received(),
+            // A TTL never probed counts as all lost.
             loss_pct: if self.sent == 0 {
                 100.0
             } else {
-                f64::from(self.sent - self.received().min(self.sent)) * 100.0 / f64::from(self.sent)
+                super::loss_pct(self.sent, self.received())
             },
             min_ms: stats.map(|s| r(s.min)),
             mean_ms: stats.map(|s| r(s.mean)),

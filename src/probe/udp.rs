@@ -62,11 +62,7 @@ impl UdpProbe {
             split_host_port(&self.address).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
         let ip = resolve_one(&host, self.family, m).await?;
         let peer = SocketAddr::new(ip, port);
-        let local: SocketAddr = if ip.is_ipv6() {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        };
+        let local = super::net::local_any(peer);
         let sock = UdpSocket::bind(local)
             .await
             .map_err(|e| ProbeError::io("opening a UDP socket", &e))?;
@@ -199,7 +195,7 @@ impl Probe for UdpProbe {
     }
 
     fn timeout(&self) -> Duration {
-        self.interval * self.count.saturating_sub(1) + self.reply_timeout + Duration::from_secs(5)
+        super::sampled_limit(self.count, self.interval, self.reply_timeout)
     }
 
     async fn run(&self) -> Measurement {

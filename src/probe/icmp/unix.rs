@@ -280,6 +280,15 @@ async fn read_loop(sh: Arc<Shared>, errqueue: bool) {
     }
 }
 
+/// The request in flight with this sequence number, if it went to `dst`.
+fn take(sh: &Shared, seq: u16, dst: IpAddr) -> Option<Pending> {
+    let mut pending = lock(&sh.pending);
+    match pending.get(&seq) {
+        Some(p) if p.dst == dst => pending.remove(&seq),
+        _ => None,
+    }
+}
+
 fn dispatch(
     sh: &Shared,
     buf: &[u8],
@@ -304,14 +313,9 @@ fn dispatch(
     if sh.match_ident && ident != sh.ident {
         return;
     }
-    let mut pending = lock(&sh.pending);
-    if pending.get(&seq).is_none_or(|p| p.dst != dst) {
-        return;
-    }
-    let Some(p) = pending.remove(&seq) else {
+    let Some(p) = take(sh, seq, dst) else {
         return;
     };
-    drop(pending);
     let rtt = p.sent.rtt(at, stamp);
     let outcome = match parsed {
         Parsed::Reply { .. } => Outcome::Reply { from, rtt },
@@ -485,14 +489,9 @@ fn dispatch_error(
     offender: Option<IpAddr>,
     at: Instant,
 ) {
-    let mut pending = lock(&sh.pending);
-    if pending.get(&seq).is_none_or(|p| p.dst != dst) {
-        return;
-    }
-    let Some(p) = pending.remove(&seq) else {
+    let Some(p) = take(sh, seq, dst) else {
         return;
     };
-    drop(pending);
     let rtt = p.sent.rtt(at, None);
     let outcome = match (kind, offender) {
         (ErrorMsg::TooBig(mtu), from) => Outcome::TooBig { from, mtu },
