@@ -315,17 +315,23 @@ async fn dns_answers_rcode_and_time_agree_with_the_server_and_dig() {
     );
 
     // Truncated over UDP (dnsmasq's 512-byte limit): asked again over TCP.
-    let r = ask(servers::DNS_BIG_TXT, "TXT").run().await;
-    assert!(r.success, "{r:?}");
-    let answers = r.metrics.answers.clone().unwrap();
+    // Medians of 5, like the other timings here: one sample is at the
+    // mercy of a busy shared machine.
+    let (mut connects, mut totals) = (Vec::new(), Vec::new());
     let d = tokio::task::block_in_place(|| dig(server.addr, servers::DNS_BIG_TXT, "TXT"));
-    assert_eq!(answers, d.answers, "TCP fallback: ours vs dig");
-    assert_eq!(
-        answers[0].matches('"').count(),
-        2 * servers::DNS_BIG_TXT_STRINGS
-    );
-    let connect = r.metrics.connect_ms.expect("the TCP fallback connects");
-    let total = r.latency_ms.unwrap();
+    for _ in 0..5 {
+        let r = ask(servers::DNS_BIG_TXT, "TXT").run().await;
+        assert!(r.success, "{r:?}");
+        let answers = r.metrics.answers.clone().unwrap();
+        assert_eq!(answers, d.answers, "TCP fallback: ours vs dig");
+        assert_eq!(
+            answers[0].matches('"').count(),
+            2 * servers::DNS_BIG_TXT_STRINGS
+        );
+        connects.push(r.metrics.connect_ms.expect("the TCP fallback connects"));
+        totals.push(r.latency_ms.unwrap());
+    }
+    let (connect, total) = (median(&mut connects), median(&mut totals));
     println!(
         "dns over TCP after truncation: connect {connect:.3} ms (truth {DELAY_MS:.0}), total {total:.3} ms (truth 3 round trips = {:.0})",
         3.0 * DELAY_MS
@@ -512,7 +518,7 @@ async fn http3_against_caddy_times_the_quic_handshake_and_blocked_udp_is_its_own
     {
         let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
         let (mut hs, mut ttfb) = (Vec::new(), Vec::new());
-        for _ in 0..5 {
+        for _ in 0..9 {
             let r = probe(HttpMode::Http3).run().await;
             assert!(r.success, "{r:?}\ncaddy: {}", caddy.proc.log_text());
             assert_eq!(r.metrics.http_version.as_deref(), Some("3"));

@@ -93,18 +93,26 @@ impl DnsProbe {
             ProbeError::new(ErrorKind::Config, format!("cannot encode the query: {e}"))
         })?;
 
-        let start = Instant::now();
-        let answer = if self.tcp {
-            tcp_exchange(server, &wire, query.metadata.id, m).await?
+        // The socket is local set-up: made before the clock starts. The
+        // clock stops when the answer arrives, before it is parsed.
+        let sock = if self.tcp {
+            None
         } else {
-            let a = udp_exchange(server, &wire, query.metadata.id).await?;
-            if a.metadata.truncation {
-                tcp_exchange(server, &wire, query.metadata.id, m).await?
-            } else {
-                a
+            Some(udp_socket(server).await?)
+        };
+        let start = Instant::now();
+        let (answer, arrived) = match &sock {
+            None => tcp_exchange(server, &wire, query.metadata.id, m).await?,
+            Some(sock) => {
+                let a = udp_exchange(sock, server, &wire, query.metadata.id).await?;
+                if a.0.metadata.truncation {
+                    tcp_exchange(server, &wire, query.metadata.id, m).await?
+                } else {
+                    a
+                }
             }
         };
-        m.latency_ms = Some(ms(start.elapsed()));
+        m.latency_ms = Some(ms(arrived - start));
         m.metrics.total_ms = m.latency_ms;
         let rcode = rcode_name(u16::from(answer.metadata.response_code));
         m.metrics.rcode = Some(rcode.clone());
@@ -206,14 +214,24 @@ fn nameserver_in(resolv_conf: &str) -> Option<SocketAddr> {
     })
 }
 
-async fn udp_exchange(server: SocketAddr, wire: &[u8], id: u16) -> Result<Message, ProbeError> {
-    let local = super::net::local_any(server);
-    let sock = UdpSocket::bind(local)
+/// A UDP socket connected to `server` (only its answers are delivered).
+async fn udp_socket(server: SocketAddr) -> Result<UdpSocket, ProbeError> {
+    let sock = UdpSocket::bind(super::net::local_any(server))
         .await
         .map_err(|e| ProbeError::io("opening a UDP socket", &e))?;
     sock.connect(server)
         .await
         .map_err(|e| ProbeError::io(&format!("DNS server {server}"), &e))?;
+    Ok(sock)
+}
+
+/// Sends the query and waits for its answer: the answer and when it arrived.
+async fn udp_exchange(
+    sock: &UdpSocket,
+    server: SocketAddr,
+    wire: &[u8],
+    id: u16,
+) -> Result<(Message, Instant), ProbeError> {
     sock.send(wire)
         .await
         .map_err(|e| ProbeError::io(&format!("sending the query to {server}"), &e))?;
@@ -226,12 +244,13 @@ async fn udp_exchange(server: SocketAddr, wire: &[u8], id: u16) -> Result<Messag
             }
             pe
         })?;
+        let arrived = Instant::now();
         match Message::from_vec(&buf[..n]) {
             // Only the answer to this query (RFC 5452: id and question match).
             Ok(msg)
                 if msg.metadata.id == id && msg.metadata.message_type == MessageType::Response =>
             {
-                return Ok(msg)
+                return Ok((msg, arrived))
             }
             Ok(_) => continue,
             Err(e) => {
@@ -249,7 +268,7 @@ async fn tcp_exchange(
     wire: &[u8],
     id: u16,
     m: &mut Measurement,
-) -> Result<Message, ProbeError> {
+) -> Result<(Message, Instant), ProbeError> {
     let t = Instant::now();
     let mut s = TcpStream::connect(server)
         .await
@@ -271,6 +290,7 @@ async fn tcp_exchange(
     s.read_exact(&mut buf)
         .await
         .map_err(|e| ProbeError::io(&format!("DNS over TCP from {server}"), &e))?;
+    let arrived = Instant::now();
     let msg = Message::from_vec(&buf).map_err(|e| {
         ProbeError::new(
             ErrorKind::Protocol,
@@ -283,7 +303,7 @@ async fn tcp_exchange(
             format!("{server} answered over TCP with another query's id"),
         ));
     }
-    Ok(msg)
+    Ok((msg, arrived))
 }
 
 /// The data of each answer record in presentation format (`dig +short`).
@@ -349,10 +369,11 @@ pub async fn reverse_name(ip: IpAddr, server: SocketAddr, wait: Duration) -> Opt
     q.metadata.recursion_desired = true;
     q.add_query(Query::query(Name::from(ip), RecordType::PTR));
     let wire = q.to_vec().ok()?;
-    let answer = tokio::time::timeout(wait, udp_exchange(server, &wire, q.metadata.id))
-        .await
-        .ok()?
-        .ok()?;
+    let exchange = async {
+        let sock = udp_socket(server).await?;
+        udp_exchange(&sock, server, &wire, q.metadata.id).await
+    };
+    let (answer, _) = tokio::time::timeout(wait, exchange).await.ok()?.ok()?;
     answer
         .answers
         .iter()
