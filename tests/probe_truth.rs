@@ -35,6 +35,9 @@ const DELAY_MS: f64 = 30.0;
 const OVERHEAD_MS: f64 = 2.0;
 /// Stated agreement with the reference tool's mean on the same path.
 const AGREE_MS: f64 = 1.0;
+/// How far dig's query time may stray: whole milliseconds read from its
+/// event loop's clock.
+const DIG_SLACK_MS: f64 = 3.0;
 /// HTTP/3's time to first byte also runs the QUIC and QPACK stacks in user
 /// space (debug build): its own bound.
 const H3_OVERHEAD_MS: f64 = 4.0;
@@ -309,9 +312,17 @@ async fn dns_answers_rcode_and_time_agree_with_the_server_and_dig() {
         (DELAY_MS..=DELAY_MS + OVERHEAD_MS).contains(&o),
         "query time {o}"
     );
+    // dig is the coarser clock: it prints whole milliseconds and, in 9.18,
+    // stamps send and receipt from its event loop, so on a busy machine it
+    // has read 28 ms on this 30 ms line (a figure below the physical truth).
+    // It must still see the line; ours is held to the truth bound above.
     assert!(
-        (o - g).abs() <= 1.5,
-        "ours {o} vs dig {g} (dig prints whole ms)"
+        (DELAY_MS - DIG_SLACK_MS..=DELAY_MS + OVERHEAD_MS + DIG_SLACK_MS).contains(&g),
+        "dig sees the line: {g}"
+    );
+    assert!(
+        (o - g).abs() <= DIG_SLACK_MS,
+        "ours {o} vs dig {g} (dig prints whole ms from its event loop's clock)"
     );
 
     // Truncated over UDP (dnsmasq's 512-byte limit): asked again over TCP.
