@@ -35,7 +35,7 @@ impl SentAt {
 }
 
 #[cfg(unix)]
-pub use unix::{enable, recv};
+pub use unix::{enable, recv, recv_blocking};
 
 #[cfg(unix)]
 mod unix {
@@ -44,7 +44,7 @@ mod unix {
         recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
     };
     use std::net::{IpAddr, SocketAddr};
-    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::fd::{AsFd, AsRawFd, RawFd};
     use tokio::io::Interest;
     use tokio::net::UdpSocket;
 
@@ -57,50 +57,53 @@ mod unix {
         r.is_ok()
     }
 
-    /// One datagram without waiting (`WouldBlock` when none is queued):
-    /// its length, sender and kernel arrival time.
-    pub fn recv(
-        sock: &UdpSocket,
-        buf: &mut [u8],
-    ) -> std::io::Result<(usize, Option<SocketAddr>, Option<SystemTime>)> {
+    /// A datagram: its length, sender and kernel arrival time.
+    pub type Received = (usize, Option<SocketAddr>, Option<SystemTime>);
+
+    /// One datagram without waiting (`WouldBlock` when none is queued).
+    pub fn recv(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Received> {
         sock.try_io(Interest::READABLE, || {
-            let mut iov = [std::io::IoSliceMut::new(&mut buf[..])];
-            let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
-            let msg = recvmsg::<SockaddrStorage>(
-                sock.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::MSG_DONTWAIT,
-            )
-            .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
-            let from = msg.address.and_then(|a| {
-                a.as_sockaddr_in()
-                    .map(|s| SocketAddr::new(IpAddr::V4(s.ip()), s.port()))
-                    .or_else(|| {
-                        a.as_sockaddr_in6()
-                            .map(|s| SocketAddr::new(IpAddr::V6(s.ip()), s.port()))
-                    })
-            });
-            let mut stamp = None;
-            for c in msg.cmsgs().into_iter().flatten() {
-                match c {
-                    ControlMessageOwned::ScmTimestampns(ts) => {
-                        stamp = Some(
-                            SystemTime::UNIX_EPOCH
-                                + Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32),
-                        )
-                    }
-                    ControlMessageOwned::ScmTimestamp(tv) => {
-                        stamp = Some(
-                            SystemTime::UNIX_EPOCH
-                                + Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000),
-                        )
-                    }
-                    _ => {}
-                }
-            }
-            Ok((msg.bytes, from, stamp))
+            recv_fd(sock.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)
         })
+    }
+
+    /// The next datagram on a blocking socket (the echo responder's).
+    pub fn recv_blocking(sock: &std::net::UdpSocket, buf: &mut [u8]) -> std::io::Result<Received> {
+        recv_fd(sock.as_raw_fd(), buf, MsgFlags::empty())
+    }
+
+    fn recv_fd(fd: RawFd, buf: &mut [u8], flags: MsgFlags) -> std::io::Result<Received> {
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), flags)
+            .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+        let from = msg.address.and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|s| SocketAddr::new(IpAddr::V4(s.ip()), s.port()))
+                .or_else(|| {
+                    a.as_sockaddr_in6()
+                        .map(|s| SocketAddr::new(IpAddr::V6(s.ip()), s.port()))
+                })
+        });
+        let mut stamp = None;
+        for c in msg.cmsgs().into_iter().flatten() {
+            match c {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    stamp = Some(
+                        SystemTime::UNIX_EPOCH
+                            + Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32),
+                    )
+                }
+                ControlMessageOwned::ScmTimestamp(tv) => {
+                    stamp = Some(
+                        SystemTime::UNIX_EPOCH
+                            + Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000),
+                    )
+                }
+                _ => {}
+            }
+        }
+        Ok((msg.bytes, from, stamp))
     }
 }
 

@@ -86,16 +86,22 @@ impl NetPair {
         run(self.command("sh").args(["-c", script]))
     }
 
-    /// Delays every packet arriving at the peer from the test, so a round
-    /// trip from the test takes `delay` (plus up to `jitter`) more.
+    /// Delays one direction of every exchange with the peer, so a round trip
+    /// from the test takes `delay` (plus up to `jitter`) more.
     ///
-    /// The delay is applied on the peer's *ingress* on purpose. Holding the
+    /// TCP is delayed on the peer's *ingress* on purpose. Holding the
     /// peer's own outgoing packets (an OUTPUT rule) keeps them charged to the
     /// sending socket, and Linux then holds back that socket's next small
     /// write until the earlier packet leaves the host (TCP small queues):
     /// a server's response sent just after its HTTP/2 SETTINGS came a whole
     /// extra round trip late, for curl and for us alike. A real network does
     /// not do that; a delay on ingress does not either.
+    ///
+    /// Datagrams (UDP, ICMP) are delayed on the peer's *egress* instead: the
+    /// kernel stamps a packet's arrival before any INPUT rule runs, so a
+    /// responder that reads that stamp (our UDP echo peer does, to report its
+    /// own turnaround) would otherwise count the line's delay as its own.
+    /// Datagram sockets have no small-queue hold-back.
     pub fn delay_line(&self, delay: Duration, jitter: Duration) -> DelayLine {
         DelayLine::start(self, delay, jitter)
     }
@@ -135,15 +141,19 @@ impl Drop for NetPair {
 }
 
 /// A userspace delay line on NFQUEUE inside a namespace: every packet the
-/// rule (INPUT on the peer's veth) sends to the queue is released (verdict
-/// ACCEPT) `delay` (+ uniform jitter) after it was seen, in order. Removing the guard removes the rule
-/// and stops the thread; `--queue-bypass` lets packets through if the thread
-/// is gone first.
+/// rule sends to the queue is released (verdict ACCEPT) `delay` (+ uniform
+/// jitter) after it was seen, in order. Two rules feed it (see
+/// [`NetPair::delay_line`]): TCP arriving at the peer (filter INPUT) and
+/// everything else the peer sends (mangle OUTPUT, so the loss rule in filter
+/// OUTPUT still sees every released packet). Removing the guard removes the
+/// rules and stops the thread; `--queue-bypass` lets packets through if the
+/// thread is gone first.
 pub struct DelayLine {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     ns: String,
-    rule: String,
+    /// (table, rule) pairs as installed.
+    rules: Vec<(&'static str, String)>,
 }
 
 impl DelayLine {
@@ -178,16 +188,19 @@ impl DelayLine {
         if let Err(e) = ready_rx.recv().expect("delay-line thread died") {
             panic!("cannot start the delay line: {e}");
         }
-        let rule = format!(
-            "INPUT -i {} -j NFQUEUE --queue-num {queue} --queue-bypass",
-            pair.peer_if
-        );
-        pair.sh(&format!("iptables -A {rule}"));
+        let target = format!("-j NFQUEUE --queue-num {queue} --queue-bypass");
+        let rules = vec![
+            ("filter", format!("INPUT -i {} -p tcp {target}", pair.peer_if)),
+            ("mangle", format!("OUTPUT -o {} ! -p tcp {target}", pair.peer_if)),
+        ];
+        for (table, rule) in &rules {
+            pair.sh(&format!("iptables -t {table} -A {rule}"));
+        }
         DelayLine {
             stop,
             thread: Some(thread),
             ns: pair.ns.clone(),
-            rule,
+            rules,
         }
     }
 }
@@ -244,10 +257,12 @@ fn release_loop(mut q: nfq::Queue, delay: Duration, jitter: Duration, stop: &Ato
 
 impl Drop for DelayLine {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "sh", "-c"])
-            .arg(format!("iptables -D {}", self.rule))
-            .output();
+        for (table, rule) in &self.rules {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &self.ns, "sh", "-c"])
+                .arg(format!("iptables -t {table} -D {rule}"))
+                .output();
+        }
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
