@@ -314,12 +314,19 @@ mod tests {
         p[4..8].copy_from_slice(&7u32.to_be_bytes());
         p[HEADER..STAMPED].copy_from_slice(&UNFILLED);
         let echoed = p.clone();
-        assert_eq!(parse_reply(&echoed, 7), Some((0, None)), "returned unfilled");
+        assert_eq!(
+            parse_reply(&echoed, 7),
+            Some((0, None)),
+            "returned unfilled"
+        );
         let arrived = SystemTime::now() - Duration::from_micros(250);
         fill_turnaround(&mut p, Some(arrived), Instant::now());
         let (_, t) = parse_reply(&p, 7).unwrap();
         let t = t.expect("filled");
-        assert!(t >= Duration::from_micros(250) && t < Duration::from_secs(1), "{t:?}");
+        assert!(
+            t >= Duration::from_micros(250) && t < Duration::from_secs(1),
+            "{t:?}"
+        );
         // Filled once: a second pass (a loop of two responders) keeps it.
         let before = p.clone();
         fill_turnaround(&mut p, Some(arrived), Instant::now());
@@ -335,9 +342,16 @@ mod tests {
         // the time since the read stands.
         let mut q = echoed.clone();
         let read = Instant::now() - Duration::from_micros(100);
-        fill_turnaround(&mut q, Some(SystemTime::now() + Duration::from_secs(5)), read);
+        fill_turnaround(
+            &mut q,
+            Some(SystemTime::now() + Duration::from_secs(5)),
+            read,
+        );
         let t = parse_reply(&q, 7).unwrap().1.unwrap();
-        assert!(t >= Duration::from_micros(100) && t < Duration::from_secs(1), "{t:?}");
+        assert!(
+            t >= Duration::from_micros(100) && t < Duration::from_secs(1),
+            "{t:?}"
+        );
     }
 
     #[tokio::test]

@@ -190,8 +190,14 @@ impl DelayLine {
         }
         let target = format!("-j NFQUEUE --queue-num {queue} --queue-bypass");
         let rules = vec![
-            ("filter", format!("INPUT -i {} -p tcp {target}", pair.peer_if)),
-            ("mangle", format!("OUTPUT -o {} ! -p tcp {target}", pair.peer_if)),
+            (
+                "filter",
+                format!("INPUT -i {} -p tcp {target}", pair.peer_if),
+            ),
+            (
+                "mangle",
+                format!("OUTPUT -o {} ! -p tcp {target}", pair.peer_if),
+            ),
         ];
         for (table, rule) in &rules {
             pair.sh(&format!("iptables -t {table} -A {rule}"));
