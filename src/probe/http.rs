@@ -2,8 +2,8 @@
 //!
 //! reqwest hides connection phases, so this drives hyper 1's connection-level
 //! client over a connector timed here: system DNS → TCP connect → TLS
-//! handshake (ALPN) → request until the response head (TTFB) → body to the
-//! end. Each phase is reported on its own; together they add up to
+//! handshake (ALPN) → request until the response's first byte (TTFB,
+//! stamped on the stream: see `wire.rs`) → body to the end. Each phase is reported on its own; together they add up to
 //! `total_ms`. Redirects are followed on new connections; the phase figures
 //! describe the final response, earlier hops are listed in `redirect_chain`.
 //!
@@ -15,6 +15,7 @@
 use super::http3::{self, H3Request};
 use super::net::{connect, resolve};
 use super::tls::{self, ALPN_H2, ALPN_HTTP1};
+use super::wire::{Stamped, Stamps};
 use super::{finish, ms, Probe, ProbeError};
 use crate::config::{check_http_url, Config, HttpMode, HttpTarget};
 use crate::model::{ErrorKind, Measurement, Metrics, RedirectHop, TestType};
@@ -237,6 +238,9 @@ impl HttpProbe {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        // The request's write and the response's first read, on the stream.
+        let io = Stamped::new(io, h2);
+        let stamps = io.stamps();
         let io = TokioIo::new(io);
         let user_agent =
             HeaderValue::from_static(concat!("WaddlePerf/", env!("CARGO_PKG_VERSION")));
@@ -269,25 +273,34 @@ impl HttpProbe {
             )
         })?;
 
-        let sent;
+        let asked;
         let response = if h2 {
             let (mut sender, conn) =
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                     .await
                     .map_err(|e| hyper_error("HTTP/2 handshake", &e))?;
             tokio::spawn(conn);
-            sent = Instant::now();
+            asked = Instant::now();
             sender.send_request(req).await
         } else {
             let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
                 .await
                 .map_err(|e| hyper_error("HTTP/1.1 handshake", &e))?;
             tokio::spawn(conn);
-            sent = Instant::now();
+            asked = Instant::now();
             sender.send_request(req).await
         }
         .map_err(|e| hyper_error("request", &e))?;
-        m.metrics.ttfb_ms = Some(ms(sent.elapsed()));
+        // Stamped on the stream; around the call (which adds hyper's
+        // hand-offs) only if the stream did not see both.
+        let (sent, ttfb) = match stamps.get() {
+            Stamps {
+                request: Some(a),
+                response: Some(b),
+            } if b >= a => (a, b - a),
+            _ => (asked, asked.elapsed()),
+        };
+        m.metrics.ttfb_ms = Some(ms(ttfb));
         let status = response.status().as_u16();
         m.metrics.status_code = Some(status);
         m.metrics.http_version = Some(version_name(response.version()).to_owned());

@@ -15,6 +15,7 @@ pub mod tcp;
 pub mod tls;
 pub mod trace;
 pub mod udp;
+mod wire;
 
 use crate::model::{ErrorKind, Measurement, SampleStats, TestType};
 use std::future::Future;
