@@ -110,6 +110,67 @@ async fn icmp_mean_is_the_delay_line_and_agrees_with_ping() {
     assert_eq!(pr, 20);
 }
 
+/// IPv6 end to end: ICMPv6 echo on the raw and the datagram socket, and
+/// UDP to the echo responder, through the same 30 ms line; `ping` (which
+/// takes IPv6 addresses as they are) alongside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_icmp_and_udp_follow_the_delay_line_and_agree_with_ping() {
+    let _serial = SERIAL.lock().await;
+    let pair = NetPair::new();
+    let peer = IpAddr::V6(pair.peer_ip6);
+    let _echo = udp_echo_peer(&pair.peer_ip6.to_string(), 7, &pair);
+    let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
+    let icmp = || {
+        let mut p = IcmpProbe::new(pair.peer_ip6.to_string());
+        p.count = 20;
+        p.interval = Duration::from_millis(50);
+        p
+    };
+    let raw = icmp().run().await;
+    let (ps, pr, pavg) = tokio::task::block_in_place(|| ping(peer, 20, "0.05", "2"));
+    let dgram = {
+        let _open = PingGroupRange::allow_all();
+        let s = Session::open(peer, SessionOptions::default()).unwrap();
+        assert_eq!(s.method(), Method::Datagram);
+        drop(s);
+        icmp().run().await
+    };
+    let mut u = UdpProbe::new(format!("[{}]:7", pair.peer_ip6));
+    u.count = 20;
+    u.interval = Duration::from_millis(50);
+    let udp = u.run().await;
+    assert_eq!((ps, pr), (20, 20), "ping -6 through the line");
+    for (name, r) in [
+        ("icmpv6, raw socket", &raw),
+        ("icmpv6, datagram socket", &dgram),
+        ("udp over ipv6", &udp),
+    ] {
+        assert!(r.success, "{name}: {r:?}");
+        assert_eq!(
+            r.resolved_ip.as_deref(),
+            Some(pair.peer_ip6.to_string().as_str())
+        );
+        assert_eq!(r.metrics.received, Some(20), "{name}");
+        let mean = r.metrics.mean_ms.unwrap();
+        println!(
+            "{name}: truth {DELAY_MS:.1} ms, ours mean {mean:.3} ms (error {:+.3}, min {:.3}, max {:.3}), ping avg {pavg:.3} ms (error {:+.3})",
+            mean - DELAY_MS,
+            r.metrics.min_ms.unwrap(),
+            r.metrics.max_ms.unwrap(),
+            pavg - DELAY_MS
+        );
+        assert!(
+            r.metrics.min_ms.unwrap() >= DELAY_MS,
+            "{name}: below the line"
+        );
+        assert!(mean <= DELAY_MS + OVERHEAD_MS, "{name}: mean {mean}");
+        assert!(
+            (mean - pavg).abs() < AGREE_MS,
+            "{name}: {mean} vs ping {pavg}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn icmp_and_udp_loss_are_within_the_binomial_range() {
     let _serial = SERIAL.lock().await;

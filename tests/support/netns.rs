@@ -7,7 +7,7 @@
 
 use super::{next_id, require_root, run};
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,6 +20,10 @@ pub struct NetPair {
     pub peer_if: String,
     pub host_ip: Ipv4Addr,
     pub peer_ip: Ipv4Addr,
+    /// The same link's IPv6 addresses (a private /64, no duplicate-address
+    /// detection, so they work at once).
+    pub host_ip6: Ipv6Addr,
+    pub peer_ip6: Ipv6Addr,
 }
 
 impl NetPair {
@@ -36,6 +40,8 @@ impl NetPair {
         let b = (n % 64) as u8 * 4;
         let host_ip = Ipv4Addr::new(10, a, b, 1);
         let peer_ip = Ipv4Addr::new(10, a, b, 2);
+        let host_ip6 = Ipv6Addr::new(0xfd77, u16::from(a), u16::from(b), 0, 0, 0, 0, 1);
+        let peer_ip6 = Ipv6Addr::new(0xfd77, u16::from(a), u16::from(b), 0, 0, 0, 0, 2);
         // Leftovers of an earlier crashed run with the same names go first.
         let _ = Command::new("ip").args(["netns", "del", &ns]).output();
         let _ = Command::new("ip").args(["link", "del", &host_if]).output();
@@ -45,6 +51,8 @@ impl NetPair {
             peer_if,
             host_ip,
             peer_ip,
+            host_ip6,
+            peer_ip6,
         };
         run(Command::new("ip").args(["netns", "add", &pair.ns]));
         run(Command::new("ip").args([
@@ -66,9 +74,19 @@ impl NetPair {
             "dev",
             &pair.host_if,
         ]));
+        run(Command::new("ip").args([
+            "-6",
+            "addr",
+            "add",
+            &format!("{host_ip6}/64"),
+            "dev",
+            &pair.host_if,
+            "nodad",
+        ]));
         run(Command::new("ip").args(["link", "set", &pair.host_if, "up"]));
         pair.sh(&format!(
-            "ip addr add {peer_ip}/30 dev {p} && ip link set {p} up && ip link set lo up",
+            "ip addr add {peer_ip}/30 dev {p} && ip -6 addr add {peer_ip6}/64 dev {p} nodad \
+             && ip link set {p} up && ip link set lo up",
             p = pair.peer_if
         ));
         pair
@@ -152,8 +170,8 @@ pub struct DelayLine {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     ns: String,
-    /// (table, rule) pairs as installed.
-    rules: Vec<(&'static str, String)>,
+    /// (command, table, rule) as installed.
+    rules: Vec<(&'static str, &'static str, String)>,
 }
 
 impl DelayLine {
@@ -189,18 +207,27 @@ impl DelayLine {
             panic!("cannot start the delay line: {e}");
         }
         let target = format!("-j NFQUEUE --queue-num {queue} --queue-bypass");
-        let rules = vec![
-            (
-                "filter",
-                format!("INPUT -i {} -p tcp {target}", pair.peer_if),
-            ),
-            (
-                "mangle",
-                format!("OUTPUT -o {} ! -p tcp {target}", pair.peer_if),
-            ),
-        ];
-        for (table, rule) in &rules {
-            pair.sh(&format!("iptables -t {table} -A {rule}"));
+        let dev = &pair.peer_if;
+        let mut rules = Vec::new();
+        // Both families, one queue.
+        for cmd in ["iptables", "ip6tables"] {
+            rules.push((cmd, "filter", format!("INPUT -i {dev} -p tcp {target}")));
+            if cmd == "ip6tables" {
+                // Neighbour discovery is the link's own business (ARP, its
+                // IPv4 twin, never meets iptables): not delayed, or the
+                // first echo to a new neighbour would wait a second line.
+                for t in ["neighbour-solicitation", "neighbour-advertisement"] {
+                    rules.push((
+                        cmd,
+                        "mangle",
+                        format!("OUTPUT -o {dev} -p icmpv6 --icmpv6-type {t} -j ACCEPT"),
+                    ));
+                }
+            }
+            rules.push((cmd, "mangle", format!("OUTPUT -o {dev} ! -p tcp {target}")));
+        }
+        for (cmd, table, rule) in &rules {
+            pair.sh(&format!("{cmd} -t {table} -A {rule}"));
         }
         DelayLine {
             stop,
@@ -263,10 +290,10 @@ fn release_loop(mut q: nfq::Queue, delay: Duration, jitter: Duration, stop: &Ato
 
 impl Drop for DelayLine {
     fn drop(&mut self) {
-        for (table, rule) in &self.rules {
+        for (cmd, table, rule) in &self.rules {
             let _ = Command::new("ip")
-                .args(["netns", "exec", &self.ns, "sh", "-c"])
-                .arg(format!("iptables -t {table} -D {rule}"))
+                .args(["netns", "exec", &self.ns, cmd, "-t", table, "-D"])
+                .args(rule.split_whitespace())
                 .output();
         }
         self.stop.store(true, Ordering::Relaxed);
