@@ -3,9 +3,10 @@
 //! reqwest hides connection phases, so this drives hyper 1's connection-level
 //! client over a connector timed here: system DNS → TCP connect → TLS
 //! handshake (ALPN) → request until the response's first byte (TTFB,
-//! stamped on the stream: see `wire.rs`) → body to the end. Each phase is reported on its own; together they add up to
-//! `total_ms`. Redirects are followed on new connections; the phase figures
-//! describe the final response, earlier hops are listed in `redirect_chain`.
+//! stamped on the stream: see `wire.rs`) → body to the end. Each phase is
+//! reported on its own; together they add up to `total_ms`. Redirects are
+//! followed on new connections; the phase figures describe the final
+//! response, earlier hops are listed in `redirect_chain`.
 //!
 //! HTTP/3 (`mode = "http3"`) runs over QUIC instead (see `http3.rs`). In
 //! `auto` mode an HTTPS answer that offers HTTP/3 in `Alt-Svc` is fetched
