@@ -15,7 +15,7 @@ use support::netns::NetPair;
 use support::servers::{self, dig, udp_echo_peer, Caddy, Dnsmasq, TestCa};
 use support::{df_ping_passes, median, ping, run};
 use waddleperf::config::HttpMode;
-use waddleperf::model::ErrorKind;
+use waddleperf::model::{ErrorKind, Measurement};
 use waddleperf::probe::dns::DnsProbe;
 use waddleperf::probe::http::HttpProbe;
 use waddleperf::probe::icmp::{Method, Session, SessionOptions};
@@ -51,6 +51,33 @@ fn ms(d: f64) -> Duration {
 /// about once in 15 000 runs.
 const LOSS_P: f64 = 0.2;
 const LOSS_N: u32 = 200;
+/// A sampled result (ICMP, UDP) through the delay line: `count` replies,
+/// none faster than the line, the mean within the stated overhead of it
+/// and within `AGREE_MS` of ping's average on the same path. Returns the
+/// mean.
+fn check_line_mean(name: &str, r: &Measurement, count: u32, ping_avg: f64) -> f64 {
+    assert!(r.success, "{name}: {r:?}");
+    assert_eq!(r.metrics.received, Some(count), "{name}");
+    let mean = r.metrics.mean_ms.unwrap();
+    let (min, max) = (r.metrics.min_ms.unwrap(), r.metrics.max_ms.unwrap());
+    println!(
+        "{name}: truth {DELAY_MS:.1} ms, ours mean {mean:.3} ms (error {:+.3}, min {min:.3}, max {max:.3}), \
+         ping avg {ping_avg:.3} ms (error {:+.3})",
+        mean - DELAY_MS,
+        ping_avg - DELAY_MS
+    );
+    assert!(min >= DELAY_MS, "{name}: no reply beats the delay line");
+    assert!(
+        mean <= DELAY_MS + OVERHEAD_MS,
+        "{name}: mean {mean} > {DELAY_MS} + {OVERHEAD_MS}"
+    );
+    assert!(
+        (mean - ping_avg).abs() < AGREE_MS,
+        "{name}: ours {mean} vs ping {ping_avg}"
+    );
+    mean
+}
+
 fn binomial_bounds() -> (f64, f64) {
     let n = f64::from(LOSS_N);
     let sd = (n * LOSS_P * (1.0 - LOSS_P)).sqrt();
@@ -82,29 +109,14 @@ async fn icmp_mean_is_the_delay_line_and_agrees_with_ping() {
         drop(s);
         probe(20).run().await
     };
-    for (name, r) in [("raw socket", &raw), ("datagram socket", &dgram)] {
-        assert!(r.success, "{r:?}");
+    println!("ping: {pr}/{ps} replies");
+    for (name, r) in [
+        ("icmp (raw socket)", &raw),
+        ("icmp (datagram socket)", &dgram),
+    ] {
+        check_line_mean(name, r, 20, pavg);
         assert_eq!(r.metrics.sent, Some(20));
-        assert_eq!(r.metrics.received, Some(20));
         assert_eq!(r.metrics.loss_pct, Some(0.0));
-        let mean = r.metrics.mean_ms.unwrap();
-        println!(
-            "icmp ({name}): truth {DELAY_MS:.1} ms, ours mean {mean:.3} ms (error {:+.3}, min {:.3}, max {:.3}), \
-             ping avg {pavg:.3} ms (error {:+.3}, {pr}/{ps} replies)",
-            mean - DELAY_MS,
-            r.metrics.min_ms.unwrap(),
-            r.metrics.max_ms.unwrap(),
-            pavg - DELAY_MS
-        );
-        assert!(
-            r.metrics.min_ms.unwrap() >= DELAY_MS,
-            "no reply beats the delay line"
-        );
-        assert!(
-            mean <= DELAY_MS + OVERHEAD_MS,
-            "{name}: mean {mean} > {DELAY_MS} + {OVERHEAD_MS}"
-        );
-        assert!((mean - pavg).abs() < AGREE_MS, "ours {mean} vs ping {pavg}");
         assert_eq!(r.latency_ms, r.metrics.mean_ms);
     }
     assert_eq!(pr, 20);
@@ -145,28 +157,10 @@ async fn ipv6_icmp_and_udp_follow_the_delay_line_and_agree_with_ping() {
         ("icmpv6, datagram socket", &dgram),
         ("udp over ipv6", &udp),
     ] {
-        assert!(r.success, "{name}: {r:?}");
+        check_line_mean(name, r, 20, pavg);
         assert_eq!(
             r.resolved_ip.as_deref(),
             Some(pair.peer_ip6.to_string().as_str())
-        );
-        assert_eq!(r.metrics.received, Some(20), "{name}");
-        let mean = r.metrics.mean_ms.unwrap();
-        println!(
-            "{name}: truth {DELAY_MS:.1} ms, ours mean {mean:.3} ms (error {:+.3}, min {:.3}, max {:.3}), ping avg {pavg:.3} ms (error {:+.3})",
-            mean - DELAY_MS,
-            r.metrics.min_ms.unwrap(),
-            r.metrics.max_ms.unwrap(),
-            pavg - DELAY_MS
-        );
-        assert!(
-            r.metrics.min_ms.unwrap() >= DELAY_MS,
-            "{name}: below the line"
-        );
-        assert!(mean <= DELAY_MS + OVERHEAD_MS, "{name}: mean {mean}");
-        assert!(
-            (mean - pavg).abs() < AGREE_MS,
-            "{name}: {mean} vs ping {pavg}"
         );
     }
 }
@@ -237,18 +231,11 @@ async fn udp_mean_is_the_delay_line_and_jitter_follows_injected_jitter() {
         let u = udp(20).run().await;
         let (_, _, pavg) =
             tokio::task::block_in_place(|| ping(IpAddr::V4(pair.peer_ip), 20, "0.04", "2"));
-        assert!(u.success, "{u:?}");
-        let mean = u.metrics.mean_ms.unwrap();
+        check_line_mean("udp", &u, 20, pavg);
         println!(
-            "udp: truth {DELAY_MS:.1} ms, ours mean {mean:.3} ms (error {:+.3}), ping avg {pavg:.3} (error {:+.3}); jitter {:.3} ms",
-            mean - DELAY_MS,
-            pavg - DELAY_MS,
+            "udp on a steady line: jitter {:.3} ms",
             u.metrics.jitter_ms.unwrap()
         );
-        assert_eq!(u.metrics.received, Some(20));
-        assert!(u.metrics.min_ms.unwrap() >= DELAY_MS);
-        assert!(mean <= DELAY_MS + OVERHEAD_MS, "udp mean {mean}");
-        assert!((mean - pavg).abs() < AGREE_MS, "udp {mean} vs ping {pavg}");
         u.metrics.jitter_ms.unwrap()
     };
     // Uniform extra delay in [0, 10) ms: consecutive samples differ by 10/3 ms on average.
@@ -432,25 +419,33 @@ async fn dns_system_resolver_is_timed_apart() {
         support::waddleperf_bin().display(),
         servers::DNS_WWW.0
     );
-    let out = tokio::task::block_in_place(|| {
-        run(Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c", &script])
-            .env("WADDLEPERF_CONFIG", dir.path().join("none.toml")))
-    });
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    println!("dns through the system's server: {}", v["metrics"]);
-    assert_eq!(v["success"], true, "{v}");
-    assert_eq!(v["metrics"]["server"], server.addr.to_string());
-    assert_eq!(
-        v["metrics"]["answers"],
-        serde_json::json!([servers::DNS_WWW.1])
-    );
-    let query = v["latency_ms"].as_f64().unwrap();
-    let system = v["metrics"]["dns_ms"]
-        .as_f64()
-        .expect("system resolver time");
+    // Medians of 5 runs: one process start is at the mercy of a busy
+    // shared machine (one came out 5 ms late right after a build).
+    let (mut queries, mut systems) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let out = tokio::task::block_in_place(|| {
+            run(Command::new("unshare")
+                .args(["-m", "--propagation", "private", "sh", "-c", &script])
+                .env("WADDLEPERF_CONFIG", dir.path().join("none.toml")))
+        });
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        println!("dns through the system's server: {}", v["metrics"]);
+        assert_eq!(v["success"], true, "{v}");
+        assert_eq!(v["metrics"]["server"], server.addr.to_string());
+        assert_eq!(
+            v["metrics"]["answers"],
+            serde_json::json!([servers::DNS_WWW.1])
+        );
+        queries.push(v["latency_ms"].as_f64().unwrap());
+        systems.push(
+            v["metrics"]["dns_ms"]
+                .as_f64()
+                .expect("system resolver time"),
+        );
+    }
+    let (query, system) = (median(&mut queries), median(&mut systems));
     println!(
-        "dns: truth {DELAY_MS:.1} ms; direct query {query:.3} ms, system resolver (getaddrinfo: A and AAAA) {system:.3} ms"
+        "dns: truth {DELAY_MS:.1} ms; medians of 5: direct query {query:.3} ms, system resolver (getaddrinfo: A and AAAA) {system:.3} ms"
     );
     assert!((DELAY_MS..=DELAY_MS + OVERHEAD_MS).contains(&query));
     // glibc asks A and AAAA in parallel, so one round trip plus its own work.
