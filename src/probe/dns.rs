@@ -11,7 +11,7 @@
 //! Without a server, the system's first configured name server is queried
 //! (`/etc/resolv.conf` on Unix).
 
-use super::{finish, ms, Probe, ProbeError};
+use super::{ms, Probe, ProbeError};
 use crate::config::{Config, DnsTarget};
 use crate::model::{ErrorKind, Measurement, TestType};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
@@ -61,80 +61,6 @@ impl DnsProbe {
             timeout: cfg.timeout(t.timeout_ms),
             tier: 1,
         }
-    }
-
-    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
-        let rtype = parse_record_type(&self.record_type)
-            .map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
-        m.metrics.record_type = Some(rtype.to_string());
-        let qname =
-            query_name(&self.name, rtype).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
-        let server = match &self.server {
-            Some(s) => server_addr(s).await?,
-            None => system_nameserver().ok_or_else(|| {
-                ProbeError::new(
-                    ErrorKind::Config,
-                    "no name server configured on this system: give one with --server / `server`",
-                )
-            })?,
-        };
-        m.metrics.server = Some(server.to_string());
-        m.resolved_ip = Some(server.ip().to_string());
-
-        let mut query = Message::new(fastrand::u16(..), MessageType::Query, OpCode::Query);
-        query.metadata.recursion_desired = true;
-        query.add_query(Query::query(qname, rtype));
-        let mut edns = Edns::new();
-        // RFC 9715's safe UDP size: larger answers come back truncated and
-        // are asked again over TCP.
-        edns.set_max_payload(1232);
-        query.set_edns(edns);
-        let wire = query.to_vec().map_err(|e| {
-            ProbeError::new(ErrorKind::Config, format!("cannot encode the query: {e}"))
-        })?;
-
-        // The socket is local set-up: made before the clock starts. The
-        // clock stops when the answer arrives, before it is parsed.
-        let sock = if self.tcp {
-            None
-        } else {
-            Some(udp_socket(server).await?)
-        };
-        let start = Instant::now();
-        let (answer, arrived) = match &sock {
-            None => tcp_exchange(server, &wire, query.metadata.id, m).await?,
-            Some(sock) => {
-                let a = udp_exchange(sock, server, &wire, query.metadata.id).await?;
-                if a.0.metadata.truncation {
-                    tcp_exchange(server, &wire, query.metadata.id, m).await?
-                } else {
-                    a
-                }
-            }
-        };
-        m.latency_ms = Some(ms(arrived - start));
-        m.metrics.total_ms = m.latency_ms;
-        let rcode = rcode_name(u16::from(answer.metadata.response_code));
-        m.metrics.rcode = Some(rcode.clone());
-        m.metrics.answers = Some(answers(&answer));
-        if matches!(rtype, RecordType::A | RecordType::AAAA) {
-            m.metrics.dns_ms = system_lookup_ms(&self.name).await;
-        }
-        if rcode != "NOERROR" {
-            return Err(ProbeError::new(
-                ErrorKind::Dns,
-                format!(
-                    "{server} answered {rcode}{}",
-                    match rcode.as_str() {
-                        "NXDOMAIN" => format!(": `{}` does not exist", self.name),
-                        "SERVFAIL" => ": the server could not resolve the name".into(),
-                        "REFUSED" => ": the server refuses to answer this client".into(),
-                        _ => String::new(),
-                    }
-                ),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -409,13 +335,82 @@ impl Probe for DnsProbe {
         self.timeout
     }
 
-    async fn run(&self) -> Measurement {
-        let mut m = Measurement::begin(TestType::Dns, self.target());
-        m.tier = self.tier;
+    fn tier(&self) -> u8 {
+        self.tier
+    }
+
+    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
+        let rtype = parse_record_type(&self.record_type)
+            .map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
+        m.metrics.record_type = Some(rtype.to_string());
+        let qname =
+            query_name(&self.name, rtype).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
+        let server = match &self.server {
+            Some(s) => server_addr(s).await?,
+            None => system_nameserver().ok_or_else(|| {
+                ProbeError::new(
+                    ErrorKind::Config,
+                    "no name server configured on this system: give one with --server / `server`",
+                )
+            })?,
+        };
+        m.metrics.server = Some(server.to_string());
+        m.resolved_ip = Some(server.ip().to_string());
+
+        let mut query = Message::new(fastrand::u16(..), MessageType::Query, OpCode::Query);
+        query.metadata.recursion_desired = true;
+        query.add_query(Query::query(qname, rtype));
+        let mut edns = Edns::new();
+        // RFC 9715's safe UDP size: larger answers come back truncated and
+        // are asked again over TCP.
+        edns.set_max_payload(1232);
+        query.set_edns(edns);
+        let wire = query.to_vec().map_err(|e| {
+            ProbeError::new(ErrorKind::Config, format!("cannot encode the query: {e}"))
+        })?;
+
+        // The socket is local set-up: made before the clock starts. The
+        // clock stops when the answer arrives, before it is parsed.
+        let sock = if self.tcp {
+            None
+        } else {
+            Some(udp_socket(server).await?)
+        };
         let start = Instant::now();
-        let outcome = tokio::time::timeout(self.timeout, self.attempt(&mut m)).await;
-        finish(&mut m, start, self.timeout, outcome);
-        m
+        let (answer, arrived) = match &sock {
+            None => tcp_exchange(server, &wire, query.metadata.id, m).await?,
+            Some(sock) => {
+                let a = udp_exchange(sock, server, &wire, query.metadata.id).await?;
+                if a.0.metadata.truncation {
+                    tcp_exchange(server, &wire, query.metadata.id, m).await?
+                } else {
+                    a
+                }
+            }
+        };
+        m.latency_ms = Some(ms(arrived - start));
+        m.metrics.total_ms = m.latency_ms;
+        let rcode = rcode_name(u16::from(answer.metadata.response_code));
+        m.metrics.rcode = Some(rcode.clone());
+        m.metrics.answers = Some(answers(&answer));
+        if matches!(rtype, RecordType::A | RecordType::AAAA) {
+            m.metrics.dns_ms = system_lookup_ms(&self.name).await;
+        }
+        if rcode != "NOERROR" {
+            return Err(ProbeError::new(
+                ErrorKind::Dns,
+                format!(
+                    "{server} answered {rcode}{}",
+                    match rcode.as_str() {
+                        "NXDOMAIN" => format!(": `{}` does not exist", self.name),
+                        "SERVFAIL" => ": the server could not resolve the name".into(),
+                        "REFUSED" => ": the server refuses to answer this client".into(),
+                        _ => String::new(),
+                    }
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

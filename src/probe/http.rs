@@ -17,7 +17,7 @@ use super::http3::{self, H3Request};
 use super::net::{connect, resolve};
 use super::tls::{self, ALPN_H2, ALPN_HTTP1};
 use super::wire::{Stamped, Stamps};
-use super::{finish, ms, Probe, ProbeError};
+use super::{ms, Probe, ProbeError};
 use crate::config::{check_http_url, Config, HttpMode, HttpTarget};
 use crate::model::{ErrorKind, Measurement, Metrics, RedirectHop, TestType};
 use bytes::Bytes;
@@ -68,58 +68,6 @@ impl HttpProbe {
             max_redirects: cfg.probe.max_redirects,
             max_body_bytes: cfg.probe.max_body_bytes,
             tier: 1,
-        }
-    }
-
-    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
-        let mut url =
-            check_http_url(&self.url).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
-        let mut chain: Vec<RedirectHop> = Vec::new();
-        loop {
-            let hop = self.fetch(&url, m).await?;
-            let redirect = matches!(hop.status, 301 | 302 | 303 | 307 | 308);
-            let Some(location) = hop.location.filter(|_| redirect) else {
-                let mut status = hop.status;
-                if let Some(port) = hop.alt_svc_h3.filter(|_| self.mode == HttpMode::Auto) {
-                    if let Some(s) = self.upgrade_to_h3(&url, port, m).await {
-                        status = s;
-                    }
-                }
-                m.metrics.redirects = Some(chain.len() as u32);
-                if !chain.is_empty() {
-                    m.metrics.redirect_chain = Some(chain);
-                }
-                if status >= 400 {
-                    return Err(ProbeError::new(
-                        ErrorKind::Http,
-                        format!("the server answered HTTP {}", status_text(status)),
-                    ));
-                }
-                return Ok(());
-            };
-            chain.push(RedirectHop {
-                url: url.to_string(),
-                status_code: hop.status,
-                total_ms: m.metrics.total_ms.unwrap_or_default(),
-            });
-            m.metrics.redirects = Some(chain.len() as u32);
-            if chain.len() > self.max_redirects as usize {
-                m.metrics.redirect_chain = Some(chain);
-                return Err(ProbeError::new(
-                    ErrorKind::Protocol,
-                    format!("more than {} redirects", self.max_redirects),
-                ));
-            }
-            let next = url.join(&location).map_err(|e| {
-                ProbeError::new(
-                    ErrorKind::Protocol,
-                    format!("redirect to an invalid location `{location}`: {e}"),
-                )
-            })?;
-            url = check_http_url(next.as_str()).map_err(|e| {
-                ProbeError::new(ErrorKind::Protocol, format!("redirect refused: {e}"))
-            })?;
-            clear_hop(m);
         }
     }
 
@@ -367,13 +315,60 @@ impl Probe for HttpProbe {
         self.timeout
     }
 
-    async fn run(&self) -> Measurement {
-        let mut m = Measurement::begin(TestType::Http, self.target());
-        m.tier = self.tier;
-        let start = Instant::now();
-        let outcome = tokio::time::timeout(self.timeout, self.attempt(&mut m)).await;
-        finish(&mut m, start, self.timeout, outcome);
-        m
+    fn tier(&self) -> u8 {
+        self.tier
+    }
+
+    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
+        let mut url =
+            check_http_url(&self.url).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
+        let mut chain: Vec<RedirectHop> = Vec::new();
+        loop {
+            let hop = self.fetch(&url, m).await?;
+            let redirect = matches!(hop.status, 301 | 302 | 303 | 307 | 308);
+            let Some(location) = hop.location.filter(|_| redirect) else {
+                let mut status = hop.status;
+                if let Some(port) = hop.alt_svc_h3.filter(|_| self.mode == HttpMode::Auto) {
+                    if let Some(s) = self.upgrade_to_h3(&url, port, m).await {
+                        status = s;
+                    }
+                }
+                m.metrics.redirects = Some(chain.len() as u32);
+                if !chain.is_empty() {
+                    m.metrics.redirect_chain = Some(chain);
+                }
+                if status >= 400 {
+                    return Err(ProbeError::new(
+                        ErrorKind::Http,
+                        format!("the server answered HTTP {}", status_text(status)),
+                    ));
+                }
+                return Ok(());
+            };
+            chain.push(RedirectHop {
+                url: url.to_string(),
+                status_code: hop.status,
+                total_ms: m.metrics.total_ms.unwrap_or_default(),
+            });
+            m.metrics.redirects = Some(chain.len() as u32);
+            if chain.len() > self.max_redirects as usize {
+                m.metrics.redirect_chain = Some(chain);
+                return Err(ProbeError::new(
+                    ErrorKind::Protocol,
+                    format!("more than {} redirects", self.max_redirects),
+                ));
+            }
+            let next = url.join(&location).map_err(|e| {
+                ProbeError::new(
+                    ErrorKind::Protocol,
+                    format!("redirect to an invalid location `{location}`: {e}"),
+                )
+            })?;
+            url = check_http_url(next.as_str()).map_err(|e| {
+                ProbeError::new(ErrorKind::Protocol, format!("redirect refused: {e}"))
+            })?;
+            clear_hop(m);
+        }
     }
 }
 

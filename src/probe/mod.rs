@@ -66,13 +66,29 @@ impl ProbeError {
 }
 
 /// What every probe is: something with a type and a target that measures.
-pub trait Probe {
+pub trait Probe: Sync {
     fn test_type(&self) -> TestType;
     /// The target as it is stored with results.
     fn target(&self) -> String;
+    /// The whole test's time limit.
     fn timeout(&self) -> Duration;
-    /// Runs the test once and returns its result.
-    fn run(&self) -> impl Future<Output = Measurement> + Send;
+    /// The AutoPerf tier that asked for this test.
+    fn tier(&self) -> u8;
+    /// One attempt, writing each figure into `m` as it is measured, so a
+    /// failure or the time limit keeps what was reached.
+    fn attempt(&self, m: &mut Measurement) -> impl Future<Output = Result<(), ProbeError>> + Send;
+    /// Runs the test once under its time limit and returns its result.
+    fn run(&self) -> impl Future<Output = Measurement> + Send {
+        async move {
+            let mut m = Measurement::begin(self.test_type(), self.target());
+            m.tier = self.tier();
+            let start = Instant::now();
+            let limit = self.timeout();
+            let outcome = tokio::time::timeout(limit, self.attempt(&mut m)).await;
+            finish(&mut m, start, limit, outcome);
+            m
+        }
+    }
 }
 
 /// Milliseconds with microsecond precision, from a monotonic duration.
@@ -84,8 +100,7 @@ pub fn ms(d: Duration) -> f64 {
 /// a timeout; and the wall duration since `start`. Figures the attempt wrote
 /// before an error or a timeout are kept.
 ///
-/// Probes call it as
-/// `let outcome = tokio::time::timeout(t, self.attempt(&mut m)).await; finish(&mut m, start, t, outcome);`
+/// [`Probe::run`] calls it for every probe.
 pub fn finish(
     m: &mut Measurement,
     start: Instant,

@@ -11,10 +11,10 @@
 //! cannot be measured at all).
 
 use super::icmp::{Echo, Outcome, Session, SessionOptions, V4_OVERHEAD, V6_OVERHEAD};
-use super::{finish, ms, resolve_one, Family, Probe, ProbeError};
+use super::{ms, resolve_one, Family, Probe, ProbeError};
 use crate::config::{Config, MtuTarget};
 use crate::model::{ErrorKind, Measurement, TestType};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const DEFAULT_MAX: u32 = 9_000;
 pub const DEFAULT_PROBE_TIMEOUT_MS: u64 = 1_000;
@@ -51,6 +51,25 @@ impl MtuProbe {
             family: t.family,
             tier: 1,
         }
+    }
+}
+
+impl Probe for MtuProbe {
+    fn test_type(&self) -> TestType {
+        TestType::Mtu
+    }
+
+    fn target(&self) -> String {
+        self.host.trim().to_owned()
+    }
+
+    /// At most ~14 halvings, each with its silent retries.
+    fn timeout(&self) -> Duration {
+        self.probe_timeout * (16 * SILENT_TRIES) + Duration::from_secs(5)
+    }
+
+    fn tier(&self) -> u8 {
+        self.tier
     }
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
@@ -143,30 +162,5 @@ impl MtuProbe {
         m.metrics.sent = Some(sent);
         m.metrics.received = Some(received);
         Ok(())
-    }
-}
-
-impl Probe for MtuProbe {
-    fn test_type(&self) -> TestType {
-        TestType::Mtu
-    }
-
-    fn target(&self) -> String {
-        self.host.trim().to_owned()
-    }
-
-    /// At most ~14 halvings, each with its silent retries.
-    fn timeout(&self) -> Duration {
-        self.probe_timeout * (16 * SILENT_TRIES) + Duration::from_secs(5)
-    }
-
-    async fn run(&self) -> Measurement {
-        let mut m = Measurement::begin(TestType::Mtu, self.target());
-        m.tier = self.tier;
-        let start = Instant::now();
-        let t = self.timeout();
-        let outcome = tokio::time::timeout(t, self.attempt(&mut m)).await;
-        finish(&mut m, start, t, outcome);
-        m
     }
 }

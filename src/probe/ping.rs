@@ -4,11 +4,11 @@
 //! result with `loss_pct` 100 (the test fails, and keeps its figures).
 
 use super::icmp::{Echo, Outcome, Session, SessionOptions};
-use super::{finish, ms, record_samples, resolve_one, Family, Probe, ProbeError};
+use super::{ms, record_samples, resolve_one, Family, Probe, ProbeError};
 use crate::config::{Config, IcmpTarget};
 use crate::model::{ErrorKind, Measurement, TestType};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const DEFAULT_COUNT: u32 = 10;
 pub const DEFAULT_INTERVAL_MS: u64 = 200;
@@ -54,53 +54,6 @@ impl IcmpProbe {
             family: t.family,
             tier: 1,
         }
-    }
-
-    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
-        let dst = resolve_one(&self.host, self.family, m).await?;
-        let session = Arc::new(Session::open(dst, SessionOptions::default())?);
-        let start = tokio::time::Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..self.count {
-            let session = session.clone();
-            let at = start + self.interval * i;
-            let echo = Echo {
-                dst,
-                ttl: None,
-                payload: self.size,
-                timeout: self.reply_timeout,
-            };
-            tasks.spawn(async move {
-                tokio::time::sleep_until(at).await;
-                (i, session.echo(echo).await)
-            });
-        }
-        let mut outcomes = vec![Outcome::Timeout; self.count as usize];
-        let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            let Ok((i, outcome)) = joined else { continue };
-            match outcome {
-                Ok(o) => outcomes[i as usize] = o,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        let samples: Vec<f64> = outcomes
-            .iter()
-            .filter_map(|o| match o {
-                Outcome::Reply { from, rtt } if *from == dst => Some(ms(*rtt)),
-                _ => None,
-            })
-            .collect();
-        record_samples(m, self.count, &samples);
-        if !samples.is_empty() {
-            return Ok(());
-        }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        Err(no_reply(&outcomes, dst, self.count))
     }
 }
 
@@ -149,13 +102,54 @@ impl Probe for IcmpProbe {
         super::sampled_limit(self.count, self.interval, self.reply_timeout)
     }
 
-    async fn run(&self) -> Measurement {
-        let mut m = Measurement::begin(TestType::Icmp, self.target());
-        m.tier = self.tier;
-        let start = Instant::now();
-        let t = self.timeout();
-        let outcome = tokio::time::timeout(t, self.attempt(&mut m)).await;
-        finish(&mut m, start, t, outcome);
-        m
+    fn tier(&self) -> u8 {
+        self.tier
+    }
+
+    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
+        let dst = resolve_one(&self.host, self.family, m).await?;
+        let session = Arc::new(Session::open(dst, SessionOptions::default())?);
+        let start = tokio::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..self.count {
+            let session = session.clone();
+            let at = start + self.interval * i;
+            let echo = Echo {
+                dst,
+                ttl: None,
+                payload: self.size,
+                timeout: self.reply_timeout,
+            };
+            tasks.spawn(async move {
+                tokio::time::sleep_until(at).await;
+                (i, session.echo(echo).await)
+            });
+        }
+        let mut outcomes = vec![Outcome::Timeout; self.count as usize];
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((i, outcome)) = joined else { continue };
+            match outcome {
+                Ok(o) => outcomes[i as usize] = o,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let samples: Vec<f64> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Reply { from, rtt } if *from == dst => Some(ms(*rtt)),
+                _ => None,
+            })
+            .collect();
+        record_samples(m, self.count, &samples);
+        if !samples.is_empty() {
+            return Ok(());
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Err(no_reply(&outcomes, dst, self.count))
     }
 }

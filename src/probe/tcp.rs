@@ -3,7 +3,7 @@
 //! SSH identification line (`ssh`), which must arrive for the test to pass.
 
 use super::net::{connect, resolve};
-use super::{finish, ms, tls, Probe, ProbeError};
+use super::{ms, tls, Probe, ProbeError};
 use crate::config::{split_host_port, Config, TcpMode, TcpTarget};
 use crate::model::{ErrorKind, Measurement, TestType};
 use std::path::PathBuf;
@@ -49,32 +49,6 @@ impl TcpProbe {
             ca_file: t.ca_file.clone(),
             timeout: cfg.timeout(t.timeout_ms),
             tier: 1,
-        }
-    }
-
-    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
-        let (host, port) =
-            split_host_port(&self.address).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
-        // TLS set-up is local work: done before anything is timed.
-        let tls_setup = match self.mode {
-            TcpMode::Tls => Some((
-                tls::client_config(self.insecure, self.ca_file.as_deref(), &[])?,
-                tls::server_name(self.server_name.as_deref().unwrap_or(&host))?,
-            )),
-            _ => None,
-        };
-        let resolved = resolve(&host, port).await?;
-        m.metrics.dns_ms = resolved.dns_ms;
-        let conn = connect(&resolved.addrs).await?;
-        m.resolved_ip = Some(conn.addr.ip().to_string());
-        m.metrics.connect_ms = Some(conn.connect_ms);
-        m.latency_ms = Some(conn.connect_ms);
-        match (self.mode, tls_setup) {
-            (TcpMode::Tls, Some((cfg, name))) => {
-                handshake(conn.stream, cfg, name, conn.connect_ms, m).await
-            }
-            (TcpMode::Ssh, _) => read_ssh_banner(conn.stream, m).await,
-            _ => Ok(()),
         }
     }
 }
@@ -177,13 +151,34 @@ impl Probe for TcpProbe {
         self.timeout
     }
 
-    async fn run(&self) -> Measurement {
-        let mut m = Measurement::begin(TestType::Tcp, self.target());
-        m.tier = self.tier;
-        let start = Instant::now();
-        let outcome = tokio::time::timeout(self.timeout, self.attempt(&mut m)).await;
-        finish(&mut m, start, self.timeout, outcome);
-        m
+    fn tier(&self) -> u8 {
+        self.tier
+    }
+
+    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
+        let (host, port) =
+            split_host_port(&self.address).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
+        // TLS set-up is local work: done before anything is timed.
+        let tls_setup = match self.mode {
+            TcpMode::Tls => Some((
+                tls::client_config(self.insecure, self.ca_file.as_deref(), &[])?,
+                tls::server_name(self.server_name.as_deref().unwrap_or(&host))?,
+            )),
+            _ => None,
+        };
+        let resolved = resolve(&host, port).await?;
+        m.metrics.dns_ms = resolved.dns_ms;
+        let conn = connect(&resolved.addrs).await?;
+        m.resolved_ip = Some(conn.addr.ip().to_string());
+        m.metrics.connect_ms = Some(conn.connect_ms);
+        m.latency_ms = Some(conn.connect_ms);
+        match (self.mode, tls_setup) {
+            (TcpMode::Tls, Some((cfg, name))) => {
+                handshake(conn.stream, cfg, name, conn.connect_ms, m).await
+            }
+            (TcpMode::Ssh, _) => read_ssh_banner(conn.stream, m).await,
+            _ => Ok(()),
+        }
     }
 }
 

@@ -12,13 +12,13 @@
 //! error queue; Windows uses the ICMP API), and on a raw socket otherwise.
 
 use super::icmp::{Echo, Outcome, Session, SessionOptions};
-use super::{finish, ms, resolve_one, Family, Probe, ProbeError};
+use super::{ms, resolve_one, Family, Probe, ProbeError};
 use crate::config::{Config, TraceTarget};
 use crate::model::{ErrorKind, Hop, Measurement, SampleStats, TestType};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const DEFAULT_MAX_HOPS: u8 = 30;
 pub const DEFAULT_ROUNDS: u32 = 1;
@@ -66,96 +66,6 @@ impl TraceProbe {
             family: t.family,
             tier: 1,
         }
-    }
-
-    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
-        let dst = resolve_one(&self.host, self.family, m).await?;
-        let session = Arc::new(Session::open(dst, SessionOptions::default())?);
-        let max = self.max_hops.max(1);
-        let mut hops: Vec<HopData> = (1..=max).map(HopData::new).collect();
-        // The target's distance once known: later rounds stop there.
-        let mut reach: Option<u8> = None;
-        let start = tokio::time::Instant::now();
-        for round in 0..self.rounds.max(1) {
-            tokio::time::sleep_until(start + self.interval * round).await;
-            let last = reach.unwrap_or(max);
-            let mut tasks = tokio::task::JoinSet::new();
-            for ttl in 1..=last {
-                let session = session.clone();
-                let echo = Echo {
-                    dst,
-                    ttl: Some(ttl),
-                    payload: 32,
-                    timeout: self.probe_timeout,
-                };
-                let at = tokio::time::Instant::now() + SPACING * u32::from(ttl - 1);
-                tasks.spawn(async move {
-                    tokio::time::sleep_until(at).await;
-                    (ttl, session.echo(echo).await)
-                });
-            }
-            while let Some(joined) = tasks.join_next().await {
-                let Ok((ttl, outcome)) = joined else { continue };
-                let h = &mut hops[usize::from(ttl - 1)];
-                h.sent += 1;
-                match outcome? {
-                    Outcome::Reply { from, rtt } => {
-                        h.answer(from, rtt);
-                        if from == dst {
-                            reach = Some(reach.map_or(ttl, |r| r.min(ttl)));
-                        }
-                    }
-                    Outcome::TimeExceeded { from, rtt } => h.answer(from, rtt),
-                    Outcome::Unreachable { from, rtt, .. } => {
-                        h.answer(from, rtt);
-                        // The target itself (or the last router) says stop.
-                        if from == dst {
-                            reach = Some(reach.map_or(ttl, |r| r.min(ttl)));
-                        } else {
-                            h.unreachable = true;
-                        }
-                    }
-                    Outcome::TooBig { .. } | Outcome::Timeout => {}
-                }
-            }
-        }
-        // Hops end at the target; unanswered, at the last hop that answered plus one row of silence.
-        let end = match reach {
-            Some(r) => usize::from(r),
-            None => hops
-                .iter()
-                .rposition(|h| h.received() > 0)
-                .map_or(usize::from(max).min(3), |i| (i + 2).min(usize::from(max))),
-        };
-        hops.truncate(end);
-        let names = if self.names {
-            lookup_names(&hops).await
-        } else {
-            HashMap::new()
-        };
-        let out: Vec<Hop> = hops.iter().map(|h| h.to_hop(&names)).collect();
-        m.metrics.reached = Some(reach.is_some());
-        if let Some(last) = out.last().filter(|_| reach.is_some()) {
-            m.latency_ms = last.mean_ms;
-        }
-        m.metrics.hops = Some(out);
-        if reach.is_none() {
-            let why = hops
-                .iter()
-                .rev()
-                .find(|h| h.unreachable)
-                .map(|h| format!("; hop {} reports it unreachable", h.ttl))
-                .unwrap_or_default();
-            return Err(ProbeError::new(
-                if why.is_empty() {
-                    ErrorKind::Timeout
-                } else {
-                    ErrorKind::Unreachable
-                },
-                format!("{dst} not reached within {max} hops{why}"),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -249,13 +159,97 @@ impl Probe for TraceProbe {
             + Duration::from_secs(5)
     }
 
-    async fn run(&self) -> Measurement {
-        let mut m = Measurement::begin(TestType::Traceroute, self.target());
-        m.tier = self.tier;
-        let start = Instant::now();
-        let t = self.timeout();
-        let outcome = tokio::time::timeout(t, self.attempt(&mut m)).await;
-        finish(&mut m, start, t, outcome);
-        m
+    fn tier(&self) -> u8 {
+        self.tier
+    }
+
+    async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
+        let dst = resolve_one(&self.host, self.family, m).await?;
+        let session = Arc::new(Session::open(dst, SessionOptions::default())?);
+        let max = self.max_hops.max(1);
+        let mut hops: Vec<HopData> = (1..=max).map(HopData::new).collect();
+        // The target's distance once known: later rounds stop there.
+        let mut reach: Option<u8> = None;
+        let start = tokio::time::Instant::now();
+        for round in 0..self.rounds.max(1) {
+            tokio::time::sleep_until(start + self.interval * round).await;
+            let last = reach.unwrap_or(max);
+            let mut tasks = tokio::task::JoinSet::new();
+            for ttl in 1..=last {
+                let session = session.clone();
+                let echo = Echo {
+                    dst,
+                    ttl: Some(ttl),
+                    payload: 32,
+                    timeout: self.probe_timeout,
+                };
+                let at = tokio::time::Instant::now() + SPACING * u32::from(ttl - 1);
+                tasks.spawn(async move {
+                    tokio::time::sleep_until(at).await;
+                    (ttl, session.echo(echo).await)
+                });
+            }
+            while let Some(joined) = tasks.join_next().await {
+                let Ok((ttl, outcome)) = joined else { continue };
+                let h = &mut hops[usize::from(ttl - 1)];
+                h.sent += 1;
+                match outcome? {
+                    Outcome::Reply { from, rtt } => {
+                        h.answer(from, rtt);
+                        if from == dst {
+                            reach = Some(reach.map_or(ttl, |r| r.min(ttl)));
+                        }
+                    }
+                    Outcome::TimeExceeded { from, rtt } => h.answer(from, rtt),
+                    Outcome::Unreachable { from, rtt, .. } => {
+                        h.answer(from, rtt);
+                        // The target itself (or the last router) says stop.
+                        if from == dst {
+                            reach = Some(reach.map_or(ttl, |r| r.min(ttl)));
+                        } else {
+                            h.unreachable = true;
+                        }
+                    }
+                    Outcome::TooBig { .. } | Outcome::Timeout => {}
+                }
+            }
+        }
+        // Hops end at the target; unanswered, at the last hop that answered plus one row of silence.
+        let end = match reach {
+            Some(r) => usize::from(r),
+            None => hops
+                .iter()
+                .rposition(|h| h.received() > 0)
+                .map_or(usize::from(max).min(3), |i| (i + 2).min(usize::from(max))),
+        };
+        hops.truncate(end);
+        let names = if self.names {
+            lookup_names(&hops).await
+        } else {
+            HashMap::new()
+        };
+        let out: Vec<Hop> = hops.iter().map(|h| h.to_hop(&names)).collect();
+        m.metrics.reached = Some(reach.is_some());
+        if let Some(last) = out.last().filter(|_| reach.is_some()) {
+            m.latency_ms = last.mean_ms;
+        }
+        m.metrics.hops = Some(out);
+        if reach.is_none() {
+            let why = hops
+                .iter()
+                .rev()
+                .find(|h| h.unreachable)
+                .map(|h| format!("; hop {} reports it unreachable", h.ttl))
+                .unwrap_or_default();
+            return Err(ProbeError::new(
+                if why.is_empty() {
+                    ErrorKind::Timeout
+                } else {
+                    ErrorKind::Unreachable
+                },
+                format!("{dst} not reached within {max} hops{why}"),
+            ));
+        }
+        Ok(())
     }
 }

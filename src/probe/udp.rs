@@ -14,7 +14,7 @@
 
 use super::ping::{DEFAULT_COUNT, DEFAULT_INTERVAL_MS, DEFAULT_REPLY_TIMEOUT_MS};
 use super::rxtime::SentAt;
-use super::{finish, ms, record_samples, resolve_one, Family, Probe, ProbeError};
+use super::{ms, record_samples, resolve_one, Family, Probe, ProbeError};
 use crate::config::{split_host_port, Config, UdpTarget};
 use crate::model::{ErrorKind, Measurement, TestType};
 use std::net::SocketAddr;
@@ -66,6 +66,78 @@ impl UdpProbe {
             family: t.family,
             tier: 1,
         }
+    }
+}
+
+/// The next datagram: its length, when it was read, and when the kernel
+/// received it (where the OS says).
+async fn recv_stamped(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Instant, Option<std::time::SystemTime>)> {
+    #[cfg(unix)]
+    loop {
+        sock.readable().await?;
+        match super::rxtime::recv(sock, buf) {
+            Ok((n, _, stamp)) => return Ok((n, Instant::now(), stamp)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let n = sock.recv(buf).await?;
+        Ok((n, Instant::now(), None))
+    }
+}
+
+/// The sequence number of a reply to `session`, if it is one, and the
+/// responder's turnaround if it filled it in.
+fn parse_reply(b: &[u8], session: u32) -> Option<(usize, Option<Duration>)> {
+    if b.len() < HEADER || &b[..4] != TAG || b[4..8] != session.to_be_bytes() {
+        return None;
+    }
+    let seq = u32::from_be_bytes([b[8], b[9], b[10], b[11]]) as usize;
+    let turnaround = b
+        .get(HEADER..STAMPED)
+        .filter(|f| *f != UNFILLED)
+        .and_then(|f| <[u8; 8]>::try_from(f).ok())
+        .map(|f| Duration::from_nanos(u64::from_be_bytes(f)));
+    Some((seq, turnaround))
+}
+
+/// Writes the responder's turnaround into a probe's datagram that asks for
+/// it (ours, long enough, the field unfilled): from the kernel's arrival
+/// stamp, or from the read when there is none, to now.
+fn fill_turnaround(b: &mut [u8], kernel: Option<SystemTime>, read: Instant) {
+    if b.len() < STAMPED || &b[..4] != TAG || b[HEADER..STAMPED] != UNFILLED {
+        return;
+    }
+    let since_read = read.elapsed();
+    // The wall-clock stamp only when it agrees with the monotonic clock.
+    let turnaround = kernel
+        .and_then(|k| SystemTime::now().duration_since(k).ok())
+        .filter(|d| *d >= since_read && *d < Duration::from_secs(1))
+        .unwrap_or(since_read);
+    let nanos = u64::try_from(turnaround.as_nanos()).unwrap_or(u64::MAX - 1);
+    b[HEADER..STAMPED].copy_from_slice(&nanos.to_be_bytes());
+}
+
+impl Probe for UdpProbe {
+    fn test_type(&self) -> TestType {
+        TestType::Udp
+    }
+
+    fn target(&self) -> String {
+        self.address.trim().to_owned()
+    }
+
+    fn timeout(&self) -> Duration {
+        super::sampled_limit(self.count, self.interval, self.reply_timeout)
+    }
+
+    fn tier(&self) -> u8 {
+        self.tier
     }
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
@@ -171,84 +243,6 @@ impl UdpProbe {
                 ),
             )
         })
-    }
-}
-
-/// The next datagram: its length, when it was read, and when the kernel
-/// received it (where the OS says).
-async fn recv_stamped(
-    sock: &UdpSocket,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, Instant, Option<std::time::SystemTime>)> {
-    #[cfg(unix)]
-    loop {
-        sock.readable().await?;
-        match super::rxtime::recv(sock, buf) {
-            Ok((n, _, stamp)) => return Ok((n, Instant::now(), stamp)),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let n = sock.recv(buf).await?;
-        Ok((n, Instant::now(), None))
-    }
-}
-
-/// The sequence number of a reply to `session`, if it is one, and the
-/// responder's turnaround if it filled it in.
-fn parse_reply(b: &[u8], session: u32) -> Option<(usize, Option<Duration>)> {
-    if b.len() < HEADER || &b[..4] != TAG || b[4..8] != session.to_be_bytes() {
-        return None;
-    }
-    let seq = u32::from_be_bytes([b[8], b[9], b[10], b[11]]) as usize;
-    let turnaround = b
-        .get(HEADER..STAMPED)
-        .filter(|f| *f != UNFILLED)
-        .and_then(|f| <[u8; 8]>::try_from(f).ok())
-        .map(|f| Duration::from_nanos(u64::from_be_bytes(f)));
-    Some((seq, turnaround))
-}
-
-/// Writes the responder's turnaround into a probe's datagram that asks for
-/// it (ours, long enough, the field unfilled): from the kernel's arrival
-/// stamp, or from the read when there is none, to now.
-fn fill_turnaround(b: &mut [u8], kernel: Option<SystemTime>, read: Instant) {
-    if b.len() < STAMPED || &b[..4] != TAG || b[HEADER..STAMPED] != UNFILLED {
-        return;
-    }
-    let since_read = read.elapsed();
-    // The wall-clock stamp only when it agrees with the monotonic clock.
-    let turnaround = kernel
-        .and_then(|k| SystemTime::now().duration_since(k).ok())
-        .filter(|d| *d >= since_read && *d < Duration::from_secs(1))
-        .unwrap_or(since_read);
-    let nanos = u64::try_from(turnaround.as_nanos()).unwrap_or(u64::MAX - 1);
-    b[HEADER..STAMPED].copy_from_slice(&nanos.to_be_bytes());
-}
-
-impl Probe for UdpProbe {
-    fn test_type(&self) -> TestType {
-        TestType::Udp
-    }
-
-    fn target(&self) -> String {
-        self.address.trim().to_owned()
-    }
-
-    fn timeout(&self) -> Duration {
-        super::sampled_limit(self.count, self.interval, self.reply_timeout)
-    }
-
-    async fn run(&self) -> Measurement {
-        let mut m = Measurement::begin(TestType::Udp, self.target());
-        m.tier = self.tier;
-        let start = Instant::now();
-        let t = self.timeout();
-        let outcome = tokio::time::timeout(t, self.attempt(&mut m)).await;
-        finish(&mut m, start, t, outcome);
-        m
     }
 }
 
