@@ -57,7 +57,7 @@ async fn main() {
     p.count = N;
     p.interval = Duration::from_millis(50);
     let r = p.run().await;
-    let (_, _, reference) = tokio::task::block_in_place(|| ping(ip, N, "0.05", "2"));
+    let reference = tokio::task::block_in_place(|| ping(ip, N, "0.05", "2")).avg;
     row(
         "ICMP echo RTT (mean)",
         DELAY_MS,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::chain::{Chain, PingGroupRange};
 use support::netns::NetPair;
 use support::servers::{self, dig, udp_echo_peer, Caddy, Dnsmasq, TestCa};
-use support::{df_ping_passes, median, ping, run};
+use support::{df_ping_passes, median, ping, run, Ping};
 use waddleperf::config::HttpMode;
 use waddleperf::model::{ErrorKind, Measurement};
 use waddleperf::probe::dns::DnsProbe;
@@ -33,14 +33,15 @@ const DELAY_MS: f64 = 30.0;
 /// Stated bound: one round trip through the delay line costs the delay plus
 /// at most this much (release granularity, scheduling, debug build).
 const OVERHEAD_MS: f64 = 2.0;
-/// Stated agreement with the reference tool's mean on the same path.
+/// Stated agreement with the reference tool (its median) on the same path.
 const AGREE_MS: f64 = 1.0;
 /// How far dig's query time may stray: whole milliseconds read from its
 /// event loop's clock.
 const DIG_SLACK_MS: f64 = 3.0;
-/// HTTP/3's time to first byte also runs the QUIC and QPACK stacks in user
-/// space (debug build): its own bound.
-const H3_OVERHEAD_MS: f64 = 4.0;
+/// The QUIC handshake also waits for the server to sign it (caddy, per
+/// connection): its own bound. Our side's decryption and certificate checks
+/// are not in it (stamped when the datagram is read).
+const H3_HANDSHAKE_OVERHEAD_MS: f64 = 3.0;
 
 fn ms(d: f64) -> Duration {
     Duration::from_secs_f64(d / 1000.0)
@@ -52,28 +53,48 @@ fn ms(d: f64) -> Duration {
 const LOSS_P: f64 = 0.2;
 const LOSS_N: u32 = 200;
 /// A sampled result (ICMP, UDP) through the delay line: `count` replies,
-/// none faster than the line, the mean within the stated overhead of it
-/// and within `AGREE_MS` of ping's average on the same path. Returns the
+/// none faster than the line; its median, and its mean with the single
+/// slowest reply set aside, within the stated overhead of the line; its
+/// median within `AGREE_MS` of ping's median on the same path. Returns the
 /// mean.
-fn check_line_mean(name: &str, r: &Measurement, count: u32, ping_avg: f64) -> f64 {
+///
+/// Why not the plain mean: this is a shared two-core machine, and once in
+/// a while a thread (the delay line's, the probe's, the kernel's) is held
+/// off the CPU for tens of milliseconds. The reply caught in that stall
+/// really did take longer, and both the probe and ping report it so, but
+/// one such reply in twenty moves the mean by more than the overhead
+/// stated here; the median and a mean trimmed of its top sample do not
+/// move, while a probe that is off on every reply still fails them.
+fn check_line_mean(name: &str, r: &Measurement, count: u32, reference: &Ping) -> f64 {
     assert!(r.success, "{name}: {r:?}");
     assert_eq!(r.metrics.received, Some(count), "{name}");
     let mean = r.metrics.mean_ms.unwrap();
+    let median = r.metrics.median_ms.unwrap();
     let (min, max) = (r.metrics.min_ms.unwrap(), r.metrics.max_ms.unwrap());
+    let n = f64::from(count);
+    let trimmed = (mean * n - max) / (n - 1.0);
     println!(
-        "{name}: truth {DELAY_MS:.1} ms, ours mean {mean:.3} ms (error {:+.3}, min {min:.3}, max {max:.3}), \
-         ping avg {ping_avg:.3} ms (error {:+.3})",
-        mean - DELAY_MS,
-        ping_avg - DELAY_MS
+        "{name}: truth {DELAY_MS:.1} ms, ours median {median:.3} ms (error {:+.3}), \
+         mean {mean:.3} (without the slowest reply {trimmed:.3}, error {:+.3}), \
+         min {min:.3}, max {max:.3}; ping median {:.3} ms (error {:+.3}), avg {:.3}",
+        median - DELAY_MS,
+        trimmed - DELAY_MS,
+        reference.median,
+        reference.median - DELAY_MS,
+        reference.avg,
     );
     assert!(min >= DELAY_MS, "{name}: no reply beats the delay line");
+    assert!(min <= median && median <= max && min <= mean && mean <= max);
+    for (what, v) in [("median", median), ("trimmed mean", trimmed)] {
+        assert!(
+            v <= DELAY_MS + OVERHEAD_MS,
+            "{name}: {what} {v} > {DELAY_MS} + {OVERHEAD_MS}"
+        );
+    }
     assert!(
-        mean <= DELAY_MS + OVERHEAD_MS,
-        "{name}: mean {mean} > {DELAY_MS} + {OVERHEAD_MS}"
-    );
-    assert!(
-        (mean - ping_avg).abs() < AGREE_MS,
-        "{name}: ours {mean} vs ping {ping_avg}"
+        (median - reference.median).abs() < AGREE_MS,
+        "{name}: our median {median} vs ping's {}",
+        reference.median
     );
     mean
 }
@@ -101,7 +122,7 @@ async fn icmp_mean_is_the_delay_line_and_agrees_with_ping() {
     };
     // Raw socket (root), then the unprivileged datagram socket.
     let raw = probe(20).run().await;
-    let (ps, pr, pavg) = tokio::task::block_in_place(|| ping(peer, 20, "0.05", "2"));
+    let reference = tokio::task::block_in_place(|| ping(peer, 20, "0.05", "2"));
     let dgram = {
         let _open = PingGroupRange::allow_all();
         let s = Session::open(peer, SessionOptions::default()).unwrap();
@@ -109,17 +130,17 @@ async fn icmp_mean_is_the_delay_line_and_agrees_with_ping() {
         drop(s);
         probe(20).run().await
     };
-    println!("ping: {pr}/{ps} replies");
+    println!("ping: {}/{} replies", reference.received, reference.sent);
     for (name, r) in [
         ("icmp (raw socket)", &raw),
         ("icmp (datagram socket)", &dgram),
     ] {
-        check_line_mean(name, r, 20, pavg);
+        check_line_mean(name, r, 20, &reference);
         assert_eq!(r.metrics.sent, Some(20));
         assert_eq!(r.metrics.loss_pct, Some(0.0));
         assert_eq!(r.latency_ms, r.metrics.mean_ms);
     }
-    assert_eq!(pr, 20);
+    assert_eq!(reference.received, 20);
 }
 
 /// IPv6 end to end: ICMPv6 echo on the raw and the datagram socket, and
@@ -139,7 +160,7 @@ async fn ipv6_icmp_and_udp_follow_the_delay_line_and_agree_with_ping() {
         p
     };
     let raw = icmp().run().await;
-    let (ps, pr, pavg) = tokio::task::block_in_place(|| ping(peer, 20, "0.05", "2"));
+    let reference = tokio::task::block_in_place(|| ping(peer, 20, "0.05", "2"));
     let dgram = {
         let _open = PingGroupRange::allow_all();
         let s = Session::open(peer, SessionOptions::default()).unwrap();
@@ -151,13 +172,17 @@ async fn ipv6_icmp_and_udp_follow_the_delay_line_and_agree_with_ping() {
     u.count = 20;
     u.interval = Duration::from_millis(50);
     let udp = u.run().await;
-    assert_eq!((ps, pr), (20, 20), "ping -6 through the line");
+    assert_eq!(
+        (reference.sent, reference.received),
+        (20, 20),
+        "ping -6 through the line"
+    );
     for (name, r) in [
         ("icmpv6, raw socket", &raw),
         ("icmpv6, datagram socket", &dgram),
         ("udp over ipv6", &udp),
     ] {
-        check_line_mean(name, r, 20, pavg);
+        check_line_mean(name, r, 20, &reference);
         assert_eq!(
             r.resolved_ip.as_deref(),
             Some(pair.peer_ip6.to_string().as_str())
@@ -178,8 +203,9 @@ async fn icmp_and_udp_loss_are_within_the_binomial_range() {
     p.interval = Duration::from_millis(10);
     p.reply_timeout = Duration::from_millis(1000);
     let icmp = p.run().await;
-    let (ps, pr, _) =
+    let reference =
         tokio::task::block_in_place(|| ping(IpAddr::V4(pair.peer_ip), LOSS_N, "0.01", "1"));
+    let (ps, pr) = (reference.sent, reference.received);
     let ping_loss = f64::from(ps - pr) * 100.0 / f64::from(ps);
 
     let mut u = UdpProbe::new(format!("{}:7", pair.peer_ip));
@@ -229,14 +255,18 @@ async fn udp_mean_is_the_delay_line_and_jitter_follows_injected_jitter() {
     let steady = {
         let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
         let u = udp(20).run().await;
-        let (_, _, pavg) =
+        let reference =
             tokio::task::block_in_place(|| ping(IpAddr::V4(pair.peer_ip), 20, "0.04", "2"));
-        check_line_mean("udp", &u, 20, pavg);
-        println!(
-            "udp on a steady line: jitter {:.3} ms",
-            u.metrics.jitter_ms.unwrap()
-        );
-        u.metrics.jitter_ms.unwrap()
+        check_line_mean("udp", &u, 20, &reference);
+        // Jitter is the mean difference between consecutive replies: one
+        // reply caught in a stall of the machine (see check_line_mean)
+        // adds at most two differences of (slowest - median). They are
+        // set aside, as the slowest reply is for the mean.
+        let j = u.metrics.jitter_ms.unwrap();
+        let stall = u.metrics.max_ms.unwrap() - u.metrics.median_ms.unwrap();
+        let trimmed = (j - 2.0 * stall / 19.0).max(0.0);
+        println!("udp on a steady line: jitter {j:.3} ms, {trimmed:.3} without the slowest reply");
+        trimmed
     };
     // Uniform extra delay in [0, 10) ms: consecutive samples differ by 10/3 ms on average.
     let jitter_truth = 10.0 / 3.0;
@@ -608,15 +638,11 @@ async fn http3_against_caddy_times_the_quic_handshake_and_blocked_udp_is_its_own
             h - DELAY_MS,
             t - DELAY_MS
         );
-        // The handshake also does ECDHE and certificate checks (debug build).
         assert!(
-            (DELAY_MS..=DELAY_MS + 2.0 * H3_OVERHEAD_MS).contains(&h),
+            (DELAY_MS..=DELAY_MS + H3_HANDSHAKE_OVERHEAD_MS).contains(&h),
             "handshake {h}"
         );
-        assert!(
-            (DELAY_MS..=DELAY_MS + H3_OVERHEAD_MS).contains(&t),
-            "ttfb {t}"
-        );
+        assert!((DELAY_MS..=DELAY_MS + OVERHEAD_MS).contains(&t), "ttfb {t}");
     }
     // auto: HTTP/2 over TCP, then the Alt-Svc offer is taken up.
     let auto = probe(HttpMode::Auto).run().await;

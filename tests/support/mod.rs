@@ -122,12 +122,23 @@ impl Drop for SmallDisk {
     }
 }
 
-/// `ping`'s summary: (transmitted, received, avg RTT).
-pub fn ping(ip: IpAddr, count: u32, interval_s: &str, wait_s: &str) -> (u32, u32, f64) {
+/// What `ping` reported: its summary line and every reply's time.
+#[derive(Debug, Clone)]
+pub struct Ping {
+    pub sent: u32,
+    pub received: u32,
+    /// ping's own average (its summary line).
+    pub avg: f64,
+    /// The median of the per-reply times: one late reply (a stalled
+    /// machine) moves it little, unlike the average.
+    pub median: f64,
+}
+
+/// Runs `ping -c count -i interval -W wait` and reads its report.
+pub fn ping(ip: IpAddr, count: u32, interval_s: &str, wait_s: &str) -> Ping {
     let out = Command::new("ping")
         .args([
             "-n",
-            "-q",
             "-c",
             &count.to_string(),
             "-i",
@@ -139,23 +150,34 @@ pub fn ping(ip: IpAddr, count: u32, interval_s: &str, wait_s: &str) -> (u32, u32
         .output()
         .expect("cannot run ping (iputils-ping)");
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut sent = 0;
-    let mut recv = 0;
-    let mut avg = f64::NAN;
+    let mut p = Ping {
+        sent: 0,
+        received: 0,
+        avg: f64::NAN,
+        median: f64::NAN,
+    };
+    let mut times = Vec::new();
     for line in text.lines() {
+        if let Some(t) = line.split(" time=").nth(1) {
+            let t = t.split_whitespace().next().unwrap_or_default();
+            times.push(t.parse::<f64>().unwrap());
+        }
         if line.contains("packets transmitted") {
             let nums: Vec<u32> = line
                 .split(|c: char| !c.is_ascii_digit())
                 .filter_map(|w| w.parse().ok())
                 .collect();
-            sent = nums[0];
-            recv = nums[1];
+            p.sent = nums[0];
+            p.received = nums[1];
         }
         if let Some(rest) = line.split(" = ").nth(1).filter(|_| line.starts_with("rtt")) {
-            avg = rest.split('/').nth(1).unwrap().parse().unwrap();
+            p.avg = rest.split('/').nth(1).unwrap().parse().unwrap();
         }
     }
-    (sent, recv, avg)
+    if !times.is_empty() {
+        p.median = median(&mut times);
+    }
+    p
 }
 
 /// Whether `ping -M do -s payload` gets through.
