@@ -4,6 +4,12 @@
 //! `ttfb_ms` from sending the request to the response head, `total_ms`.
 //! A handshake that gets no answer is [`ErrorKind::Http3Unavailable`]:
 //! UDP is blocked on the way or the server does not offer HTTP/3.
+//!
+//! Both the handshake and the time to first byte end when the datagram
+//! that completed them was read off the socket, not when quinn and h3 have
+//! finished decrypting, verifying the certificate and decoding the headers
+//! ([`StampedUdp`]): that work is ours, not the network's. The handshake
+//! starts when the first Initial datagram is written.
 
 use super::net::resolve;
 use super::tls;
@@ -11,9 +17,12 @@ use super::{ms, ProbeError};
 use crate::model::{ErrorKind, Measurement};
 use bytes::Buf;
 use hyper::header::{HeaderValue, ACCEPT, USER_AGENT};
+use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use url::Url;
 
@@ -54,9 +63,8 @@ pub async fn fetch(r: H3Request<'_>, m: &mut Measurement) -> Result<H3Outcome, P
     m.metrics.dns_ms = resolved.dns_ms;
     let addr = resolved.addrs[0];
     m.resolved_ip = Some(addr.ip().to_string());
-    let local = super::net::local_any(addr);
-    let mut endpoint = quinn::Endpoint::client(local)
-        .map_err(|e| ProbeError::io("opening a UDP socket for QUIC", &e))?;
+    let (mut endpoint, wire) =
+        stamped_endpoint(addr).map_err(|e| ProbeError::io("opening a UDP socket for QUIC", &e))?;
     endpoint.set_default_client_config(client);
 
     let t = Instant::now();
@@ -68,7 +76,8 @@ pub async fn fetch(r: H3Request<'_>, m: &mut Measurement) -> Result<H3Outcome, P
         Ok(Err(e)) => return Err(connection_error(addr, &e, r.handshake_timeout)),
         Err(_) => return Err(unavailable(addr, r.handshake_timeout)),
     };
-    m.metrics.connect_ms = Some(ms(t.elapsed()));
+    let handshake = wire.span(wire.first_send().unwrap_or(t), t);
+    m.metrics.connect_ms = Some(ms(handshake));
     m.metrics.tls_version = Some("TLSv1.3".into());
     if let Some(certs) = conn.peer_identity().and_then(|id| {
         id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
@@ -90,7 +99,7 @@ pub async fn fetch(r: H3Request<'_>, m: &mut Measurement) -> Result<H3Outcome, P
     let drive = tokio::spawn(async move {
         let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
     });
-    let result = exchange(&mut sender, &r, start, m).await;
+    let result = exchange(&mut sender, &r, &wire, start, m).await;
     conn.close(0u32.into(), b"done");
     drive.abort();
     endpoint.close(0u32.into(), b"done");
@@ -100,6 +109,7 @@ pub async fn fetch(r: H3Request<'_>, m: &mut Measurement) -> Result<H3Outcome, P
 async fn exchange(
     sender: &mut h3::client::SendRequest<h3_quinn::OpenStreams, bytes::Bytes>,
     r: &H3Request<'_>,
+    wire: &StampedUdp,
     start: Instant,
     m: &mut Measurement,
 ) -> Result<H3Outcome, ProbeError> {
@@ -129,7 +139,7 @@ async fn exchange(
         .recv_response()
         .await
         .map_err(|e| h3err("response", &e))?;
-    m.metrics.ttfb_ms = Some(ms(sent.elapsed()));
+    m.metrics.ttfb_ms = Some(ms(wire.span(sent, sent)));
     let status = resp.status().as_u16();
     m.metrics.status_code = Some(status);
     m.metrics.http_version = Some("3".into());
@@ -151,6 +161,118 @@ async fn exchange(
     }
     super::http::record_transfer(m, start, sent, bytes);
     Ok(H3Outcome { status, location })
+}
+
+/// A client endpoint on a [`StampedUdp`] socket of `addr`'s family.
+fn stamped_endpoint(addr: SocketAddr) -> std::io::Result<(quinn::Endpoint, Arc<StampedUdp>)> {
+    let socket = std::net::UdpSocket::bind(super::net::local_any(addr))?;
+    let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+    let wire = Arc::new(StampedUdp {
+        inner: runtime.wrap_udp_socket(socket)?,
+        stamps: Mutex::new(WireStamps::default()),
+    });
+    let endpoint = quinn::Endpoint::new_with_abstract_socket(
+        quinn::EndpointConfig::default(),
+        None,
+        wire.clone(),
+        runtime,
+    )?;
+    Ok((endpoint, wire))
+}
+
+/// quinn's UDP socket, noting when the first datagram was written and when
+/// the latest one was read.
+#[derive(Debug)]
+pub struct StampedUdp {
+    inner: Arc<dyn quinn::AsyncUdpSocket>,
+    stamps: Mutex<WireStamps>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct WireStamps {
+    first_send: Option<Instant>,
+    last_recv: Option<Instant>,
+}
+
+impl StampedUdp {
+    fn stamps(&self) -> WireStamps {
+        match self.stamps.lock() {
+            Ok(g) => *g,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    fn note(&self, f: impl FnOnce(&mut WireStamps)) {
+        match self.stamps.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    fn first_send(&self) -> Option<Instant> {
+        self.stamps().first_send
+    }
+
+    /// From `from` to the latest datagram read, taken now that the
+    /// awaited step has completed; the plain time since `from` when no
+    /// datagram was read after `floor` (a step that completed on data
+    /// already at hand).
+    fn span(&self, from: Instant, floor: Instant) -> Duration {
+        let now = Instant::now();
+        match self.stamps().last_recv {
+            Some(at) if at >= floor && at >= from => at - from,
+            _ => now.saturating_duration_since(from),
+        }
+    }
+}
+
+impl quinn::AsyncUdpSocket for StampedUdp {
+    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn quinn::UdpPoller>> {
+        self.inner.clone().create_io_poller()
+    }
+
+    fn try_send(&self, transmit: &quinn::udp::Transmit) -> std::io::Result<()> {
+        let r = self.inner.try_send(transmit);
+        if r.is_ok() {
+            let now = Instant::now();
+            self.note(|s| {
+                s.first_send.get_or_insert(now);
+            });
+        }
+        r
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [quinn::udp::RecvMeta],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = self.inner.poll_recv(cx, bufs, meta);
+        if let Poll::Ready(Ok(n)) = &r {
+            if *n > 0 {
+                let now = Instant::now();
+                self.note(|s| s.last_recv = Some(now));
+            }
+        }
+        r
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    fn max_transmit_segments(&self) -> usize {
+        self.inner.max_transmit_segments()
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        self.inner.max_receive_segments()
+    }
+
+    fn may_fragment(&self) -> bool {
+        self.inner.may_fragment()
+    }
 }
 
 fn unavailable(addr: SocketAddr, wait: Duration) -> ProbeError {
