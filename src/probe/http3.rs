@@ -331,6 +331,23 @@ pub fn alt_svc_h3_port(header: &str) -> Option<u16> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn spans_end_at_the_latest_datagram_read_after_the_floor() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let (_endpoint, wire) = stamped_endpoint(peer).expect("a loopback UDP socket");
+        let t0 = Instant::now();
+        let read = t0 + Duration::from_millis(30);
+        wire.note(|s| s.last_recv = Some(read));
+        // Ends at the read, not at the (later) moment we ask.
+        assert_eq!(wire.span(t0, t0), Duration::from_millis(30));
+        // A read from before the step began does not end it: time since `from`.
+        let later = t0 + Duration::from_millis(40);
+        std::thread::sleep(Duration::from_millis(45));
+        let fallback = wire.span(later, later);
+        assert!(fallback >= Duration::from_millis(5) && fallback < Duration::from_secs(5));
+        assert_eq!(wire.first_send(), None, "nothing written yet");
+    }
+
     #[test]
     fn alt_svc_offers_are_read() {
         assert_eq!(alt_svc_h3_port(r#"h3=":443"; ma=2592000"#), Some(443));
