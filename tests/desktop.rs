@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use support::desktop::{artifacts_dir, desktop_bin, wait_gone, Display, Driver, Session};
+use support::desktop::{artifacts_dir, desktop_bin, Display, Driver, Session};
 use support::servers::{Nginx, TestCa};
 use waddleperf::store::{HistoryQuery, Store};
 
@@ -293,7 +293,6 @@ async fn webview_scenario() {
     let text = std::fs::read_to_string(files.config()).unwrap();
     assert!(text.contains("interval_minutes = 15"), "{text}");
     s.end().await;
-    wait_gone(&app, Duration::from_secs(30));
 
     // 4. Restarted, the app has kept it.
     let s = Session::start(&driver, &app, &files.args(Some("settings"))).await;
@@ -315,7 +314,6 @@ async fn webview_scenario() {
     println!("header after restart: {header}");
     assert!(header.as_str().unwrap().starts_with("Last run"));
     s.end().await;
-    wait_gone(&app, Duration::from_secs(30));
     drop(driver);
 }
 
@@ -385,10 +383,21 @@ fn tray_icon_menu_runs_the_tests_and_quits() {
         assert!(Instant::now() < deadline, "Quit did not end the app");
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(status.success(), "exit status {status}");
+    let log = read_logs(&files.logs());
+    assert!(
+        status.success(),
+        "exit status {status}; the app's log ends:\n{}",
+        log.lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let store = Store::open(&files.db()).unwrap();
     assert_eq!(store.check().unwrap(), Vec::<String>::new(), "integrity");
-    let log = read_logs(&files.logs());
     assert!(log.contains("desktop app stopped"), "{log}");
 }
 

@@ -620,16 +620,20 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
         .build(tauri::generate_context!())?;
 
     let exit_shell = Arc::clone(&shell);
+    let exit_code = std::sync::atomic::AtomicI32::new(0);
     app.run(move |app, event| match event {
         // The last window closed: the app lives on in the tray.
         RunEvent::ExitRequested {
             code: None, api, ..
         } => api.prevent_exit(),
-        // Quit from elsewhere than the menu (the OS logging out): stop the
-        // runtime first so no run is cut mid-write.
-        RunEvent::ExitRequested { code: Some(_), .. } if !exit_shell.rt.is_closing() => {
-            let rt = exit_shell.rt.clone();
-            tauri::async_runtime::block_on(rt.shutdown(crate::QUIT_GRACE));
+        RunEvent::ExitRequested { code: Some(c), .. } => {
+            exit_code.store(c, std::sync::atomic::Ordering::Relaxed);
+            // Quit from elsewhere than the menu (the OS logging out): stop
+            // the runtime first so no run is cut mid-write.
+            if !exit_shell.rt.is_closing() {
+                let rt = exit_shell.rt.clone();
+                tauri::async_runtime::block_on(rt.shutdown(crate::QUIT_GRACE));
+            }
         }
         RunEvent::Exit => {
             let rt = exit_shell.rt.clone();
@@ -648,12 +652,31 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
             if let Ok(mut g) = log_guard.lock() {
                 g.take();
             }
+            end_process(exit_code.load(std::sync::atomic::Ordering::Relaxed));
         }
         _ => {}
     });
     drop(lock);
     Ok(())
 }
+
+/// Ends the process once everything is saved (runtime stopped, log
+/// flushed). On Linux and the BSDs the toolkit's own teardown that would come
+/// next (destroying the tray's GTK objects, the accessibility bridge's exit
+/// handlers) has been seen to crash the app after a clean quit, and it has
+/// nothing left to save: the process ends here, and the X server and the
+/// session bus drop the tray icon when its connections close. Windows and
+/// macOS go on through Tauri's teardown, which removes the icon there.
+#[cfg(all(unix, not(target_os = "macos")))]
+#[allow(unsafe_code)]
+fn end_process(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions; it does not return, and runs no
+    // handler that could see a half-dropped Rust value.
+    unsafe { libc::_exit(code) }
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn end_process(_code: i32) {}
 
 /// SIGTERM and SIGINT quit like the menu's Quit.
 #[cfg(unix)]

@@ -80,19 +80,26 @@ impl Display {
         {
             number += 1;
         }
-        let x = Command::new(xvfb)
+        // `-displayfd 1`: Xvfb writes its display number to stdout once it
+        // accepts connections (its socket file appears before that, and a
+        // client that connects in between fails).
+        let mut x = Command::new(xvfb)
             .arg(format!(":{number}"))
             .args(["-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
+            .args(["-displayfd", "1"])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let mut ready = String::new();
+        let out = x.stdout.take().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut ready).unwrap();
         let x = Killed(x);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !Path::new(&format!("/tmp/.X11-unix/X{number}")).exists() {
-            assert!(Instant::now() < deadline, "Xvfb :{number} did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert_eq!(
+            ready.trim(),
+            number.to_string(),
+            "Xvfb :{number} did not start"
+        );
         let home = tempfile::tempdir().unwrap();
         for d in [
             ".config",
@@ -112,7 +119,19 @@ impl Display {
             _tray: None,
         };
         if tray {
-            let t = display
+            display.start_tray();
+        }
+        display
+    }
+
+    /// trayer, docked at the top right; waits for its window. A trayer that
+    /// gave up at once (it has been seen to exit when the machine is
+    /// loaded) is started again, up to three times.
+    fn start_tray(&mut self) {
+        let mut why = String::new();
+        for attempt in 1..=3 {
+            let log = self.home.path().join(format!("trayer-{attempt}.log"));
+            let t = self
                 .command(which("trayer", "package trayer"))
                 .args([
                     "--edge",
@@ -131,13 +150,34 @@ impl Display {
                     "true",
                 ])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
                 .unwrap();
-            display._tray = Some(Killed(t));
-            display.wait_for_window("trayer", Duration::from_secs(20));
+            let mut t = Killed(t);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if !self
+                    .xdotool(&["search", "--class", "trayer"])
+                    .trim()
+                    .is_empty()
+                {
+                    self._tray = Some(t);
+                    return;
+                }
+                let exited = t.0.try_wait().unwrap();
+                if exited.is_some() || Instant::now() >= deadline {
+                    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+                    why = match exited {
+                        Some(s) => format!("exited ({s}): {}", stderr.trim()),
+                        None => format!("no window after 20 s: {}", stderr.trim()),
+                    };
+                    eprintln!("trayer, attempt {attempt}: {why}");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
-        display
+        panic!("trayer did not start on :{}: {why}", self.number);
     }
 
     /// A command on this display and bus, with this home.
@@ -290,6 +330,8 @@ pub struct Session {
     http: reqwest::Client,
     base: String,
     pub id: String,
+    /// The app's process, which WebKitWebDriver started for this session.
+    app_pid: u32,
 }
 
 impl Session {
@@ -325,7 +367,16 @@ impl Session {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {v}"))
             .to_owned();
-        Session { http, base, id }
+        let pids = app_pids(app);
+        let [app_pid] = pids[..] else {
+            panic!("one {} should run, not {pids:?}", app.display());
+        };
+        Session {
+            http,
+            base,
+            id,
+            app_pid,
+        }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -426,24 +477,35 @@ impl Session {
     }
 
     /// Ends the session; the driver closes the app.
+    /// Ends the session (WebKitWebDriver stops the app) and waits until the
+    /// app's process is gone.
     pub async fn end(self) {
         let _ = self
             .http
             .delete(format!("{}/session/{}", self.base, self.id))
             .send()
             .await;
+        wait_exited(self.app_pid, Duration::from_secs(30));
     }
 }
 
-/// Waits until no process runs `bin` (the app has quit).
-pub fn wait_gone(bin: &Path, timeout: Duration) {
+/// The processes running `bin`.
+fn app_pids(bin: &Path) -> Vec<u32> {
+    let out = Command::new("pgrep").arg("-f").arg(bin).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Waits until process `pid` has exited and been reaped. Not `pgrep`: a
+/// killed process's command line is empty as soon as its main thread has
+/// let go of its memory, while its other threads may still hold its files
+/// (the database lock, the D-Bus name a second instance looks for).
+fn wait_exited(pid: u32, timeout: Duration) {
     let deadline = Instant::now() + timeout;
-    loop {
-        let out = Command::new("pgrep").arg("-f").arg(bin).output().unwrap();
-        if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{} still runs", bin.display());
-        std::thread::sleep(Duration::from_millis(100));
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "process {pid} still runs");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
