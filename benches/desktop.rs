@@ -253,13 +253,7 @@ fn main() {
         s.end().await;
         (first.as_str().unwrap().parse::<f64>().unwrap(), year)
     });
-    // The app may outlive the session in its tray: quit it.
-    let _ = std::process::Command::new("pkill")
-        .arg("-TERM")
-        .arg("-f")
-        .arg(format!("^{}", app.display()))
-        .status();
-    support::desktop::wait_gone(&app, Duration::from_secs(30));
+    // (Ending the session has stopped the app.)
     drop(driver);
 
     // The footprint: the app started as a person would, its window opened

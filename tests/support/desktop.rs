@@ -477,15 +477,28 @@ impl Session {
     }
 
     /// Ends the session; the driver closes the app.
-    /// Ends the session (WebKitWebDriver stops the app) and waits until the
-    /// app's process is gone.
+    /// Ends the session and waits until the app's process is gone.
+    /// WebKitWebDriver stops the app it started; should the app outlive the
+    /// session in its tray, it gets SIGTERM (which quits it like the menu).
     pub async fn end(self) {
         let _ = self
             .http
             .delete(format!("{}/session/{}", self.base, self.id))
             .send()
             .await;
-        wait_exited(self.app_pid, Duration::from_secs(30));
+        if !exited_within(self.app_pid, Duration::from_secs(10)) {
+            if let Ok(pid) = i32::try_from(self.app_pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            assert!(
+                exited_within(self.app_pid, Duration::from_secs(30)),
+                "the app (process {}) still runs after SIGTERM",
+                self.app_pid
+            );
+        }
     }
 }
 
@@ -498,14 +511,17 @@ fn app_pids(bin: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// Waits until process `pid` has exited and been reaped. Not `pgrep`: a
-/// killed process's command line is empty as soon as its main thread has
-/// let go of its memory, while its other threads may still hold its files
-/// (the database lock, the D-Bus name a second instance looks for).
-fn wait_exited(pid: u32, timeout: Duration) {
+/// Whether process `pid` has exited and been reaped within `timeout`. Not
+/// `pgrep`: a killed process's command line is empty as soon as its main
+/// thread has let go of its memory, while its other threads may still hold
+/// its files (the database lock, the D-Bus name a second instance looks for).
+fn exited_within(pid: u32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(Instant::now() < deadline, "process {pid} still runs");
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    true
 }
