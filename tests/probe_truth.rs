@@ -1,6 +1,7 @@
 //! ICMP, UDP, DNS, traceroute, path MTU and HTTP/3 figures checked against
 //! truth injected in network namespaces (delay line, `statistic` loss,
-//! jitter, a 3-router chain, a 1400-byte link, blocked UDP), and against the
+//! jitter, a 3-router chain, a 1400-byte link, both over IPv4 and IPv6,
+//! blocked UDP), and against the
 //! reference tool (ping, dig, traceroute) in the same test. Each prints
 //! measured vs truth, and fails outside its stated bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -593,6 +594,84 @@ async fn path_mtu_is_1400_on_the_narrow_link_and_1500_on_the_wide_one() {
     println!(
         "path mtu behind a black hole: {:?} in {:.0} ms",
         r.metrics.path_mtu, r.duration_ms
+    );
+    assert_eq!(r.metrics.path_mtu, Some(1400), "{r:?}");
+}
+
+/// The same chain over IPv6: routers answer "time exceeded" and "packet too
+/// big" in ICMPv6, and a path MTU is the IPv6 payload + 48.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_traceroute_and_path_mtu_through_the_chain() {
+    let _serial = SERIAL.lock().await;
+    // Three routers; the link between the second and the third is narrow.
+    let chain = Chain::new(3, Some((2, 1400)));
+    let wide = Chain::new(1, None);
+    let target = IpAddr::V6(chain.target6());
+    let truth: Vec<String> = chain.hops6().iter().map(|h| h.to_string()).collect();
+    let reference = tokio::task::block_in_place(|| reference_traceroute(target));
+    println!("traceroute over ipv6: truth {truth:?}, traceroute -I {reference:?}");
+    assert_eq!(reference, truth, "the reference tool sees the chain");
+    let trace = || {
+        let mut p = TraceProbe::new(target.to_string());
+        p.rounds = 2;
+        p.interval = Duration::from_millis(100);
+        p.names = false;
+        p.max_hops = 10;
+        p
+    };
+    let raw = trace().run().await;
+    let dgram = {
+        let _open = PingGroupRange::allow_all();
+        trace().run().await
+    };
+    for (name, r) in [("raw socket", &raw), ("datagram socket", &dgram)] {
+        assert!(r.success, "{name}: {r:?}");
+        assert_eq!(r.metrics.reached, Some(true));
+        let hops = r.metrics.hops.as_ref().unwrap();
+        let ips: Vec<String> = hops
+            .iter()
+            .map(|h| h.ip.clone().unwrap_or_default())
+            .collect();
+        println!("traceroute over ipv6 ({name}): ours {ips:?}");
+        assert_eq!(ips, truth, "{name}");
+        for h in hops {
+            assert_eq!((h.sent, h.received), (2, 2), "{name} hop {h:?}");
+        }
+    }
+
+    let mtu = |t: IpAddr| {
+        let mut p = MtuProbe::new(t.to_string());
+        p.probe_timeout = Duration::from_millis(300);
+        p
+    };
+    for (name, t, truth) in [
+        ("narrow", target, 1400u32),
+        ("wide", IpAddr::V6(wide.target6()), 1500),
+    ] {
+        let r = mtu(t).run().await;
+        let (pass, fail) = tokio::task::block_in_place(|| {
+            (df_ping_passes(t, truth - 48), df_ping_passes(t, truth - 47))
+        });
+        println!(
+            "path mtu over ipv6 ({name}): truth {truth}, ours {:?} in {:.0} ms, ping -M do: {} bytes {}, {} bytes {}",
+            r.metrics.path_mtu,
+            r.duration_ms,
+            truth,
+            if pass { "pass" } else { "FAIL" },
+            truth + 1,
+            if fail { "PASS" } else { "fail" }
+        );
+        assert!(r.success, "{r:?}");
+        assert_eq!(r.metrics.path_mtu, Some(truth), "{name}");
+        assert!(pass && !fail, "the reference agrees on {truth}");
+    }
+    let r = {
+        let _open = PingGroupRange::allow_all();
+        mtu(target).run().await
+    };
+    println!(
+        "path mtu over ipv6 (datagram socket): {:?}",
+        r.metrics.path_mtu
     );
     assert_eq!(r.metrics.path_mtu, Some(1400), "{r:?}");
 }

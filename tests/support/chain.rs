@@ -4,10 +4,11 @@
 //! 10.A.(B+k).0/24, the left end `.1`, the right end `.2`. Each router
 //! answers a TTL that runs out with the address of its interface towards
 //! the test (`.2` of its left link), so the hops of a traceroute are known
-//! in advance: [`Chain::hops`].
+//! in advance: [`Chain::hops`]. Every link carries IPv6 as well, on
+//! fd00:A:(B+k)::/64 with the same ends `::1` and `::2`: [`Chain::hops6`].
 
 use super::{next_id, require_root, run};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 
 pub struct Chain {
@@ -46,7 +47,9 @@ impl Chain {
             // would turn back-to-back test runs into "loss" at the routers.
             chain.sh(
                 ns,
-                "ip link set lo up && sysctl -qw net.ipv4.ip_forward=1 && sysctl -qw net.ipv4.icmp_ratelimit=0",
+                "ip link set lo up && sysctl -qw net.ipv4.ip_forward=1 && sysctl -qw net.ipv4.icmp_ratelimit=0 \
+                 && sysctl -qw net.ipv6.conf.all.forwarding=1 && sysctl -qw net.ipv6.icmp.ratelimit=0 \
+                 && sysctl -qw net.ipv6.conf.default.accept_dad=0 && sysctl -qw net.ipv6.conf.all.accept_dad=0",
             );
         }
         let last = chain.nodes.len() - 1;
@@ -70,12 +73,30 @@ impl Chain {
             "dev",
             &chain.host_if,
         ]));
+        // No duplicate address detection (`accept_dad=0` here and in every
+        // node, `nodad` on each address): while a link-local address is
+        // still tentative, neighbour discovery fails and the first seconds'
+        // packets beyond the first router are lost.
+        run(Command::new("sysctl").args([
+            "-qw",
+            &format!("net.ipv6.conf.{}.accept_dad=0", chain.host_if),
+        ]));
+        run(Command::new("ip").args([
+            "-6",
+            "addr",
+            "add",
+            &format!("{}/64", chain.left6(0)),
+            "dev",
+            &chain.host_if,
+            "nodad",
+        ]));
         run(Command::new("ip").args(["link", "set", &chain.host_if, "up"]));
         chain.sh(
             &chain.nodes[0],
             &format!(
-                "ip addr add {}/24 dev w0 && ip link set w0 up",
-                chain.right(0)
+                "ip addr add {}/24 dev w0 && ip -6 addr add {}/64 dev w0 nodad && ip link set w0 up",
+                chain.right(0),
+                chain.right6(0)
             ),
         );
         // Link k: node k-1 (`e{k}`) to node k (`w{k}`).
@@ -84,16 +105,20 @@ impl Chain {
                 &chain.nodes[k - 1],
                 &format!(
                     "ip link add e{k} type veth peer name w{k} netns {next} && \
-                     ip addr add {l}/24 dev e{k} && ip link set e{k} up",
+                     ip addr add {l}/24 dev e{k} && ip -6 addr add {l6}/64 dev e{k} nodad && \
+                     ip link set e{k} up",
                     next = chain.nodes[k],
-                    l = chain.left(k)
+                    l = chain.left(k),
+                    l6 = chain.left6(k)
                 ),
             );
             chain.sh(
                 &chain.nodes[k],
                 &format!(
-                    "ip addr add {}/24 dev w{k} && ip link set w{k} up",
-                    chain.right(k)
+                    "ip addr add {}/24 dev w{k} && ip -6 addr add {}/64 dev w{k} nodad && \
+                     ip link set w{k} up",
+                    chain.right(k),
+                    chain.right6(k)
                 ),
             );
         }
@@ -121,13 +146,26 @@ impl Chain {
                 "via",
                 &chain.right(0).to_string(),
             ]));
+            run(Command::new("ip").args([
+                "-6",
+                "route",
+                "add",
+                &chain.subnet6(k),
+                "via",
+                &chain.right6(0).to_string(),
+            ]));
         }
         for (i, ns) in chain.nodes.iter().enumerate() {
             let mut script = Vec::new();
             if i < last {
                 script.push(format!("ip route add default via {}", chain.right(i + 1)));
+                script.push(format!(
+                    "ip -6 route add default via {}",
+                    chain.right6(i + 1)
+                ));
             } else {
                 script.push(format!("ip route add default via {}", chain.left(i)));
+                script.push(format!("ip -6 route add default via {}", chain.left6(i)));
             }
             if i < last {
                 for j in 0..i {
@@ -135,6 +173,11 @@ impl Chain {
                         "ip route add {} via {}",
                         chain.subnet(j),
                         chain.left(i)
+                    ));
+                    script.push(format!(
+                        "ip -6 route add {} via {}",
+                        chain.subnet6(j),
+                        chain.left6(i)
                     ));
                 }
             }
@@ -147,6 +190,43 @@ impl Chain {
 
     fn subnet(&self, k: usize) -> String {
         format!("10.{}.{}.0/24", self.a, self.b as usize + k)
+    }
+
+    fn subnet6(&self, k: usize) -> String {
+        format!("{}/64", self.v6(k, 0))
+    }
+
+    fn v6(&self, k: usize, end: u16) -> Ipv6Addr {
+        Ipv6Addr::new(
+            0xfd00,
+            u16::from(self.a),
+            u16::from(self.b) + k as u16,
+            0,
+            0,
+            0,
+            0,
+            end,
+        )
+    }
+
+    /// Link `k`'s IPv6 left end.
+    pub fn left6(&self, k: usize) -> Ipv6Addr {
+        self.v6(k, 1)
+    }
+
+    /// Link `k`'s IPv6 right end (node `k`'s address towards the test).
+    pub fn right6(&self, k: usize) -> Ipv6Addr {
+        self.v6(k, 2)
+    }
+
+    /// The target's IPv6 address.
+    pub fn target6(&self) -> Ipv6Addr {
+        self.right6(self.nodes.len() - 1)
+    }
+
+    /// The IPv6 addresses a traceroute must find, in order.
+    pub fn hops6(&self) -> Vec<Ipv6Addr> {
+        (0..self.nodes.len()).map(|k| self.right6(k)).collect()
     }
 
     /// The left end (towards the test) of link `k`.

@@ -405,7 +405,16 @@ mod linux {
         loop {
             let got = sh.sock.try_io(tokio::io::Interest::ERROR, || {
                 let mut iov = [std::io::IoSliceMut::new(&mut buf[..])];
-                let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
+                // Room for the error (one message: the extended error and
+                // the offender's address, 60 bytes for IPv6) and for the
+                // arrival stamp that comes along with it (SO_TIMESTAMPNS is
+                // on). Sized for the error alone, an IPv6 error was cut
+                // (MSG_CTRUNC) and lost.
+                let mut cmsg = nix::cmsg_space!(
+                    libc::sock_extended_err,
+                    libc::sockaddr_in6,
+                    nix::sys::time::TimeSpec
+                );
                 let msg = recvmsg::<SockaddrStorage>(
                     sh.sock.as_raw_fd(),
                     &mut iov,
@@ -420,8 +429,18 @@ mod linux {
                         .or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
                 });
                 let mut err = None;
+                let mut stamp = None;
                 for c in msg.cmsgs().into_iter().flatten() {
                     match c {
+                        ControlMessageOwned::ScmTimestampns(ts) => {
+                            stamp = Some(
+                                std::time::SystemTime::UNIX_EPOCH
+                                    + std::time::Duration::new(
+                                        ts.tv_sec() as u64,
+                                        ts.tv_nsec() as u32,
+                                    ),
+                            )
+                        }
                         ControlMessageOwned::Ipv4RecvErr(ee, off) => {
                             err = Some((
                                 ee,
@@ -443,9 +462,9 @@ mod linux {
                         _ => {}
                     }
                 }
-                Ok((msg.bytes, dst, err, at))
+                Ok((msg.bytes, dst, err, at, stamp))
             });
-            let Ok((n, dst, err, at)) = got else {
+            let Ok((n, dst, err, at, stamp)) = got else {
                 return;
             };
             let (Some(dst), Some((ee, offender))) = (dst, err) else {
@@ -474,7 +493,7 @@ mod linux {
                 }
                 _ => continue,
             };
-            dispatch_error(sh, kind, seq, dst, offender, at);
+            dispatch_error(sh, kind, seq, dst, offender, at, stamp);
         }
     }
 }
@@ -488,11 +507,13 @@ fn dispatch_error(
     dst: IpAddr,
     offender: Option<IpAddr>,
     at: Instant,
+    stamp: Option<std::time::SystemTime>,
 ) {
     let Some(p) = take(sh, seq, dst) else {
         return;
     };
-    let rtt = p.sent.rtt(at, None);
+    // The error's arrival stamp (the router's packet, as a reply's is).
+    let rtt = p.sent.rtt(at, stamp);
     let outcome = match (kind, offender) {
         (ErrorMsg::TooBig(mtu), from) => Outcome::TooBig { from, mtu },
         (kind, Some(from)) => error_outcome(kind, from, rtt),
