@@ -497,47 +497,45 @@ fn reference_traceroute(target: IpAddr) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traceroute_finds_the_three_routers_in_order() {
-    let _serial = SERIAL.lock().await;
-    let chain = Chain::new(3, None);
-    let target = IpAddr::V4(chain.target());
-    let truth: Vec<String> = chain.hops().iter().map(|h| h.to_string()).collect();
+/// Traces `target` through a chain whose hops are `truth`: `traceroute -I`
+/// first, then ours on the raw socket and on the unprivileged one (routers'
+/// errors from its error queue), three rounds each.
+async fn check_traceroute(label: &str, target: IpAddr, truth: &[String]) {
     let reference = tokio::task::block_in_place(|| reference_traceroute(target));
-    println!("traceroute: truth {truth:?}, traceroute -I {reference:?}");
+    println!("{label}: truth {truth:?}, traceroute -I {reference:?}");
     assert_eq!(reference, truth, "the reference tool sees the chain");
-    let trace = |rounds| {
+    let trace = || {
         let mut p = TraceProbe::new(target.to_string());
-        p.rounds = rounds;
+        p.rounds = 3;
         p.interval = Duration::from_millis(100);
         p.names = false;
         p.max_hops = 10;
         p
     };
-    let raw = trace(3).run().await;
+    let raw = trace().run().await;
     let dgram = {
         let _open = PingGroupRange::allow_all();
-        trace(3).run().await
+        trace().run().await
     };
     for (name, r) in [
         ("raw socket", &raw),
         ("datagram socket + error queue", &dgram),
     ] {
-        assert!(r.success, "{name}: {r:?}");
+        assert!(r.success, "{label} ({name}): {r:?}");
         assert_eq!(r.metrics.reached, Some(true));
         let hops = r.metrics.hops.as_ref().unwrap();
         let ips: Vec<String> = hops
             .iter()
             .map(|h| h.ip.clone().unwrap_or_default())
             .collect();
-        println!("traceroute ({name}): ours {ips:?}");
-        assert_eq!(ips, truth, "{name}");
+        println!("{label} ({name}): ours {ips:?}");
+        assert_eq!(ips, truth, "{label} ({name})");
         for (i, h) in hops.iter().enumerate() {
             assert_eq!(usize::from(h.ttl), i + 1);
             assert_eq!(
                 (h.sent, h.received, h.loss_pct),
                 (3, 3, 0.0),
-                "{name} hop {h:?}"
+                "{label} ({name}) hop {h:?}"
             );
             assert!(h.min_ms.unwrap() <= h.mean_ms.unwrap() && h.mean_ms <= h.max_ms);
         }
@@ -546,51 +544,69 @@ async fn traceroute_finds_the_three_routers_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traceroute_finds_the_three_routers_in_order() {
+    let _serial = SERIAL.lock().await;
+    let chain = Chain::new(3, None);
+    let truth: Vec<String> = chain.hops().iter().map(|h| h.to_string()).collect();
+    check_traceroute("traceroute", IpAddr::V4(chain.target()), &truth).await;
+}
+
+fn mtu_probe(target: IpAddr) -> MtuProbe {
+    let mut p = MtuProbe::new(target.to_string());
+    p.probe_timeout = Duration::from_millis(300);
+    p
+}
+
+/// Our path MTU to `target` is `truth`, and `ping -M do` agrees: a packet
+/// of `truth` bytes passes, one byte more does not.
+async fn check_path_mtu(label: &str, target: IpAddr, truth: u32) {
+    let headers = if target.is_ipv6() { 48 } else { 28 };
+    let r = mtu_probe(target).run().await;
+    let (pass, fail) = tokio::task::block_in_place(|| {
+        (
+            df_ping_passes(target, truth - headers),
+            df_ping_passes(target, truth - headers + 1),
+        )
+    });
+    println!(
+        "{label}: truth {truth}, ours {:?} in {:.0} ms, ping -M do: {} bytes {}, {} bytes {}",
+        r.metrics.path_mtu,
+        r.duration_ms,
+        truth,
+        if pass { "pass" } else { "FAIL" },
+        truth + 1,
+        if fail { "PASS" } else { "fail" }
+    );
+    assert!(r.success, "{r:?}");
+    assert_eq!(r.metrics.path_mtu, Some(truth), "{label}");
+    assert!(pass && !fail, "the reference agrees on {truth}");
+}
+
+/// Our path MTU through the unprivileged socket (routers' errors from its
+/// error queue).
+async fn datagram_path_mtu(target: IpAddr) -> Measurement {
+    let _open = PingGroupRange::allow_all();
+    mtu_probe(target).run().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_mtu_is_1400_on_the_narrow_link_and_1500_on_the_wide_one() {
     let _serial = SERIAL.lock().await;
     let narrow = Chain::new(1, Some((1, 1400)));
     let wide = Chain::new(1, None);
-    let mtu = |c: &Chain| {
-        let mut p = MtuProbe::new(c.target().to_string());
-        p.probe_timeout = Duration::from_millis(300);
-        p
-    };
-    for (name, chain, truth) in [("narrow", &narrow, 1400u32), ("wide", &wide, 1500)] {
-        let target = IpAddr::V4(chain.target());
-        let r = mtu(chain).run().await;
-        let (pass, fail) = tokio::task::block_in_place(|| {
-            (
-                df_ping_passes(target, truth - 28),
-                df_ping_passes(target, truth - 27),
-            )
-        });
-        println!(
-            "path mtu ({name} link): truth {truth}, ours {:?} in {:.0} ms, ping -M do: {} bytes {}, {} bytes {}",
-            r.metrics.path_mtu,
-            r.duration_ms,
-            truth,
-            if pass { "pass" } else { "FAIL" },
-            truth + 1,
-            if fail { "PASS" } else { "fail" }
-        );
-        assert!(r.success, "{r:?}");
-        assert_eq!(r.metrics.path_mtu, Some(truth), "{name}");
-        assert!(pass && !fail, "the reference agrees on {truth}");
-    }
-    // The same through the unprivileged socket (errors from the error queue).
-    {
-        let _open = PingGroupRange::allow_all();
-        let r = mtu(&narrow).run().await;
-        println!("path mtu (datagram socket): {:?}", r.metrics.path_mtu);
-        assert_eq!(r.metrics.path_mtu, Some(1400), "{r:?}");
-    }
+    let target = IpAddr::V4(narrow.target());
+    check_path_mtu("path mtu (narrow link)", target, 1400).await;
+    check_path_mtu("path mtu (wide link)", IpAddr::V4(wide.target()), 1500).await;
+    let r = datagram_path_mtu(target).await;
+    println!("path mtu (datagram socket): {:?}", r.metrics.path_mtu);
+    assert_eq!(r.metrics.path_mtu, Some(1400), "{r:?}");
     // A black-hole router: "fragmentation needed" never arrives; silence
     // counts as too big and the answer is the same.
     narrow.sh(
         &narrow.nodes[0],
         "iptables -A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP",
     );
-    let r = mtu(&narrow).run().await;
+    let r = mtu_probe(target).run().await;
     println!(
         "path mtu behind a black hole: {:?} in {:.0} ms",
         r.metrics.path_mtu, r.duration_ms
@@ -608,67 +624,15 @@ async fn ipv6_traceroute_and_path_mtu_through_the_chain() {
     let wide = Chain::new(1, None);
     let target = IpAddr::V6(chain.target6());
     let truth: Vec<String> = chain.hops6().iter().map(|h| h.to_string()).collect();
-    let reference = tokio::task::block_in_place(|| reference_traceroute(target));
-    println!("traceroute over ipv6: truth {truth:?}, traceroute -I {reference:?}");
-    assert_eq!(reference, truth, "the reference tool sees the chain");
-    let trace = || {
-        let mut p = TraceProbe::new(target.to_string());
-        p.rounds = 2;
-        p.interval = Duration::from_millis(100);
-        p.names = false;
-        p.max_hops = 10;
-        p
-    };
-    let raw = trace().run().await;
-    let dgram = {
-        let _open = PingGroupRange::allow_all();
-        trace().run().await
-    };
-    for (name, r) in [("raw socket", &raw), ("datagram socket", &dgram)] {
-        assert!(r.success, "{name}: {r:?}");
-        assert_eq!(r.metrics.reached, Some(true));
-        let hops = r.metrics.hops.as_ref().unwrap();
-        let ips: Vec<String> = hops
-            .iter()
-            .map(|h| h.ip.clone().unwrap_or_default())
-            .collect();
-        println!("traceroute over ipv6 ({name}): ours {ips:?}");
-        assert_eq!(ips, truth, "{name}");
-        for h in hops {
-            assert_eq!((h.sent, h.received), (2, 2), "{name} hop {h:?}");
-        }
-    }
-
-    let mtu = |t: IpAddr| {
-        let mut p = MtuProbe::new(t.to_string());
-        p.probe_timeout = Duration::from_millis(300);
-        p
-    };
-    for (name, t, truth) in [
-        ("narrow", target, 1400u32),
-        ("wide", IpAddr::V6(wide.target6()), 1500),
-    ] {
-        let r = mtu(t).run().await;
-        let (pass, fail) = tokio::task::block_in_place(|| {
-            (df_ping_passes(t, truth - 48), df_ping_passes(t, truth - 47))
-        });
-        println!(
-            "path mtu over ipv6 ({name}): truth {truth}, ours {:?} in {:.0} ms, ping -M do: {} bytes {}, {} bytes {}",
-            r.metrics.path_mtu,
-            r.duration_ms,
-            truth,
-            if pass { "pass" } else { "FAIL" },
-            truth + 1,
-            if fail { "PASS" } else { "fail" }
-        );
-        assert!(r.success, "{r:?}");
-        assert_eq!(r.metrics.path_mtu, Some(truth), "{name}");
-        assert!(pass && !fail, "the reference agrees on {truth}");
-    }
-    let r = {
-        let _open = PingGroupRange::allow_all();
-        mtu(target).run().await
-    };
+    check_traceroute("traceroute over ipv6", target, &truth).await;
+    check_path_mtu("path mtu over ipv6 (narrow)", target, 1400).await;
+    check_path_mtu(
+        "path mtu over ipv6 (wide)",
+        IpAddr::V6(wide.target6()),
+        1500,
+    )
+    .await;
+    let r = datagram_path_mtu(target).await;
     println!(
         "path mtu over ipv6 (datagram socket): {:?}",
         r.metrics.path_mtu
