@@ -81,8 +81,7 @@ impl Display {
             number += 1;
         }
         // `-displayfd 1`: Xvfb writes its display number to stdout once it
-        // accepts connections (its socket file appears before that, and a
-        // client that connects in between fails).
+        // accepts connections: a surer sign than its socket file appearing.
         let mut x = Command::new(xvfb)
             .arg(format!(":{number}"))
             .args(["-screen", "0", "1280x800x24", "-nolisten", "tcp"])
@@ -125,8 +124,9 @@ impl Display {
     }
 
     /// trayer, docked at the top right; waits for its window. A trayer that
-    /// gave up at once (it has been seen to exit when the machine is
-    /// loaded) is started again, up to three times.
+    /// exits, or whose window does not appear in 20 s (seen once in about
+    /// 30 runs with both cores busy), is started again, up to three times,
+    /// and its stderr is printed.
     fn start_tray(&mut self) {
         let mut why = String::new();
         for attempt in 1..=3 {
@@ -476,7 +476,6 @@ impl Session {
         std::fs::write(path, png).unwrap();
     }
 
-    /// Ends the session; the driver closes the app.
     /// Ends the session and waits until the app's process is gone.
     /// WebKitWebDriver stops the app it started; should the app outlive the
     /// session in its tray, it gets SIGTERM (which quits it like the menu).
