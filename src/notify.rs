@@ -146,6 +146,16 @@ impl Notifier {
                     body: upper_first(message),
                 }]
             }
+            Event::EnrollmentLost { message } => {
+                if !self.allow("enrollment", now) {
+                    tracing::info!("notification held back (rate limit): {message}");
+                    return Vec::new();
+                }
+                vec![Note {
+                    title: "WaddlePerf: this device is no longer enrolled".into(),
+                    body: upper_first(message),
+                }]
+            }
             Event::RunFinished { .. } => self.flush(now),
             _ => Vec::new(),
         }

@@ -145,6 +145,19 @@ pub enum Event {
     SignedOut {
         message: String,
     },
+    /// The server no longer knows this device: results keep queueing until
+    /// the person enrolls again.
+    EnrollmentLost {
+        message: String,
+    },
+    /// A background task of the agent (scheduler, sync worker, notifier)
+    /// failed and is being restarted.
+    TaskFailed {
+        task: String,
+        message: String,
+        /// Restarts so far.
+        restarts: u32,
+    },
     /// When the scheduler will run next (`None`: no agent scheduling).
     NextRun {
         #[serde(with = "crate::model::opt_rfc3339_utc")]

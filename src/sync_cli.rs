@@ -207,7 +207,17 @@ pub fn sync(paths: &Paths, a: SyncArgs) -> Result<()> {
         let n = rt.block_on(s.retry_dead(ids))?;
         writeln!(out, "{n} dead letter(s) back in the queue")?;
     }
-    let summary = rt.block_on(s.pass_all(Utc::now()))?;
+    let summary = match rt.block_on(s.pass_all(Utc::now())) {
+        Ok(summary) => summary,
+        Err(e) if a.json => {
+            // Scripts read stdout: the reason goes there too, as JSON.
+            let v = serde_json::json!({"ok": false, "kind": sync_error_kind(&e), "error": e.to_string()});
+            serde_json::to_writer_pretty(&mut out, &v)?;
+            writeln!(out)?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     if a.json {
         serde_json::to_writer_pretty(&mut out, &summary)?;
         writeln!(out)?;
@@ -240,6 +250,24 @@ pub fn sync(paths: &Paths, a: SyncArgs) -> Result<()> {
         bail!("sync stopped: {e}");
     }
     Ok(())
+}
+
+/// A stable name for why a pass could not run, for `sync --json`.
+fn sync_error_kind(e: &SyncError) -> &'static str {
+    match e {
+        SyncError::Disabled => "disabled",
+        SyncError::NoServer => "no_server",
+        SyncError::NotSignedIn => "not_signed_in",
+        SyncError::SignedOut { .. } => "signed_out",
+        SyncError::NotEnrolled => "not_enrolled",
+        SyncError::EnrollmentLost { .. } => "enrollment_lost",
+        SyncError::AlreadyEnrolled { .. } => "already_enrolled",
+        SyncError::ServerMismatch { .. } => "server_mismatch",
+        SyncError::Api(_) => "server",
+        SyncError::Secrets(_) => "secrets",
+        SyncError::Runtime(_) => "store",
+        SyncError::Lock { .. } => "lock",
+    }
 }
 
 /// The sync lines of `status`.
@@ -280,11 +308,23 @@ pub fn print_status(out: &mut impl Write, s: &SyncStatus) -> std::io::Result<()>
             out,
             "enrollment    not enrolled (`waddleperf enroll --org ID --secret SECRET`)"
         )?,
-        Some(e) => writeln!(
-            out,
-            "enrollment    device {} \"{}\" of organization {}",
-            e.id, e.device_name, e.organization_id
-        )?,
+        Some(e) => match &e.lost {
+            Some(lost) => writeln!(
+                out,
+                "enrollment    LOST since {}: device {} \"{}\" no longer exists on {} ({}); results keep queueing, run `waddleperf enroll --force --org {} --secret SECRET`",
+                crate::when(&lost.at),
+                e.id,
+                e.device_name,
+                e.server,
+                lost.reason,
+                e.organization_id
+            )?,
+            None => writeln!(
+                out,
+                "enrollment    device {} \"{}\" of organization {}",
+                e.id, e.device_name, e.organization_id
+            )?,
+        },
     }
     let p = &s.progress;
     let last = p

@@ -165,7 +165,9 @@ async fn enrollment_uploads_and_the_servers_quirks() {
     let stored = srv.state.lock().unwrap().tests[0].clone();
     assert_eq!(stored["metrics"]["latency_ms"], 12.0);
     assert_eq!(stored["metadata"]["test_type"], "tcp");
-    api.heartbeat(tok, en.id, chrono::Utc::now()).await.unwrap();
+    api.heartbeat(tok, en.id, Some(chrono::Utc::now()))
+        .await
+        .unwrap();
     assert_eq!(srv.state.lock().unwrap().heartbeats.len(), 1);
 }
 
@@ -176,9 +178,11 @@ async fn faults_are_typed_for_the_worker() {
     let api = Api::new(&srv.url, None).unwrap();
     let t = api.login("alice", "correct horse", None).await.unwrap();
     let tok = Some(t.access_token.as_str());
+    srv.add_secret(1, "s");
+    let en = api.enroll(tok, &enroll_request("s", 1)).await.unwrap();
     let to = Destination {
         organization_id: 1,
-        device_id: 1,
+        device_id: en.id,
     };
 
     srv.fault("/api/v1/tests/", Fault::Status(500));
@@ -227,6 +231,29 @@ async fn faults_are_typed_for_the_worker() {
     assert!(e.is_transient(), "{e}");
     srv.set_down(false);
     api.health().await.unwrap();
+
+    // Redirects are not followed: typed, transient, naming the target.
+    srv.fault(
+        "/api/v1/tests/",
+        Fault::Redirect {
+            status: 308,
+            location: "https://elsewhere.example/api/v1/tests/".into(),
+        },
+    );
+    let e = api
+        .upload(tok, &upload_body(&result("a:4"), to))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ApiError::Redirected { status: 308, ref location, .. } if location == "https://elsewhere.example/api/v1/tests/")
+            && e.is_transient()
+            && !e.maybe_received(),
+        "{e}"
+    );
+    // A device an administrator deleted: the heartbeat says so.
+    srv.remove_device(en.id);
+    let e = api.heartbeat(tok, en.id, None).await.unwrap_err();
+    assert!(matches!(e, ApiError::DeviceGone { .. }), "{e}");
 
     // Nothing listening: the request never left.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

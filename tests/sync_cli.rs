@@ -9,142 +9,12 @@
 mod support;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-use support::unified_api::{ApiDouble, User};
-use support::waddleperf_cmd;
-use waddleperf::model::{Measurement, TestType};
+use std::process::Command;
+use std::time::Duration;
+use support::cli_home::{
+    blocking, config, double, login_alice, results, sign_in, text, wait_for, Home,
+};
 use waddleperf::store::Store;
-
-struct Home {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    /// Extra environment for every command (a D-Bus session for the keychain).
-    env: Vec<(String, String)>,
-}
-
-impl Home {
-    fn new(config: &str) -> Home {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_owned();
-        std::fs::write(root.join("config.toml"), config).unwrap();
-        Home {
-            _tmp: tmp,
-            root,
-            env: Vec::new(),
-        }
-    }
-    fn db(&self) -> PathBuf {
-        self.root.join("data/wp.db")
-    }
-    fn secrets_file(&self) -> PathBuf {
-        self.root.join("data/secrets.json")
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = waddleperf_cmd(&self.root.join("config.toml"), &self.db());
-        c.arg("--log-dir")
-            .arg(self.root.join("logs"))
-            .args(args)
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .env_remove("WADDLEPERF_USERNAME")
-            .env_remove("WADDLEPERF_ENROLL_SECRET");
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        c
-    }
-    /// Runs with `stdin` fed in.
-    fn wp_in(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-    fn wp(&self, args: &[&str]) -> Output {
-        self.wp_in(args, "")
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.wp(args);
-        assert!(o.status.success(), "{args:?}: {}", text(&o));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-    fn status_json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["status", "--json"])).unwrap()
-    }
-    fn daemon(&self, n: u32) -> Child {
-        let err = std::fs::File::create(self.root.join(format!("daemon-{n}.txt"))).unwrap();
-        self.cmd(&["daemon", "--grace", "1"])
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .unwrap()
-    }
-    fn daemon_log(&self, n: u32) -> String {
-        std::fs::read_to_string(self.root.join(format!("daemon-{n}.txt"))).unwrap_or_default()
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-async fn double() -> ApiDouble {
-    let srv = ApiDouble::start().await;
-    srv.add_user(User {
-        id: 1,
-        username: "alice".into(),
-        email: "alice@example.com".into(),
-        password: "correct horse".into(),
-        mfa_code: Some("246810".into()),
-        active: true,
-    });
-    srv.add_secret(1, "fleet-secret");
-    srv
-}
-
-fn config(url: &str) -> String {
-    format!(
-        "[schedule]\nrun_on_start = false\n\n[sync]\nserver = \"{url}\"\nspread_seconds = 0\n\n\
-         [[suite.tcp]]\ntarget = \"127.0.0.1:9\"\n"
-    )
-}
-
-/// Runs blocking CLI work off the runtime's threads, so the double serves.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
-/// `waddleperf login` as alice, the password on stdin, an MFA code if given.
-fn login_alice(h: &Home, mfa_code: Option<&str>) -> Output {
-    let mut args = vec!["login", "--username", "alice", "--password-stdin"];
-    if let Some(code) = mfa_code {
-        args.extend(["--mfa-code", code]);
-    }
-    h.wp_in(&args, "correct horse\n")
-}
-
-fn sign_in(h: &Home) -> String {
-    let o = login_alice(h, Some("246810"));
-    assert!(o.status.success(), "{}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_enroll_sync_status_logout_from_the_cli() {
@@ -247,29 +117,6 @@ async fn login_enroll_sync_status_logout_from_the_cli() {
         drop(listener);
     })
     .await;
-}
-
-fn results(n: usize) -> Vec<Measurement> {
-    let t0 = Utc::now() - ChronoDuration::hours(n as i64);
-    (0..n)
-        .map(|i| {
-            let mut m = Measurement::begin(TestType::Tcp, "192.0.2.10:443");
-            m.started_at = t0 + ChronoDuration::hours(i as i64);
-            m.success = true;
-            m.duration_ms = 2.0;
-            m.latency_ms = Some(1.0);
-            m.metrics.connect_ms = Some(1.0);
-            m
-        })
-        .collect()
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

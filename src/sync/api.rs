@@ -12,6 +12,14 @@ use std::time::Duration;
 
 /// The longest a call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most of an answer that is read: a read-back page of 100 results is a
+/// few hundred kilobytes; anything larger is refused unread.
+pub const MAX_REPLY_BYTES: usize = 4 << 20;
+/// The most of the server's own words that an error quotes.
+const MAX_MESSAGE_CHARS: usize = 200;
+/// The longest `Retry-After` honoured; the worker caps it further by its
+/// backoff limit (`[sync] backoff_max_minutes`).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
@@ -39,6 +47,17 @@ pub enum ApiError {
     Refused { status: u16, message: String },
     #[error("unexpected answer from {url}: {message}")]
     Protocol { url: String, message: String },
+    /// A 3xx: never followed, so no password, secret or token goes to
+    /// another address.
+    #[error("the server at {url} redirects ({status}) to {location}; redirects are not followed so that no password, secret or result is sent elsewhere: if that is the right address, use it as the server URL")]
+    Redirected {
+        url: String,
+        status: u16,
+        location: String,
+    },
+    /// The device this client enrolled is gone from the server.
+    #[error("this device (id {id}) no longer exists on the server: {message}")]
+    DeviceGone { id: i64, message: String },
 }
 
 fn retry_note(d: &Option<Duration>) -> String {
@@ -56,6 +75,7 @@ impl ApiError {
                 | ApiError::Server { .. }
                 | ApiError::RateLimited { .. }
                 | ApiError::Protocol { .. }
+                | ApiError::Redirected { .. }
         )
     }
 
@@ -113,34 +133,92 @@ pub fn jwt_expiry(token: &str) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(v.get("exp")?.as_i64()?, 0)
 }
 
-/// A `Retry-After` value: seconds, or an HTTP date.
+/// A `Retry-After` value: seconds, or an HTTP date; at most
+/// [`MAX_RETRY_AFTER`] whatever the server asks (a number too large for any
+/// clock, or a date in year 9999, included).
 fn retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
-    if let Ok(s) = v.trim().parse::<u64>() {
-        return Some(Duration::from_secs(s));
+    let v = v.trim();
+    let d = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // All digits: a count of seconds, however long.
+        Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX))
+    } else {
+        let t = DateTime::parse_from_rfc2822(v).ok()?;
+        (t.with_timezone(&Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(d.min(MAX_RETRY_AFTER))
+}
+
+/// At most `max` characters of `s`, marked when cut.
+pub(crate) fn excerpt(s: &str, max: usize) -> String {
+    let mut chars = s.chars();
+    let head: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        format!("{head}… (cut)")
+    } else {
+        head
     }
-    let t = DateTime::parse_from_rfc2822(v.trim()).ok()?;
-    (t.with_timezone(&Utc) - now)
-        .to_std()
-        .ok()
-        .or(Some(Duration::ZERO))
 }
 
 /// The server's own words from an error body (`error` or `message`), else a
-/// short excerpt of whatever it sent.
+/// short excerpt of whatever it sent; never longer than
+/// [`MAX_MESSAGE_CHARS`].
 fn message_of(body: &str) -> String {
     if let Ok(v) = serde_json::from_str::<Value>(body) {
         for k in ["error", "message"] {
             if let Some(m) = v.get(k).and_then(Value::as_str) {
-                return m.to_owned();
+                return excerpt(m, MAX_MESSAGE_CHARS);
             }
         }
     }
-    let t: String = body.trim().chars().take(200).collect();
+    let t = excerpt(body.trim(), MAX_MESSAGE_CHARS);
     if t.is_empty() {
         "(empty answer)".into()
     } else {
         t
     }
+}
+
+/// Reads an answer's body, refusing one over `limit` bytes without reading
+/// the rest (a declared length over the limit is refused before any byte).
+async fn read_bounded(
+    mut resp: reqwest::Response,
+    limit: usize,
+    url: &str,
+) -> Result<String, ApiError> {
+    let too_big = || ApiError::Protocol {
+        url: url.to_owned(),
+        message: format!(
+            "the answer is larger than {} KiB; it was not read",
+            limit / 1024
+        ),
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+    {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(too_big());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(ApiError::NoAnswer {
+                    url: url.to_owned(),
+                    message: format!("the answer was cut off: {e}"),
+                })
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The client. Cheap to clone.
@@ -172,6 +250,9 @@ impl Api {
             .tls_backend_preconfigured((*tls).clone())
             .timeout(CALL_TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
+            // Credentials never follow a redirect: a 3xx is an error that
+            // names where the server points.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(format!("waddleperf-desktop/{}", crate::version::VERSION))
             .build()
             .map_err(|e| bad(e.to_string()))?;
@@ -228,10 +309,19 @@ impl Api {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry_after(v, Utc::now()));
-        let text = resp.text().await.map_err(|e| ApiError::NoAnswer {
-            url: shown.clone(),
-            message: format!("the answer was cut off: {e}"),
-        })?;
+        if status.is_redirection() {
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|v| excerpt(&String::from_utf8_lossy(v.as_bytes()), MAX_MESSAGE_CHARS))
+                .unwrap_or_else(|| "(no Location given)".into());
+            return Err(ApiError::Redirected {
+                url: shown,
+                status: status.as_u16(),
+                location,
+            });
+        }
+        let text = read_bounded(resp, MAX_REPLY_BYTES, &shown).await?;
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(ApiError::RateLimited { retry_after: retry });
         }
@@ -267,7 +357,7 @@ impl Api {
     fn field<T: serde::de::DeserializeOwned>(path: &str, v: &Value) -> Result<T, ApiError> {
         serde_json::from_value(v.clone()).map_err(|e| ApiError::Protocol {
             url: path.to_owned(),
-            message: format!("{e} in {v}"),
+            message: format!("{e} in {}", excerpt(&v.to_string(), MAX_MESSAGE_CHARS)),
         })
     }
 
@@ -319,7 +409,10 @@ impl Api {
             .map(str::to_owned)
             .ok_or_else(|| ApiError::Protocol {
                 url: path.into(),
-                message: format!("no access_token in {v}"),
+                message: format!(
+                    "no access_token in {}",
+                    excerpt(&v.to_string(), MAX_MESSAGE_CHARS)
+                ),
             })
     }
 
@@ -394,19 +487,22 @@ impl Api {
             .collect())
     }
 
-    /// The heartbeat after a sync pass.
+    /// The heartbeat: when this device last checked in and, after a pass,
+    /// last synced. It never sends `status`: whether a device is active is the
+    /// administrators' to say, not the client's. A 404 means the device is
+    /// gone from the server ([`ApiError::DeviceGone`]).
     pub async fn heartbeat(
         &self,
         access: Option<&str>,
         id: i64,
-        last_sync: DateTime<Utc>,
+        last_sync: Option<DateTime<Utc>>,
     ) -> Result<(), ApiError> {
-        let now = crate::model::rfc3339_utc::format(&Utc::now());
-        let body = serde_json::json!({
-            "last_checkin": now,
-            "last_sync": crate::model::rfc3339_utc::format(&last_sync),
-            "status": "active",
+        let mut body = serde_json::json!({
+            "last_checkin": crate::model::rfc3339_utc::format(&Utc::now()),
         });
+        if let Some(t) = last_sync {
+            body["last_sync"] = Value::from(crate::model::rfc3339_utc::format(&t));
+        }
         let (status, text) = self
             .call(
                 Method::PUT,
@@ -415,6 +511,12 @@ impl Api {
                 Some(&body),
             )
             .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Err(ApiError::DeviceGone {
+                id,
+                message: message_of(&text),
+            });
+        }
         if !status.is_success() {
             return Err(Self::refused(status, &text));
         }
@@ -439,6 +541,30 @@ mod tests {
             Some(Duration::from_secs(56))
         );
         assert_eq!(retry_after("soon", now), None);
+        // Whatever the server asks, the wait is bounded and nothing overflows.
+        for huge in [
+            "10000000000000",
+            "18446744073709551615",
+            "99999999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(retry_after(huge, now), Some(MAX_RETRY_AFTER), "{huge}");
+        }
+        assert_eq!(
+            retry_after("Sun, 01 Nov 2026 00:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("-5", now), None);
+        assert_eq!(retry_after("+5", now), None);
+    }
+
+    #[test]
+    fn quoted_server_words_are_bounded() {
+        let long = "x".repeat(10_000);
+        let m = message_of(&format!(r#"{{"error":"{long}"}}"#));
+        assert!(m.chars().count() < MAX_MESSAGE_CHARS + 10, "{}", m.len());
+        assert!(m.ends_with("(cut)"));
+        assert!(message_of(&long).chars().count() < MAX_MESSAGE_CHARS + 10);
     }
 
     #[test]

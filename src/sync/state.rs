@@ -46,6 +46,17 @@ pub struct Enrolled {
     pub organization_id: i64,
     pub device_name: String,
     pub enrolled_at: DateTime<Utc>,
+    /// Set when the server says the device no longer exists (deleted by an
+    /// administrator): results keep queueing, none is sent or dead-lettered,
+    /// until the person enrolls again (`enroll --force`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<Lost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lost {
+    pub at: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// The worker's progress, for `status` and for backoff across restarts.

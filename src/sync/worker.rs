@@ -18,7 +18,7 @@
 use super::api::{jwt_expiry, Api, ApiError, EnrollRequest, Tokens};
 use super::payload::{upload_body, Destination};
 use super::secrets::{SecretError, SecretPreference, SecretStoreKind, Secrets};
-use super::state::{Account, Enrolled, Progress, SignedOut, ACCOUNT, ENROLLMENT, PROGRESS};
+use super::state::{Account, Enrolled, Lost, Progress, SignedOut, ACCOUNT, ENROLLMENT, PROGRESS};
 use crate::device::DeviceInfo;
 use crate::runtime::{Event, Runtime, RuntimeError};
 use crate::schedule::Clock;
@@ -53,6 +53,12 @@ pub enum SyncError {
     SignedOut { server: String, reason: String },
     #[error("this device is not enrolled: run `waddleperf enroll --org ID --secret SECRET`")]
     NotEnrolled,
+    #[error("this device (id {id}) is no longer enrolled with {server}: {reason}; results keep queueing here (none is lost), run `waddleperf enroll --force --org ID --secret SECRET` to enroll it again")]
+    EnrollmentLost {
+        server: String,
+        id: i64,
+        reason: String,
+    },
     #[error("this device is already enrolled with {server} as device {id} of organization {organization_id}; enrolling again creates a second device on the server (use --force if that is what you want)")]
     AlreadyEnrolled {
         server: String,
@@ -127,8 +133,19 @@ pub fn backoff(attempt: u32, cap: Duration) -> Duration {
     Duration::from_millis(fastrand::u64(1000.min(ms)..=ms))
 }
 
-fn chrono_of(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+/// `t` plus `d`, saturating at the end of time instead of overflowing.
+fn later(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The wait after a failure: the backoff, or the server's `Retry-After` when
+/// longer, never past the backoff cap.
+fn wait_after(attempt: u32, cap: Duration, retry_after: Option<Duration>) -> Duration {
+    let cap = cap.max(Duration::from_secs(1));
+    backoff(attempt, cap).max(retry_after.unwrap_or_default().min(cap))
 }
 
 /// The sync side of one runtime. Cheap to clone.
@@ -193,12 +210,12 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    /// Signed in (and not signed out) and enrolled.
+    /// Signed in (and not signed out) and enrolled (and not lost).
     fn ready(&self) -> bool {
         self.account
             .as_ref()
             .is_some_and(|a| a.signed_out.is_none())
-            && self.enrollment.is_some()
+            && self.enrollment.as_ref().is_some_and(|e| e.lost.is_none())
     }
 
     /// See [`Syncer::next_pass_at`].
@@ -219,6 +236,8 @@ impl Snapshot {
 enum Stop {
     Transient(ApiError, Option<Duration>),
     SignedOut(String),
+    /// The server no longer knows this device.
+    DeviceGone(String),
     Closing,
 }
 
@@ -230,6 +249,9 @@ struct Pass {
     stop: Option<Stop>,
     /// The longest backoff (`backoff_max_minutes`).
     cap: Duration,
+    /// Whether the server still knows this device, asked once per pass
+    /// when it first refuses a result.
+    device_known: Option<bool>,
 }
 
 impl Syncer {
@@ -386,7 +408,8 @@ impl Syncer {
         force: bool,
     ) -> Result<Enrolled, SyncError> {
         if let Some(e) = self.enrollment().await? {
-            if !force {
+            // A device the server has lost can enroll again: no duplicate.
+            if !force && e.lost.is_none() {
                 return Err(SyncError::AlreadyEnrolled {
                     server: e.server,
                     id: e.id,
@@ -433,8 +456,20 @@ impl Syncer {
             organization_id: e.organization_id,
             device_name,
             enrolled_at: Utc::now(),
+            lost: None,
         };
         self.save(ENROLLMENT, enrolled.clone()).await?;
+        // Results that waited for an enrollment can go now.
+        self.save(
+            PROGRESS,
+            Progress {
+                not_before: None,
+                failures: 0,
+                last_error: None,
+                ..self.progress().await?
+            },
+        )
+        .await?;
         self.sync_soon();
         Ok(enrolled)
     }
@@ -543,6 +578,13 @@ impl Syncer {
             });
         }
         let enrolled = snap.enrollment.ok_or(SyncError::NotEnrolled)?;
+        if let Some(lost) = &enrolled.lost {
+            return Err(SyncError::EnrollmentLost {
+                server: enrolled.server.clone(),
+                id: enrolled.id,
+                reason: lost.reason.clone(),
+            });
+        }
         if !same_server(&enrolled.server, &account.server) {
             return Err(SyncError::ServerMismatch {
                 enrolled: enrolled.server,
@@ -580,6 +622,7 @@ impl Syncer {
             readback: None,
             stop: None,
             cap: Duration::from_secs(u64::from(cfg.backoff_max_minutes) * 60),
+            device_known: None,
         };
         match session.api.health().await {
             Ok(h) if h.status == "healthy" => {
@@ -611,20 +654,24 @@ impl Syncer {
                 tracing::warn!("the refreshed session could not be saved: {e}");
             }
         }
-        let reached = !matches!(pass.stop, Some(Stop::Transient(..) | Stop::SignedOut(_)));
+        let reached = matches!(pass.stop, None | Some(Stop::Closing));
         if reached {
             let id = enrolled.id;
             let hb = session
                 .authed(|t| {
                     let api = session.api.clone();
-                    async move { api.heartbeat(Some(&t), id, now).await }
+                    async move { api.heartbeat(Some(&t), id, Some(now)).await }
                 })
                 .await;
-            if let Err(e) = hb {
-                tracing::warn!("heartbeat not accepted: {e}");
+            match hb {
+                Ok(()) => {}
+                Err(ApiError::DeviceGone { message, .. }) => {
+                    pass.stop = Some(Stop::DeviceGone(message));
+                }
+                Err(e) => tracing::warn!("heartbeat not accepted: {e}"),
             }
         }
-        self.finish(now, &account, pass).await
+        self.finish(now, &account, &enrolled, pass).await
     }
 
     /// Refreshes the access token before it expires.
@@ -752,6 +799,15 @@ impl Syncer {
                             "result {id} was already on the server (an earlier attempt got through)"
                         );
                     }
+                    Some(false) if !self.device_known(session, enrolled, pass).await => {
+                        // Refused because the device is gone: kept, not dead.
+                        let uncertain = item.uncertain;
+                        self.rt
+                            .with_store(move |s| {
+                                s.outbox_defer(&id, now, "device unknown to the server", uncertain)
+                            })
+                            .await?;
+                    }
                     Some(false) => {
                         let error = format!("{status}: {message}");
                         tracing::warn!("result {id} refused by the server: {error}");
@@ -769,9 +825,8 @@ impl Syncer {
                     ApiError::RateLimited { retry_after } => *retry_after,
                     _ => None,
                 };
-                let wait =
-                    backoff(item.attempts + 1, pass.cap).max(retry_after.unwrap_or_default());
-                let next = now + chrono_of(wait);
+                let wait = wait_after(item.attempts + 1, pass.cap, retry_after);
+                let next = later(now, wait);
                 let uncertain = item.uncertain || e.maybe_received();
                 let msg = e.to_string();
                 self.rt
@@ -823,7 +878,7 @@ impl Syncer {
                     Err(e) => {
                         // Cannot settle now: keep the row ambiguous, retry later.
                         let msg = format!("could not read results back: {e}");
-                        let next = Utc::now() + chrono_of(BACKOFF_BASE);
+                        let next = later(Utc::now(), BACKOFF_BASE);
                         let id = *id;
                         self.rt
                             .with_store(move |s| s.outbox_defer(&id, next, &msg, true))
@@ -841,6 +896,54 @@ impl Syncer {
                 .as_ref()
                 .is_some_and(|ids| ids.contains(&id.to_string())),
         ))
+    }
+
+    /// Whether the server still knows this device (asked once per pass,
+    /// by a heartbeat); a failure to ask counts as "known", so the refusal
+    /// stands as the server gave it.
+    async fn device_known(&self, session: &Session, enrolled: &Enrolled, pass: &mut Pass) -> bool {
+        if let Some(known) = pass.device_known {
+            return known;
+        }
+        let id = enrolled.id;
+        let hb = session
+            .authed(|t| {
+                let api = session.api.clone();
+                async move { api.heartbeat(Some(&t), id, None).await }
+            })
+            .await;
+        let known = match hb {
+            Err(ApiError::DeviceGone { message, .. }) => {
+                pass.stop.get_or_insert(Stop::DeviceGone(message));
+                false
+            }
+            _ => true,
+        };
+        pass.device_known = Some(known);
+        known
+    }
+
+    /// Marks the enrollment lost: nothing is sent until the person enrolls
+    /// again, and they are told.
+    async fn lose_enrollment(&self, enrolled: &Enrolled, reason: &str) -> Result<(), SyncError> {
+        let mut e = enrolled.clone();
+        e.lost = Some(Lost {
+            at: Utc::now(),
+            reason: reason.to_owned(),
+        });
+        self.save(ENROLLMENT, e).await?;
+        tracing::warn!(
+            "device {} is no longer enrolled with {}: {reason}",
+            enrolled.id,
+            enrolled.server
+        );
+        self.rt.emit(Event::EnrollmentLost {
+            message: format!(
+                "the server {} no longer knows this device ({reason}). Results are kept and will upload after you enroll again (`waddleperf enroll --force`, or Settings > Account)",
+                enrolled.server
+            ),
+        });
+        Ok(())
     }
 
     async fn sign_out(&self, account: &Account, reason: &str) -> Result<(), SyncError> {
@@ -872,18 +975,19 @@ impl Syncer {
         &self,
         now: DateTime<Utc>,
         account: &Account,
+        enrolled: &Enrolled,
         mut pass: Pass,
     ) -> Result<PassSummary, SyncError> {
         let mut progress = self.progress().await?;
         progress.last_pass_at = Some(now);
         progress.delivered_total += pass.summary.delivered;
         let mut signed_out = None;
+        let mut device_gone = None;
         match pass.stop.take() {
             Some(Stop::Transient(e, retry_after)) => {
                 progress.failures = progress.failures.saturating_add(1);
-                let wait =
-                    backoff(progress.failures, pass.cap).max(retry_after.unwrap_or_default());
-                progress.not_before = Some(now + chrono_of(wait));
+                let wait = wait_after(progress.failures, pass.cap, retry_after);
+                progress.not_before = Some(later(now, wait));
                 progress.last_error = Some(e.to_string());
                 pass.summary.error = Some(e.to_string());
                 pass.summary.next_attempt_at = progress.not_before;
@@ -891,6 +995,11 @@ impl Syncer {
             Some(Stop::SignedOut(reason)) => {
                 progress.last_error = Some(format!("signed out: {reason}"));
                 signed_out = Some(reason);
+            }
+            Some(Stop::DeviceGone(reason)) => {
+                progress.last_error = Some(format!("device no longer enrolled: {reason}"));
+                pass.summary.error = progress.last_error.clone();
+                device_gone = Some(reason);
             }
             Some(Stop::Closing) | None => {
                 progress.failures = 0;
@@ -913,6 +1022,14 @@ impl Syncer {
             self.sign_out(account, &reason).await?;
             return Err(SyncError::SignedOut {
                 server: account.server.clone(),
+                reason,
+            });
+        }
+        if let Some(reason) = device_gone {
+            self.lose_enrollment(enrolled, &reason).await?;
+            return Err(SyncError::EnrollmentLost {
+                server: enrolled.server.clone(),
+                id: enrolled.id,
                 reason,
             });
         }
@@ -1028,6 +1145,24 @@ mod tests {
         let lo = waits.iter().filter(|d| d.as_secs() < 1200).count();
         let hi = waits.iter().filter(|d| d.as_secs() > 2400).count();
         assert!(lo > 20 && hi > 20, "{lo} low, {hi} high");
+    }
+
+    #[test]
+    fn waits_never_overflow_and_honour_the_cap() {
+        let cap = Duration::from_secs(3600);
+        let huge = Some(Duration::from_secs(u64::MAX));
+        for attempt in [0, 1, 5, u32::MAX] {
+            let w = wait_after(attempt, cap, huge);
+            assert_eq!(w, cap, "{attempt}");
+            assert!(later(Utc::now(), w) > Utc::now());
+        }
+        assert_eq!(
+            later(Utc::now(), Duration::from_secs(u64::MAX)),
+            DateTime::<Utc>::MAX_UTC
+        );
+        // A short Retry-After is honoured when longer than the backoff.
+        let w = wait_after(1, cap, Some(Duration::from_secs(120)));
+        assert!(w >= Duration::from_secs(120));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 
 pub mod chain;
 #[cfg(target_os = "linux")]
+pub mod cli_home;
+#[cfg(target_os = "linux")]
 pub mod desktop;
 pub mod netns;
 pub mod servers;

@@ -43,6 +43,18 @@ pub enum Fault {
     /// Store the result (uploads) or do the work, then drop the connection.
     DropAfterWork,
     RefreshRefused,
+    /// An answer of this status with a body of `bytes` bytes.
+    Huge {
+        status: u16,
+        bytes: usize,
+    },
+    /// A redirect (301, 302, 307, 308) to `location`.
+    Redirect {
+        status: u16,
+        location: String,
+    },
+    /// 429 with this `Retry-After` value, as given.
+    RetryAfter(String),
 }
 
 #[derive(Default)]
@@ -56,6 +68,8 @@ pub struct State {
     pub tests: Vec<Value>,
     /// Heartbeats: (device id, body).
     pub heartbeats: Vec<(i64, Value)>,
+    /// Device ids handed out so far (ids are never reused).
+    device_seq: i64,
     /// Refresh tokens issued before this time are revoked, per user.
     revoked_before: HashMap<i64, i64>,
     pub access_ttl_s: i64,
@@ -318,7 +332,8 @@ impl State {
         if !self.secrets.iter().any(|(o, s)| *o == org && s == secret) {
             return bad();
         }
-        let id = self.devices.len() as i64 + 1;
+        self.device_seq += 1;
+        let id = self.device_seq;
         let serial = format!("{:032x}", 0xd0_u128 << 64 | id as u128);
         self.devices.push((id, serial.clone(), org, b.clone()));
         answer(
@@ -346,6 +361,10 @@ impl State {
         let test_id = b["test_id"].as_str().unwrap_or("");
         let ints_ok = b["organization_id"].is_i64()
             && (b.get("device_id").is_none_or(|d| d.is_null() || d.is_i64()));
+        // A device id must name a device (a foreign key on the server).
+        let device_ok = b["device_id"]
+            .as_i64()
+            .is_none_or(|id| self.devices.iter().any(|d| d.0 == id));
         let status_ok = b.get("status").is_none_or(|s| {
             ["pending", "running", "completed", "failed", "skipped"]
                 .iter()
@@ -354,6 +373,7 @@ impl State {
         if test_id.is_empty()
             || test_id.len() > 128
             || !ints_ok
+            || !device_ok
             || !status_ok
             || self.tests.iter().any(|r| r["test_id"] == test_id)
             || self.refuse_names.iter().any(|n| {
@@ -455,6 +475,16 @@ impl ApiDouble {
             .count()
     }
 
+    /// An administrator deletes a device.
+    pub fn remove_device(&self, id: i64) {
+        self.state.lock().unwrap().devices.retain(|d| d.0 != id);
+    }
+
+    /// Every request's method and path so far.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().log.clone()
+    }
+
     pub fn accept_all(&self) {
         self.state.lock().unwrap().refuse_names.clear();
     }
@@ -553,6 +583,24 @@ async fn route(
                 401,
                 json!({"error": "Refresh token revoked"}),
             )))
+        }
+        Some(Fault::Huge { status, bytes }) => {
+            return Ok(Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(vec![b'x'; bytes])))
+                .unwrap())
+        }
+        Some(Fault::Redirect { status, location }) => {
+            let code = StatusCode::from_u16(status).unwrap();
+            return Ok(respond((code, json!({}), vec![("location", location)])));
+        }
+        Some(Fault::RetryAfter(v)) => {
+            return Ok(respond((
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": "Too many requests"}),
+                vec![("retry-after", v)],
+            )));
         }
         None => {}
     }

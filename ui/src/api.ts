@@ -158,7 +158,16 @@ export interface SyncStatus {
     signed_out?: { at: string; reason: string };
   };
   secrets_file: string | null;
-  enrollment: null | { server: string; id: number; device_id: string; organization_id: number; device_name: string; enrolled_at: string };
+  enrollment: null | {
+    server: string;
+    id: number;
+    device_id: string;
+    organization_id: number;
+    device_name: string;
+    enrolled_at: string;
+    /** The server no longer knows this device: enroll again. */
+    lost?: { at: string; reason: string };
+  };
   progress: { last_success?: string | null; last_attempt?: string | null; last_error?: string | null; [k: string]: unknown };
   pending: number;
   dead: number;
@@ -219,6 +228,8 @@ export type RuntimeEvent =
   | { event: "sync_progress"; delivered: number; remaining: number }
   | { event: "sync_finished"; summary: PassSummary }
   | { event: "signed_out"; message: string }
+  | { event: "enrollment_lost"; message: string }
+  | { event: "task_failed"; task: string; message: string; restarts: number }
   | { event: "escalated" | "deescalated"; transition: unknown }
   | { event: "connectivity_lost" | "connectivity_restored"; message: string };
 

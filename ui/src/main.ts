@@ -94,6 +94,8 @@ async function start(): Promise<void> {
       refreshHeaderSoon();
     }
     if (e.event === "signed_out") note(`Signed out of the server: ${e.message}. Results keep queueing; sign in again under Settings.`, "error");
+    if (e.event === "enrollment_lost") note(`This device is no longer enrolled: ${e.message}`, "error");
+    if (e.event === "task_failed") note(`A background task failed and is being restarted (${e.task}): ${e.message}`, "error");
   });
   await onAppEvent<string>("navigate", (page) => {
     location.hash = `#/${page}`;

@@ -308,10 +308,16 @@ export class SettingsPage {
       this.account.append(out);
     }
     if (!st.account || st.account.signed_out) this.account.append(this.loginForm(msg));
-    if (st.enrollment) {
+    if (st.enrollment && !st.enrollment.lost) {
       const e = st.enrollment;
       this.account.append(h("p", { id: "enrollment" }, `Enrolled with ${e.server} as device ${e.id} (“${e.device_name}”) of organization ${e.organization_id}.`));
     } else {
+      const lost = st.enrollment?.lost;
+      if (st.enrollment && lost) {
+        this.account.append(
+          h("p", { id: "enrollment", class: "error" }, `This device (${st.enrollment.id}, “${st.enrollment.device_name}”) no longer exists on ${st.enrollment.server}: ${lost.reason}. Results keep queueing here; enroll again below to resume uploads.`),
+        );
+      }
       this.account.append(this.enrollForm(msg));
     }
     const sync = h("button", { type: "button", id: "sync-now" }, "Sync now");
