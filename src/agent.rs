@@ -53,13 +53,9 @@ impl AgentLock {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(data_dir).map_err(io)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
+        crate::fsutil::create_private_dir(data_dir).map_err(io)?;
+        crate::fsutil::create_private_file(&path).map_err(io)?;
+        let file = OpenOptions::new().write(true).open(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

@@ -6,6 +6,7 @@ pub mod autoperf;
 pub mod config;
 pub mod device;
 pub mod export;
+pub mod fsutil;
 pub mod logging;
 pub mod model;
 pub mod notify;

@@ -43,7 +43,7 @@ pub fn init_files(
     dir: &Path,
     cfg: &LogConfig,
 ) -> Result<tracing_appender::non_blocking::WorkerGuard, LogError> {
-    std::fs::create_dir_all(dir).map_err(|source| LogError::Dir {
+    crate::fsutil::create_private_dir(dir).map_err(|source| LogError::Dir {
         path: dir.to_owned(),
         source,
     })?;

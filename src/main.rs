@@ -24,7 +24,9 @@ use waddleperf::runtime::{AnyProbe, Runtime, Status};
 use waddleperf::store::StoredEvent;
 
 mod daemon;
+mod db_cli;
 mod sync_cli;
+mod text;
 mod tools_cli;
 use waddleperf::store::{HistoryQuery, Store};
 use waddleperf::version;
@@ -133,6 +135,11 @@ enum Command {
     /// Upload waiting results now (one pass) and print a summary; list and
     /// retry dead letters
     Sync(sync_cli::SyncArgs),
+    /// Check the history database for damage, or recover what can be read
+    Db {
+        #[command(subcommand)]
+        action: db_cli::DbAction,
+    },
     /// Create, show or check the configuration
     Config {
         #[command(subcommand)]
@@ -360,8 +367,14 @@ fn main() -> ExitCode {
     };
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader closed the pipe (`| head`): it has what it wanted.
+        Err(e) if text::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("waddleperf: {e:#}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "waddleperf: {}",
+                text::escape(&format!("{e:#}"))
+            );
             ExitCode::from(1)
         }
     }
@@ -399,6 +412,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 serde_json::to_writer_pretty(&mut out, &v)?;
                 writeln!(out)?;
             } else {
+                let mut out = text::Escaping(&mut out);
                 print_status(&mut out, &status, agent, Utc::now())?;
                 sync_cli::print_status(&mut out, &sync)?;
             }
@@ -415,10 +429,11 @@ fn real_main(cli: Cli) -> Result<()> {
                     rt.resume().await
                 }
             })?;
+            let mut out = std::io::stdout().lock();
             if pause {
-                println!("monitoring paused: scheduled runs are skipped until `waddleperf resume` (on-demand runs still work)");
+                writeln!(out, "monitoring paused: scheduled runs are skipped until `waddleperf resume` (on-demand runs still work)")?;
             } else {
-                println!("monitoring resumed");
+                writeln!(out, "monitoring resumed")?;
             }
             Ok(())
         }
@@ -436,7 +451,7 @@ fn real_main(cli: Cli) -> Result<()> {
                     writeln!(out)?;
                 }
             } else {
-                print_events(&mut out, &events)?;
+                print_events(&mut text::Escaping(&mut out), &events)?;
             }
             Ok(())
         }
@@ -445,6 +460,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Enroll(a) => sync_cli::enroll(&paths, a),
         Command::Sync(a) => sync_cli::sync(&paths, a),
         Command::Config { action } => config_cmd(action, &paths),
+        Command::Db { action } => db_cli::run(&paths, action),
         Command::Serve { udp_echo, bind } => tools_cli::serve(udp_echo, bind),
         Command::Doctor { json } => {
             if tools_cli::doctor(json)? {
@@ -475,7 +491,7 @@ fn real_main(cli: Cli) -> Result<()> {
                     serde_json::to_writer_pretty(&mut out, &m)?;
                     writeln!(out)?;
                 } else {
-                    print_test(&mut out, &m)?;
+                    print_test(&mut text::Escaping(&mut out), &m)?;
                 }
                 Ok(())
             })
@@ -491,6 +507,7 @@ fn real_main(cli: Cli) -> Result<()> {
             } else if args.csv {
                 export::write_csv(&mut out, &results)?;
             } else {
+                let mut out = text::Escaping(&mut out);
                 print_table(&mut out, &results)?;
                 // AutoPerf tier changes in the same window.
                 let tiers: Vec<_> = store
@@ -521,7 +538,7 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             match output {
                 Some(path) => {
-                    write_atomically(&path, |f| write(f))?;
+                    write_atomically(&path, waddleperf::fsutil::Access::Default, |f| write(f))?;
                     eprintln!("wrote {} results to {}", results.len(), path.display());
                 }
                 None => write(&mut std::io::stdout().lock())?,
@@ -581,7 +598,8 @@ async fn run_cmd(rt: Runtime, json: bool, tier: Option<u8>) -> Result<()> {
                 if interactive {
                     eprint!(
                         "\r\x1b[K[{done}/{total}] {} {}",
-                        result.test_type, result.target
+                        result.test_type,
+                        text::escape(&result.target)
                     );
                 }
             }
@@ -599,6 +617,7 @@ async fn run_cmd(rt: Runtime, json: bool, tier: Option<u8>) -> Result<()> {
     if json {
         export::write_json_lines(&mut out, &summary.results)?;
     } else {
+        let mut out = text::Escaping(&mut out);
         print_table(&mut out, &summary.results)?;
         for tr in &summary.transitions {
             writeln!(out, "\nAutoPerf: {}", tr.message)?;
@@ -773,25 +792,35 @@ impl HistoryFilter {
 
 /// `90m`, `24h`, `7d`, `4w`, `30s` ago, or an RFC 3339 time.
 fn parse_when(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+    let s = s.trim();
+    let rfc3339 = DateTime::parse_from_rfc3339(s);
+    if let Ok(t) = rfc3339 {
         return Ok(t.with_timezone(&Utc));
     }
-    let s = s.trim();
+    // `2026-13-45T…` is a time, wrongly written: say so, not "unknown unit".
+    if s.len() > 4 && s.as_bytes()[..4].iter().all(u8::is_ascii_digit) && s.as_bytes()[4] == b'-' {
+        let e = rfc3339.err().map(|e| e.to_string()).unwrap_or_default();
+        bail!("not a valid RFC 3339 time such as 2026-11-22T01:42:00Z ({e})");
+    }
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: i64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("expected a duration like 24h or 7d, or an RFC 3339 time"))?;
+    if num.is_empty() {
+        bail!("expected a duration like 24h or 7d, or an RFC 3339 time");
+    }
+    let too_long =
+        || anyhow::anyhow!("a duration that long reaches before any date this tool can show");
+    let n: i64 = num.parse().map_err(|_| too_long())?;
     let d = match unit {
-        "s" => ChronoDuration::seconds(n),
-        "m" | "min" => ChronoDuration::minutes(n),
-        "h" => ChronoDuration::hours(n),
-        "d" => ChronoDuration::days(n),
-        "w" => ChronoDuration::weeks(n),
-        "y" => ChronoDuration::days(365 * n),
+        "s" => ChronoDuration::try_seconds(n),
+        "m" | "min" => ChronoDuration::try_minutes(n),
+        "h" => ChronoDuration::try_hours(n),
+        "d" => ChronoDuration::try_days(n),
+        "w" => ChronoDuration::try_weeks(n),
+        "y" => n.checked_mul(365).and_then(ChronoDuration::try_days),
         _ => bail!("unknown unit `{unit}` (use s, m, h, d, w or y)"),
     };
-    Ok(now - d)
+    d.and_then(|d| now.checked_sub_signed(d))
+        .ok_or_else(too_long)
 }
 
 fn print_table(out: &mut dyn Write, results: &[Measurement]) -> std::io::Result<()> {
@@ -1022,6 +1051,7 @@ fn print_events(out: &mut dyn Write, events: &[StoredEvent]) -> std::io::Result<
 
 fn info_cmd(json: bool, paths: &Paths) -> Result<()> {
     let dev = DeviceInfo::detect();
+    let mut out = std::io::stdout().lock();
     if json {
         let v = serde_json::json!({
             "version": version::VERSION,
@@ -1031,33 +1061,35 @@ fn info_cmd(json: bool, paths: &Paths) -> Result<()> {
             "device": dev,
             "paths": paths,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        println!("WaddlePerf {}", version::long_version());
-        println!("hostname   {}", dev.hostname);
-        println!("os         {} {}", dev.os, dev.os_version);
-        println!("arch       {}", dev.arch);
-        println!("device id  {} (from {})", dev.device_id, dev.id_source);
-        println!("{paths}");
+        writeln!(out, "WaddlePerf {}", version::long_version())?;
+        writeln!(out, "hostname   {}", dev.hostname)?;
+        writeln!(out, "os         {} {}", dev.os, dev.os_version)?;
+        writeln!(out, "arch       {}", dev.arch)?;
+        writeln!(out, "device id  {} (from {})", dev.device_id, dev.id_source)?;
+        writeln!(out, "{paths}")?;
     }
     Ok(())
 }
 
 fn config_cmd(action: ConfigAction, paths: &Paths) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     match action {
         ConfigAction::Path => {
-            println!("{paths}");
+            writeln!(out, "{paths}")?;
             Ok(())
         }
         ConfigAction::Show => {
             let cfg = load_config(paths)?;
             if !paths.config_file.exists() {
-                println!(
+                writeln!(
+                    out,
                     "# {} does not exist: these are the defaults",
                     paths.config_file.display()
-                );
+                )?;
             }
-            print!("{}", cfg.to_toml());
+            write!(out, "{}", cfg.to_toml())?;
             Ok(())
         }
         ConfigAction::Validate { path } => {
@@ -1066,7 +1098,7 @@ fn config_cmd(action: ConfigAction, paths: &Paths) -> Result<()> {
                 bail!("{} does not exist", p.display());
             }
             let cfg = Config::load(&p)?;
-            println!("{}: ok ({} targets)", p.display(), cfg.target_count());
+            writeln!(out, "{}: ok ({} targets)", p.display(), cfg.target_count())?;
             Ok(())
         }
         ConfigAction::Init { force } => {
@@ -1074,40 +1106,24 @@ fn config_cmd(action: ConfigAction, paths: &Paths) -> Result<()> {
             if p.exists() && !force {
                 bail!("{} already exists (use --force to overwrite)", p.display());
             }
-            write_atomically(p, |f| f.write_all(DEFAULT_TOML.as_bytes()))?;
-            println!("wrote {}", p.display());
+            write_atomically(p, waddleperf::fsutil::Access::Private, |f| {
+                f.write_all(DEFAULT_TOML.as_bytes())
+            })?;
+            writeln!(out, "wrote {}", p.display())?;
             Ok(())
         }
     }
 }
 
-/// Writes to a temporary file beside `path` and renames it into place, so a
-/// full disk or a crash never leaves a half-written file.
+/// Writes a whole file through a temporary one renamed into place, so a full
+/// disk or a crash never leaves a half-written file.
 fn write_atomically(
     path: &Path,
+    access: waddleperf::fsutil::Access,
     f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        f(&mut file)?;
-        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    Ok(())
+    waddleperf::fsutil::write_atomically(path, access, f)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use crate::config::{
     ProbeDefaults, Schedule, StoreConfig, TcpTarget, TraceTarget, UdpTarget,
 };
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::Path;
 use toml::Spanned;
 
@@ -55,12 +54,6 @@ fn spanned<T: Clone>(list: &[T], trim: impl Fn(&mut T)) -> Vec<Spanned<T>> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
-    #[error("cannot create the configuration directory {path}: {source}")]
-    Dir {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("cannot write the configuration file {path}: {source}")]
     Write {
         path: std::path::PathBuf,
@@ -138,49 +131,20 @@ impl Settings {
 }
 
 /// Writes `cfg` to `path` as TOML: a temporary file in the same directory,
-/// flushed to disk, then renamed over the old one.
+/// flushed to disk, then renamed over the old one; readable by the user alone.
 pub fn save_config(path: &Path, cfg: &Config) -> Result<(), SaveError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(|source| SaveError::Dir {
-        path: dir.clone(),
-        source,
-    })?;
-    let write = |source| SaveError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let mut tmp = tempfile_in(&dir, path).map_err(write)?;
     let text = format!(
         "# WaddlePerf configuration, saved by the desktop app.\n\
          # Reference: docs/configuration.md\n\n{}",
         cfg.to_toml()
     );
-    let result = (|| {
-        tmp.1.write_all(text.as_bytes())?;
-        tmp.1.sync_all()?;
-        std::fs::rename(&tmp.0, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp.0);
-    }
-    result.map_err(write)
-}
-
-fn tempfile_in(dir: &Path, target: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "config.toml".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    Ok((tmp, file))
+    crate::fsutil::write_atomically(path, crate::fsutil::Access::Private, |w| {
+        w.write_all(text.as_bytes())
+    })
+    .map_err(|source| SaveError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod outbox;
+mod repair;
 pub use outbox::{DeadLetter, OutboxItem};
+pub use repair::{check_file, recover, IntegrityReport, Recovery};
 
 /// `PRAGMA application_id` of a WaddlePerf database ("WPRF").
 pub const APPLICATION_ID: i32 = 0x5750_5246;
@@ -46,8 +48,11 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("the database {path} is corrupt or not a database ({detail}); it was left untouched — move it aside to start a new history")]
+    #[error("the database {path} is corrupt or not a database ({detail}); it was left untouched: `waddleperf db check` tells what is damaged, `waddleperf db recover` copies what can be read into a new file")]
     Corrupt { path: PathBuf, detail: String },
+    /// SQLite found damage while reading or writing an open database.
+    #[error("the database is corrupt ({0}); nothing more is written to it: `waddleperf db check` tells what is damaged, `waddleperf db recover` copies what can be read into a new file")]
+    CorruptData(#[source] rusqlite::Error),
     #[error("the database {path} belongs to another application (application_id {found:#x}); it was left untouched")]
     Foreign { path: PathBuf, found: i32 },
     #[error("the database {path} has schema version {found}, newer than this version of WaddlePerf understands ({supported}); upgrade WaddlePerf — the file was left untouched")]
@@ -79,6 +84,9 @@ impl From<rusqlite::Error> for StoreError {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e),
             Some(rusqlite::ErrorCode::SystemIoFailure) => StoreError::Io(e),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                StoreError::CorruptData(e)
+            }
             _ => StoreError::Sql(e),
         }
     }
@@ -202,11 +210,17 @@ impl Store {
     /// up to date.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            crate::fsutil::create_private_dir(dir).map_err(|source| StoreError::CreateDir {
                 path: dir.to_owned(),
                 source,
             })?;
         }
+        // The history may hold URLs with credentials: the file is the
+        // user's alone (SQLite gives its -wal and -shm files the same mode).
+        crate::fsutil::create_private_file(path).map_err(|source| StoreError::CreateDir {
+            path: path.to_owned(),
+            source,
+        })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -221,6 +235,7 @@ impl Store {
         };
         store.init().map_err(|e| match e {
             StoreError::Sql(ref inner)
+            | StoreError::CorruptData(ref inner)
             | StoreError::Migration {
                 source: ref inner, ..
             } if is_corruption(inner) => StoreError::Corrupt {
@@ -229,6 +244,16 @@ impl Store {
             },
             other => other,
         })?;
+        // Damage inside a page is not seen until that page is read: check the
+        // b-trees once on open, so a damaged file is refused before anything
+        // is written to it (about 2 ms per MB, see docs/benchmarks.md).
+        let damage = store.quick_check(1)?;
+        if let Some(first) = damage.into_iter().next() {
+            return Err(StoreError::Corrupt {
+                path: path.to_owned(),
+                detail: crate::sync::api::excerpt(first.trim(), 300),
+            });
+        }
         Ok(store)
     }
 
@@ -250,18 +275,21 @@ impl Store {
 
     fn init(&mut self) -> Result<()> {
         self.conn.busy_timeout(Duration::from_secs(5))?;
-        // Reading the header first makes a non-database file fail here.
-        let version: i32 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let app_id: i32 = self
-            .conn
-            .query_row("PRAGMA application_id", [], |r| r.get(0))?;
-        let has_tables: bool = self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
-            [],
-            |r| r.get(0),
-        )?;
+        // Reading the header first makes a non-database file fail here. The
+        // three reads share one snapshot, so another process migrating the
+        // file meanwhile is seen before or after, never half-way.
+        let (version, app_id, has_tables) = {
+            let tx = self.conn.transaction()?;
+            let version: i32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let app_id: i32 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+            let has_tables: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
+                [],
+                |r| r.get(0),
+            )?;
+            tx.commit()?;
+            (version, app_id, has_tables)
+        };
         if app_id != APPLICATION_ID && (app_id != 0 || has_tables) {
             return Err(StoreError::Foreign {
                 path: self.path.clone(),
@@ -275,31 +303,76 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        self.conn
-            .pragma_update(None, "journal_mode", "WAL")
-            .or_else(|e| {
-                // In-memory databases answer "memory"; that is fine.
-                if self.path == Path::new(":memory:") {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })?;
+        if self.path != Path::new(":memory:") {
+            self.wal()?;
+        }
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        if version < SCHEMA_VERSION {
+            self.migrate()?;
+        }
+        Ok(())
+    }
+
+    /// Switches a new file to WAL (a file already in WAL answers at once).
+    /// Changing the journal mode needs the file to itself, and SQLite answers
+    /// "busy" without waiting while another connection reads it, as happens
+    /// when several processes open a new database together: retried for up
+    /// to the busy timeout.
+    fn wal(&self) -> Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5 + u64::from(fastrand::u8(..20))));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Applies the missing migrations under the database's write lock, so
+    /// that processes opening a new file at once migrate it exactly once:
+    /// the one that gets the lock first migrates, the others wait (busy
+    /// timeout), then find the schema current and apply nothing.
+    fn migrate(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
             let target = i as i32 + 1;
-            let tx = self.conn.transaction()?;
             tx.execute_batch(sql)
                 .and_then(|_| tx.pragma_update(None, "application_id", APPLICATION_ID))
                 .and_then(|_| tx.pragma_update(None, "user_version", target))
-                .and_then(|_| tx.commit())
                 .map_err(|source| StoreError::Migration {
                     version: target,
                     source,
                 })?;
         }
-        Ok(())
+        tx.commit().map_err(|source| StoreError::Migration {
+            version: SCHEMA_VERSION,
+            source,
+        })
+    }
+
+    /// `PRAGMA quick_check(limit)`: what is damaged (empty when nothing).
+    fn quick_check(&self, limit: u32) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(&format!("PRAGMA quick_check({limit})"))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let msgs: Vec<String> = rows.collect::<Result<_, _>>()?;
+        Ok(msgs.into_iter().filter(|m| m != "ok").collect())
     }
 
     /// The schema version of the open database.
@@ -738,10 +811,7 @@ impl Store {
 
     /// Runs SQLite's own consistency check (`PRAGMA quick_check`).
     pub fn check(&self) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let msgs: Vec<String> = rows.collect::<Result<_, _>>()?;
-        Ok(msgs.into_iter().filter(|m| m != "ok").collect())
+        self.quick_check(100)
     }
 }
 

@@ -192,30 +192,11 @@ impl Secrets {
     /// Writes a new file created 0600 and renames it over the old one, so a
     /// crash leaves the old or the new file, never a half-written one.
     fn file_write(&self, all: &BTreeMap<String, String>) -> Result<(), SecretError> {
-        use std::io::Write;
-        let dir = self.file.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| self.file_err(e))?;
-        let tmp = self.file.with_extension("json.tmp");
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
         let text = serde_json::to_string_pretty(all).map_err(|e| self.file_err(e))?;
-        let mut f = opts.open(&tmp).map_err(|e| self.file_err(e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| self.file_err(e))?;
-        }
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| self.file_err(e))?;
-        drop(f);
-        std::fs::rename(&tmp, &self.file).map_err(|e| self.file_err(e))
+        crate::fsutil::write_atomically(&self.file, crate::fsutil::Access::Private, |w| {
+            w.write_all(text.as_bytes())
+        })
+        .map_err(|e| self.file_err(e))
     }
 }
 

@@ -536,11 +536,8 @@ impl Syncer {
             message,
         };
         tokio::task::spawn_blocking(move || {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)?;
+            crate::fsutil::create_private_file(&path)?;
+            let f = std::fs::OpenOptions::new().write(true).open(&path)?;
             f.lock()?;
             Ok::<_, std::io::Error>(f)
         })
