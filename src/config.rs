@@ -158,8 +158,10 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
+    #[error("{path}: {}", bounded(.message))]
     Syntax { path: String, message: String },
+    #[error("config file {path} is larger than {limit} KiB: not a WaddlePerf configuration")]
+    TooLarge { path: PathBuf, limit: u64 },
     #[error("{}", fmt_invalid(.path, .line, .key, .message))]
     Invalid {
         path: String,
@@ -169,7 +171,33 @@ pub enum ConfigError {
     },
 }
 
+/// The most of a configuration file that is read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// An error message fit to show: values it quotes (between backticks) are
+/// cut to 80 characters, the whole to 1,000, so a 10 MB value gives a short
+/// error that still names the key and the line.
+fn bounded(message: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 && part.chars().count() > 80 {
+            out.extend(part.chars().take(80));
+            out.push('…');
+        } else {
+            out.push_str(part);
+        }
+    }
+    if out.chars().count() > 1000 {
+        out = out.chars().take(1000).collect::<String>() + "… (cut)";
+    }
+    out
+}
+
 fn fmt_invalid(path: &str, line: &Option<usize>, key: &str, message: &str) -> String {
+    let message = bounded(message);
     match line {
         Some(l) => format!("{path}:{l}: `{key}`: {message}"),
         None => format!("{path}: `{key}`: {message}"),
@@ -182,6 +210,15 @@ impl ConfigError {
         match self {
             ConfigError::Invalid { key, .. } => Some(key),
             _ => None,
+        }
+    }
+
+    /// What is wrong, without the file's name (for a UI that shows it next
+    /// to the field), bounded like the whole message.
+    pub fn field_message(&self) -> String {
+        match self {
+            ConfigError::Invalid { message, .. } => bounded(message),
+            other => other.to_string(),
         }
     }
 }
@@ -810,9 +847,13 @@ pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
     if host.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(format!("`{s}`: `{host}` is not a host name or address"));
     }
+    // Digits only: `+80` and ` 80` are not ports.
     let port: u16 = port
-        .parse()
-        .map_err(|_| format!("`{s}`: port `{port}` is not a number from 1 to 65535"))?;
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| port.parse().ok())
+        .flatten()
+        .ok_or_else(|| format!("`{s}`: port `{port}` is not a number from 1 to 65535"))?;
     if port == 0 {
         return Err(format!("`{s}`: port 0 cannot be tested"));
     }
@@ -902,16 +943,36 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Loads `path`; a file that does not exist yields the defaults.
+    /// Loads `path`; a file that does not exist yields the defaults. At most
+    /// [`MAX_CONFIG_BYTES`] are read (`--config /dev/zero` ends at once).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(source) => Err(ConfigError::Read {
+        use std::io::Read;
+        let read = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(read(e)),
+        };
+        let mut bytes = Vec::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
                 path: path.to_owned(),
-                source,
-            }),
+                limit: MAX_CONFIG_BYTES / 1024,
+            });
         }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+            ))
+        })?;
+        Config::parse(&text, &path.display().to_string())
     }
 
     /// Checks every value after defaults are applied. `text` (the source) is
@@ -1871,6 +1932,11 @@ mode = "http3"
         assert!(split_host_port(":80").unwrap_err().contains("empty"));
         assert!(split_host_port("a:0").unwrap_err().contains("port 0"));
         assert!(split_host_port("a:x").unwrap_err().contains("`x`"));
+        assert!(split_host_port("127.0.0.1:+80")
+            .unwrap_err()
+            .contains("`+80`"));
+        assert!(split_host_port("a:").is_err());
+        assert!(split_host_port("a:65536").is_err());
     }
 
     #[test]

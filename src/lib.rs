@@ -15,6 +15,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod settings;
 pub mod store;
+pub mod supervise;
 pub mod sync;
 pub mod version;
 

@@ -370,11 +370,7 @@ fn main() -> ExitCode {
         // The reader closed the pipe (`| head`): it has what it wanted.
         Err(e) if text::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "waddleperf: {}",
-                text::escape(&format!("{e:#}"))
-            );
+            let _ = writeln!(std::io::stderr(), "waddleperf: {}", text::error_line(&e));
             ExitCode::from(1)
         }
     }
@@ -659,9 +655,7 @@ fn build_test(kind: TestKind, cfg: &Config) -> Result<(AnyProbe, CommonTestArgs)
             common,
         } => {
             check_http_url(&url).map_err(anyhow::Error::msg)?;
-            if let Some(f) = &ca_file {
-                std::fs::File::open(f).with_context(|| format!("--ca-file {}", f.display()))?;
-            }
+            check_ca_file(ca_file.as_deref())?;
             let mut p = HttpProbe::new(url);
             p.mode = if http1 {
                 HttpMode::Http1
@@ -692,6 +686,7 @@ fn build_test(kind: TestKind, cfg: &Config) -> Result<(AnyProbe, CommonTestArgs)
             common,
         } => {
             split_host_port(&target).map_err(anyhow::Error::msg)?;
+            check_ca_file(ca_file.as_deref())?;
             let mode = if tls {
                 TcpMode::Tls
             } else if ssh {
@@ -767,6 +762,17 @@ fn build_test(kind: TestKind, cfg: &Config) -> Result<(AnyProbe, CommonTestArgs)
             common,
         ),
     })
+}
+
+/// One rule for `--ca-file` in every test: a file that cannot be read or
+/// holds no certificate is a mistake in the command, said before measuring
+/// (exit 1), not a failed measurement.
+fn check_ca_file(path: Option<&Path>) -> Result<()> {
+    if let Some(p) = path {
+        waddleperf::probe::tls::client_config(false, Some(p), &[])
+            .map_err(|e| anyhow::anyhow!("--ca-file: {}", e.message))?;
+    }
+    Ok(())
 }
 
 impl HistoryFilter {
@@ -1031,6 +1037,15 @@ fn print_status(
         writeln!(out, "connectivity  lost{since}")?;
     } else {
         writeln!(out, "connectivity  ok")?;
+    }
+    for (name, f) in &s.task_failures {
+        writeln!(
+            out,
+            "task          {name} FAILED {} time(s), restarted; last {}: {}",
+            f.failures,
+            when(&f.last_failed_at),
+            f.last_error
+        )?;
     }
     writeln!(
         out,

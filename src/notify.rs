@@ -263,7 +263,12 @@ fn short(target: &str) -> String {
 /// `notifications.enabled` is read for each note, so turning it off applies
 /// at once.
 pub fn spawn(rt: Runtime, sink: Arc<dyn Sink>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    tokio::spawn(run(rt, sink))
+}
+
+/// The notifier loop until the runtime shuts down.
+pub async fn run(rt: Runtime, sink: Arc<dyn Sink>) {
+    {
         let mut rx = rt.subscribe();
         let mins = |n: &crate::config::Notifications| {
             Duration::from_secs(u64::from(n.min_interval_minutes) * 60)
@@ -305,7 +310,7 @@ pub fn spawn(rt: Runtime, sink: Arc<dyn Sink>) -> tokio::task::JoinHandle<()> {
                 }
             }
         }
-    })
+    }
 }
 
 #[cfg(test)]

@@ -211,6 +211,10 @@ pub struct Status {
     pub autoperf: EscalationState,
     pub connectivity: Connectivity,
     pub store: StoreStats,
+    /// Background tasks that failed (and were restarted) since the agent
+    /// started.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub task_failures: crate::supervise::TaskFailures,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -628,6 +632,11 @@ impl Runtime {
                     .flatten()
                     .unwrap_or_default(),
                 store: s.stats()?,
+                task_failures: s
+                    .state_get(crate::supervise::TASKS)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
             })
         })
         .await

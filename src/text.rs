@@ -52,6 +52,24 @@ impl<W: Write> Write for Escaping<W> {
     }
 }
 
+/// An error and its causes on one line, each cause said once: many of the
+/// engine's errors already quote their cause, which a plain `{:#}` would then
+/// repeat ("Is a directory (os error 21): Is a directory (os error 21)").
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(text.as_str()) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    escape(&line).into_owned()
+}
+
 /// Whether an error is a closed output pipe (`waddleperf history | head`):
 /// the reader has what it wanted, so the program ends quietly.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -80,6 +98,22 @@ mod tests {
         let mut w = Escaping(Vec::new());
         write!(w, "{} {}", "ok", "\u{1b}[31mred").unwrap_or_default();
         assert_eq!(String::from_utf8_lossy(&w.0), "ok \\e[31mred");
+    }
+
+    #[test]
+    fn causes_are_said_once() {
+        let io = std::io::Error::from_raw_os_error(21);
+        let shown = io.to_string();
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open the database /x: {0}")]
+        struct Open(#[source] std::io::Error);
+        let e = anyhow::Error::from(Open(io)).context("database /x");
+        let line = error_line(&e);
+        assert_eq!(line.matches(shown.as_str()).count(), 1, "{line}");
+        assert!(
+            line.starts_with("database /x: cannot open the database /x: "),
+            "{line}"
+        );
     }
 
     #[test]

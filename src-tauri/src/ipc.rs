@@ -86,11 +86,8 @@ impl From<ConfigError> for IpcError {
         IpcError {
             kind: ErrorKind::Invalid,
             key: e.key().map(str::to_owned),
-            message: match &e {
-                // The UI shows the message next to the field: no file prefix.
-                ConfigError::Invalid { message, .. } => message.clone(),
-                other => other.to_string(),
-            },
+            // The UI shows the message next to the field: no file prefix.
+            message: e.field_message(),
         }
     }
 }

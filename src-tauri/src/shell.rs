@@ -592,24 +592,31 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
             let mut tasks = setup_tasks.lock().map_err(|e| e.to_string())?;
             tasks.push(spawn_event_pump(handle.clone(), Arc::clone(&shell)));
             let rt = shell.rt.clone();
+            let agent = shell.agent_note.is_none();
+            let (device_id, syncer) = (shell.device.device_id.clone(), shell.syncer.clone());
             tasks.push(tauri::async_runtime::spawn(async move {
-                let _ =
-                    waddleperf::notify::spawn(rt, Arc::new(waddleperf::notify::DesktopSink)).await;
+                use waddleperf::{notify, schedule, supervise};
+                if agent {
+                    supervise::reset(&rt).await;
+                }
+                let r = rt.clone();
+                let mut handles = vec![supervise::spawn(rt.clone(), "notifications", move || {
+                    notify::run(r.clone(), Arc::new(notify::DesktopSink))
+                })];
+                if agent {
+                    let r = rt.clone();
+                    handles.push(supervise::spawn(rt.clone(), "scheduler", move || {
+                        let (r, id) = (r.clone(), device_id.clone());
+                        async move { schedule::run(&r, &schedule::SystemClock, &id).await }
+                    }));
+                    handles.push(supervise::spawn(rt.clone(), "sync", move || {
+                        syncer.clone().run(Arc::new(schedule::SystemClock))
+                    }));
+                }
+                for h in handles {
+                    let _ = h.await;
+                }
             }));
-            if shell.agent_note.is_none() {
-                let sched =
-                    waddleperf::schedule::spawn(shell.rt.clone(), shell.device.device_id.clone());
-                tasks.push(tauri::async_runtime::spawn(async move {
-                    let _ = sched.await;
-                }));
-                let uploads = waddleperf::sync::worker::spawn(
-                    shell.syncer.clone(),
-                    Arc::new(waddleperf::schedule::SystemClock),
-                );
-                tasks.push(tauri::async_runtime::spawn(async move {
-                    let _ = uploads.await;
-                }));
-            }
             spawn_signal_quit(handle.clone(), Arc::clone(&shell));
             if let Some(page) = show {
                 open_window(&handle, page);

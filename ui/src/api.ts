@@ -60,6 +60,8 @@ export interface Status {
   autoperf: unknown;
   connectivity: { lost: boolean; since?: string };
   store: { results: number; outbox_pending: number; outbox_dead: number; newest: string | null };
+  /** Background tasks that failed and were restarted since the agent started. */
+  task_failures?: Record<string, { failures: number; last_error: string; last_failed_at: string }>;
 }
 
 export interface Bucket {
