@@ -980,7 +980,9 @@ impl Config {
     pub fn validate(&self, origin: &str, text: Option<&str>) -> Result<(), ConfigError> {
         let err = |key: String, span: Option<std::ops::Range<usize>>, message: String| {
             let line = match (text, span) {
-                (Some(t), Some(s)) if s.end > 0 => Some(line_of(t, s.start)),
+                (Some(t), Some(s)) if s.end > 0 => {
+                    Some(key_line_in(t, &s, &key).unwrap_or_else(|| line_of(t, s.start)))
+                }
                 _ => None,
             };
             Err(ConfigError::Invalid {
@@ -1494,6 +1496,28 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
+/// The line of `key`'s first part inside the entry (`url` of
+/// `suite.http[0].url`, `thresholds` of `suite.tcp[0].thresholds.x`) in the list
+/// entry that starts at `span` (up to the next table header), so an error
+/// points at the value, not at the entry's `[[…]]` header.
+fn key_line_in(text: &str, span: &std::ops::Range<usize>, key: &str) -> Option<usize> {
+    // `suite.tcp[0].thresholds.latency_ms` → `thresholds`.
+    let last = key.split("].").nth(1)?.split('.').next()?;
+    let body = text.get(span.start..)?;
+    let mut offset = span.start;
+    for (i, raw) in body.split_inclusive('\n').enumerate() {
+        let line = raw.trim_start();
+        if i > 0 && line.starts_with('[') {
+            break;
+        }
+        if line.split_once('=').map(|(k, _)| k.trim()) == Some(last) {
+            return Some(line_of(text, offset));
+        }
+        offset += raw.len();
+    }
+    None
+}
+
 /// Best-effort line of a dotted `table.key` in TOML text (for keys that are
 /// plain values; list entries carry their own spans).
 fn find_key_line(text: &str, dotted: &str) -> Option<usize> {
@@ -1773,37 +1797,37 @@ mode = "http3"
             (
                 "\n[[suite.http]]\nurl = \"ftp://x/\"\n",
                 "suite.http[0].url",
-                2,
+                3,
             ),
             (
                 "[[suite.http]]\nurl = \"https://a/\"\n[[suite.http]]\nurl = \"not a url\"\n",
                 "suite.http[1].url",
-                3,
+                4,
             ),
             (
                 "[[suite.http]]\nurl = \"https://a/\"\ntimeout_ms = 1\n",
                 "suite.http[0].timeout_ms",
-                1,
+                3,
             ),
             (
                 "[[suite.http]]\nurl = \"https://a/\"\nca_file = \"/nonexistent/ca.pem\"\n",
                 "suite.http[0].ca_file",
-                1,
+                3,
             ),
             (
                 "[[suite.tcp]]\ntarget = \"example.com\"\n",
                 "suite.tcp[0].target",
-                1,
+                2,
             ),
             (
                 "[[suite.tcp]]\ntarget = \"example.com:99999\"\n",
                 "suite.tcp[0].target",
-                1,
+                2,
             ),
             (
                 "[[suite.tcp]]\ntarget = \"::1:22\"\n",
                 "suite.tcp[0].target",
-                1,
+                2,
             ),
             (
                 "[[suite.tcp]]\ntarget = \"a:1\"\nserver_name = \"b\"\n",
@@ -1813,7 +1837,7 @@ mode = "http3"
             (
                 "[[suite.tcp]]\ntarget = \"a:1\"\n[[suite.tcp]]\ntarget = \"a:1\"\n",
                 "suite.tcp[1].target",
-                3,
+                4,
             ),
             (
                 "[schedule]\ninterval_minutes = 10\noffset_seconds = 600\n",
@@ -1851,12 +1875,12 @@ mode = "http3"
             (
                 "[[suite.tcp]]\ntarget = \"a:1\"\nthresholds = { latency_ms = -5.0 }\n",
                 "suite.tcp[0].thresholds.latency_ms",
-                1,
+                3,
             ),
             (
                 "[[tier2.http]]\nurl = \"gopher://x/\"\n",
                 "tier2.http[0].url",
-                1,
+                2,
             ),
         ];
         for (text, key, line) in cases {

@@ -370,7 +370,7 @@ fn tool_failures_exit_non_zero_with_the_reason() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("config.toml:4: `suite.tcp[0].target`"),
+        err.contains("config.toml:5: `suite.tcp[0].target`"),
         "{err}"
     );
 

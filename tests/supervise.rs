@@ -46,7 +46,11 @@ async fn a_task_that_panics_is_shown_and_restarted_until_shutdown() {
         .expect("a TaskFailed event");
         assert_eq!(ev.0, "flaky");
         assert_eq!(ev.2, expected);
-        assert!(ev.1.contains(&format!("panicked: boom {expected}")), "{}", ev.1);
+        assert!(
+            ev.1.contains(&format!("panicked: boom {expected}")),
+            "{}",
+            ev.1
+        );
     }
     let status = rt.status().await.unwrap();
     let f = &status.task_failures["flaky"];
@@ -65,7 +69,11 @@ async fn a_task_that_panics_is_shown_and_restarted_until_shutdown() {
         .await
         .expect("supervision ends with the runtime")
         .unwrap();
-    assert_eq!(starts.load(Ordering::SeqCst), 3, "no restart after shutdown");
+    assert_eq!(
+        starts.load(Ordering::SeqCst),
+        3,
+        "no restart after shutdown"
+    );
 
     // A new agent starts with a clean slate.
     let rt2 = Runtime::new(Store::open_in_memory().unwrap(), Config::default());
