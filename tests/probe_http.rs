@@ -266,3 +266,98 @@ async fn garbage_and_silence_are_clear_errors() {
     let r = HttpProbe::new("http://no-such-host.invalid/").run().await;
     assert_eq!(r.error_kind, Some(ErrorKind::Dns), "{r:?}");
 }
+
+/// A plain HTTP/1.1 server that spends a known time on each request: it
+/// reads the request, works for `spin` (on the CPU, as a Python or PHP
+/// server does) then sleeps `sleep`, answers, and reports the time from the
+/// request's first byte to the answer's write: no client can see a TTFB
+/// below that.
+struct SlowServer {
+    addr: std::net::SocketAddr,
+    turnaround: std::sync::mpsc::Receiver<Duration>,
+}
+
+impl SlowServer {
+    fn start(spin: Duration, sleep: Duration) -> SlowServer {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, turnaround) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { return };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                let mut first = None;
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            first.get_or_insert_with(std::time::Instant::now);
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                    }
+                }
+                let Some(t0) = first else { continue };
+                while t0.elapsed() < spin {
+                    std::hint::spin_loop();
+                }
+                std::thread::sleep(sleep);
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let at = std::time::Instant::now();
+                let _ = s.write_all(answer);
+                let _ = tx.send(at - t0);
+            }
+        });
+        SlowServer { addr, turnaround }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttfb_is_never_below_the_servers_turnaround_and_follows_its_delay() {
+    // A server on the CPU for 0.5 ms: the client's write wakes it, and it may
+    // take the writer's core at once (the case that gave 20 µs TTFBs).
+    let busy = SlowServer::start(Duration::from_micros(500), Duration::ZERO);
+    let url = format!("http://{}/", busy.addr);
+    for run in 0..40 {
+        let mut p = HttpProbe::new(url.clone());
+        p.mode = HttpMode::Http1;
+        p.timeout = Duration::from_secs(5);
+        let m = p.run().await;
+        assert!(m.success, "{m:?}");
+        let ttfb = m.metrics.ttfb_ms.unwrap();
+        let server = busy.turnaround.recv().unwrap().as_secs_f64() * 1000.0;
+        assert!(
+            ttfb >= server,
+            "run {run}: TTFB {ttfb:.3} ms below the server's own turnaround {server:.3} ms"
+        );
+    }
+
+    // A server that answers 40 ms after the request: TTFB is the delay plus
+    // loopback, within 3 ms, and next to curl's.
+    let slow = SlowServer::start(Duration::ZERO, Duration::from_millis(40));
+    let url = format!("http://{}/", slow.addr);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let mut p = HttpProbe::new(url.clone());
+        p.mode = HttpMode::Http1;
+        p.timeout = Duration::from_secs(5);
+        let m = p.run().await;
+        assert!(m.success, "{m:?}");
+        ours.push(m.metrics.ttfb_ms.unwrap());
+        slow.turnaround.recv().unwrap();
+        let u = url.clone();
+        theirs.push(
+            tokio::task::spawn_blocking(move || curl(&u, None, &[]))
+                .await
+                .unwrap()
+                .ttfb_ms,
+        );
+        slow.turnaround.recv().unwrap();
+    }
+    let (o, c) = (median(&mut ours), median(&mut theirs));
+    println!("TTFB at a 40 ms server delay: ours {o:.3} ms, curl {c:.3} ms");
+    assert!(ours.iter().all(|t| *t >= 40.0), "{ours:?}");
+    assert!(o <= 43.0, "ours {o:.3} ms");
+    assert!((o - c).abs() <= 2.0, "ours {o:.3} ms, curl {c:.3} ms");
+}

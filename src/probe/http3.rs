@@ -232,11 +232,13 @@ impl quinn::AsyncUdpSocket for StampedUdp {
     }
 
     fn try_send(&self, transmit: &quinn::udp::Transmit) -> std::io::Result<()> {
+        // Stamped before the send, as the TCP stamps are (see `wire.rs`): the
+        // peer may answer before this thread runs again.
+        let before = Instant::now();
         let r = self.inner.try_send(transmit);
         if r.is_ok() {
-            let now = Instant::now();
             self.note(|s| {
-                s.first_send.get_or_insert(now);
+                s.first_send.get_or_insert(before);
             });
         }
         r
