@@ -27,6 +27,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "status_code",
     "http_version",
     "bytes",
+    "body_truncated",
     "throughput_mbps",
     "redirects",
     "redirect_chain",

@@ -185,6 +185,10 @@ pub struct Metrics {
     pub http_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// The body was longer than `probe.max_body_bytes` and was cut there
+    /// (`bytes` is then the limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_truncated: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throughput_mbps: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

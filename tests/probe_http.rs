@@ -201,7 +201,32 @@ async fn redirects_are_followed_with_separate_phases() {
         .as_deref()
         .unwrap()
         .contains("more than 3 redirects"));
-    assert_eq!(r.metrics.redirects, Some(4));
+    // The redirects followed: the limit, never one more.
+    assert_eq!(r.metrics.redirects, Some(3));
+    assert_eq!(r.metrics.redirect_chain.as_ref().map(Vec::len), Some(4));
+}
+
+#[tokio::test]
+async fn a_body_longer_than_the_limit_is_cut_there_and_says_so() {
+    let f = fixture(30);
+    for (mode, limit) in [
+        (HttpMode::Http1, 1000),
+        (HttpMode::Http2, 1000),
+        (HttpMode::Http1, 65_536),
+    ] {
+        let mut p = f.probe("/files/100k.bin", mode);
+        p.max_body_bytes = limit;
+        let r = p.run().await;
+        assert!(r.success, "{r:?}");
+        assert_eq!(r.metrics.bytes, Some(limit), "{mode:?}");
+        assert_eq!(r.metrics.body_truncated, Some(true), "{mode:?}");
+    }
+    // A body of exactly the limit, or shorter, is whole.
+    let mut p = f.probe("/files/100k.bin", HttpMode::Http1);
+    p.max_body_bytes = NGINX_FILE_BYTES;
+    let r = p.run().await;
+    assert_eq!(r.metrics.bytes, Some(NGINX_FILE_BYTES));
+    assert_eq!(r.metrics.body_truncated, None);
 }
 
 #[tokio::test]

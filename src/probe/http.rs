@@ -266,22 +266,57 @@ impl HttpProbe {
             .filter(|_| url.scheme() == "https");
 
         let mut body = response.into_body();
-        let mut bytes: u64 = 0;
+        let mut count = BodyCount::new(self.max_body_bytes);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| hyper_error("reading the body", &e))?;
             if let Some(chunk) = frame.data_ref() {
-                bytes += chunk.len() as u64;
-                if bytes >= self.max_body_bytes {
+                if !count.add(chunk.len()) {
                     break;
                 }
             }
         }
-        record_transfer(m, start, sent, bytes);
+        count.record(m);
+        record_transfer(m, start, sent, count.bytes);
         Ok(HopOutcome {
             status,
             location,
             alt_svc_h3,
         })
+    }
+}
+
+/// Body bytes counted up to `probe.max_body_bytes`: a longer body is cut
+/// there, and says so. Shared by HTTP/1.1, HTTP/2 and HTTP/3.
+pub(super) struct BodyCount {
+    pub bytes: u64,
+    max: u64,
+    truncated: bool,
+}
+
+impl BodyCount {
+    pub fn new(max: u64) -> BodyCount {
+        BodyCount {
+            bytes: 0,
+            max,
+            truncated: false,
+        }
+    }
+
+    /// Counts a chunk; `false` once the limit is passed (stop reading).
+    pub fn add(&mut self, len: usize) -> bool {
+        let room = self.max.saturating_sub(self.bytes);
+        let len = len as u64;
+        if len > room {
+            self.bytes += room;
+            self.truncated = true;
+            return false;
+        }
+        self.bytes += len;
+        true
+    }
+
+    pub fn record(&self, m: &mut Measurement) {
+        m.metrics.body_truncated = self.truncated.then_some(true);
     }
 }
 
@@ -345,19 +380,26 @@ impl Probe for HttpProbe {
                 }
                 return Ok(());
             };
+            // `redirects` counts the redirects followed, at most the limit.
+            let followed = chain.len() as u32;
             chain.push(RedirectHop {
                 url: url.to_string(),
                 status_code: hop.status,
                 total_ms: m.metrics.total_ms.unwrap_or_default(),
             });
-            m.metrics.redirects = Some(chain.len() as u32);
-            if chain.len() > self.max_redirects as usize {
+            if followed >= self.max_redirects {
+                m.metrics.redirects = Some(followed);
                 m.metrics.redirect_chain = Some(chain);
                 return Err(ProbeError::new(
                     ErrorKind::Protocol,
-                    format!("more than {} redirects", self.max_redirects),
+                    format!(
+                        "more than {} redirects: stopped at {url}, which redirects again to {}",
+                        self.max_redirects,
+                        crate::sync::api::excerpt(&location, 200)
+                    ),
                 ));
             }
+            m.metrics.redirects = Some(followed + 1);
             let next = url.join(&location).map_err(|e| {
                 ProbeError::new(
                     ErrorKind::Protocol,

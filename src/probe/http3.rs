@@ -148,18 +148,18 @@ async fn exchange(
         .get(hyper::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let mut bytes: u64 = 0;
+    let mut count = super::http::BodyCount::new(r.max_body_bytes);
     while let Some(chunk) = stream
         .recv_data()
         .await
         .map_err(|e| h3err("reading the body", &e))?
     {
-        bytes += chunk.remaining() as u64;
-        if bytes >= r.max_body_bytes {
+        if !count.add(chunk.remaining()) {
             break;
         }
     }
-    super::http::record_transfer(m, start, sent, bytes);
+    count.record(m);
+    super::http::record_transfer(m, start, sent, count.bytes);
     Ok(H3Outcome { status, location })
 }
 
