@@ -200,3 +200,33 @@ fn almost_right_input_is_refused_before_anything_is_measured() {
     let first = err.split(": ").last().unwrap().trim();
     assert_eq!(err.matches(first).count(), 1, "{err}");
 }
+
+#[test]
+fn http3_to_a_closed_udp_port_fails_at_once() {
+    let h = Home::new("");
+    // A port just released: nothing answers on it, the kernel sends ICMP
+    // port unreachable.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("https://127.0.0.1:{port}/");
+    let t = std::time::Instant::now();
+    let o = h.wp(&[
+        "test",
+        "http",
+        &url,
+        "--http3",
+        "--timeout",
+        "10000",
+        "--json",
+    ]);
+    let took = t.elapsed();
+    let m: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    assert_eq!(m["error_kind"], "http3_unavailable", "{m}");
+    assert!(m["error"].as_str().unwrap().contains("is closed"), "{m}");
+    // The handshake would wait 7.5 s; the refusal ends it at once.
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+}

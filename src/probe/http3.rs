@@ -71,10 +71,18 @@ pub async fn fetch(r: H3Request<'_>, m: &mut Measurement) -> Result<H3Outcome, P
     let connecting = endpoint
         .connect(addr, name)
         .map_err(|e| ProbeError::new(ErrorKind::Config, format!("QUIC connect to {addr}: {e}")))?;
-    let conn = match tokio::time::timeout(r.handshake_timeout, connecting).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(connection_error(addr, &e, r.handshake_timeout)),
-        Err(_) => return Err(unavailable(addr, r.handshake_timeout)),
+    // A closed UDP port answers with ICMP port unreachable: said at once,
+    // not after the whole handshake wait.
+    let conn = tokio::select! {
+        c = tokio::time::timeout(r.handshake_timeout, connecting) => match c {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(connection_error(addr, &e, r.handshake_timeout)),
+            Err(_) => return Err(unavailable(addr, r.handshake_timeout)),
+        },
+        _ = wire.refused.notified() => return Err(ProbeError::new(
+            ErrorKind::Http3Unavailable,
+            format!("HTTP/3 unavailable: UDP port {} is closed at {} (ICMP port unreachable)", addr.port(), addr.ip()),
+        )),
     };
     let handshake = wire.span(wire.first_send().unwrap_or(t), t);
     m.metrics.connect_ms = Some(ms(handshake));
@@ -167,10 +175,24 @@ async fn exchange(
 fn stamped_endpoint(addr: SocketAddr) -> std::io::Result<(quinn::Endpoint, Arc<StampedUdp>)> {
     let socket = std::net::UdpSocket::bind(super::net::local_any(addr))?;
     let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+    // Linux: the peer's ICMP port unreachable is heard on the socket's error
+    // queue (see `udp_refusal`).
+    #[cfg(target_os = "linux")]
+    let watch = super::udp_refusal::watch(&socket, addr)?;
     let wire = Arc::new(StampedUdp {
         inner: runtime.wrap_udp_socket(socket)?,
         stamps: Mutex::new(WireStamps::default()),
+        refused: tokio::sync::Notify::new(),
     });
+    #[cfg(target_os = "linux")]
+    {
+        let w = Arc::clone(&wire);
+        tokio::spawn(async move {
+            if watch.refused().await {
+                w.refused.notify_one();
+            }
+        });
+    }
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
         quinn::EndpointConfig::default(),
         None,
@@ -186,6 +208,8 @@ fn stamped_endpoint(addr: SocketAddr) -> std::io::Result<(quinn::Endpoint, Arc<S
 pub struct StampedUdp {
     inner: Arc<dyn quinn::AsyncUdpSocket>,
     stamps: Mutex<WireStamps>,
+    /// Notified when the peer's port is closed (ICMP port unreachable).
+    refused: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default, Clone, Copy)]

@@ -15,6 +15,8 @@ pub mod tcp;
 pub mod tls;
 pub mod trace;
 pub mod udp;
+#[cfg(target_os = "linux")]
+mod udp_refusal;
 mod wire;
 
 use crate::model::{ErrorKind, Measurement, SampleStats, TestType};
