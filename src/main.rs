@@ -1175,6 +1175,25 @@ mod tests {
             .contains("unknown unit"));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Any duration or time, however large or malformed: a time or a
+        /// clear error, never a panic.
+        #[test]
+        fn when_never_panics(s in "[0-9]{0,30}[a-z]{0,4}|[0-9T:\\-Z+.]{0,35}|.{0,40}") {
+            let now = Utc::now();
+            match parse_when(&s, now) {
+                Ok(t) => proptest::prop_assert!(t <= now || s.contains('T') || s.contains('-')),
+                Err(e) => proptest::prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+
     #[test]
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;

@@ -558,6 +558,26 @@ mod tests {
         assert_eq!(retry_after("+5", now), None);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Whatever a server sends as Retry-After, a token or an error body:
+        /// bounded results, no panic.
+        #[test]
+        fn server_text_never_panics(v in ".{0,80}|[0-9]{1,40}") {
+            let now = Utc::now();
+            if let Some(d) = retry_after(&v, now) {
+                proptest::prop_assert!(d <= MAX_RETRY_AFTER);
+            }
+            let _ = jwt_expiry(&v);
+            proptest::prop_assert!(message_of(&v).chars().count() <= MAX_MESSAGE_CHARS + 10);
+        }
+    }
+
     #[test]
     fn quoted_server_words_are_bounded() {
         let long = "x".repeat(10_000);
