@@ -96,7 +96,8 @@ mod tests {
         assert_eq!(escape("a\rb\u{9b}31m\u{7f}"), "a\\rb\\u{9b}31m\\x7f");
         assert_eq!(escape("line\n\tnext é ✓"), "line\n\tnext é ✓");
         let mut w = Escaping(Vec::new());
-        write!(w, "{} {}", "ok", "\u{1b}[31mred").unwrap_or_default();
+        let peer = "\u{1b}[31mred";
+        write!(w, "ok {peer}").unwrap_or_default();
         assert_eq!(String::from_utf8_lossy(&w.0), "ok \\e[31mred");
     }
 

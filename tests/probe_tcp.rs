@@ -122,11 +122,11 @@ async fn tls_handshake_timed_apart_with_certificate_facts() {
     );
     assert_eq!(m.tls_version.as_deref(), Some("TLSv1.3"));
     assert!(m.cipher.is_some());
-    assert!(m
-        .cert_subject
-        .as_deref()
-        .unwrap()
-        .contains("waddleperf-test-server"));
+    assert_eq!(
+        m.cert_subject.as_deref(),
+        Some("O=WaddlePerf Tests,CN=waddleperf-test-server")
+    );
+    assert_eq!(m.cert_issuer.as_deref(), Some("CN=WaddlePerf Test CA"));
     assert!((89..=90).contains(&m.cert_days_left.unwrap()));
     assert_eq!(r.target, format!("tls://localhost:{}", nginx.https.port()));
 

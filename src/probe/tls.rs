@@ -153,7 +153,7 @@ pub fn record_session(conn: &rustls::ClientConnection, m: &mut Metrics) {
     });
     m.cipher = conn
         .negotiated_cipher_suite()
-        .map(|s| format!("{:?}", s.suite()));
+        .map(|s| iana_suite_name(&format!("{:?}", s.suite())));
     if let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) {
         if let Some(facts) = cert_facts(leaf.as_ref(), chrono::Utc::now().timestamp()) {
             m.cert_subject = Some(facts.subject);
@@ -161,6 +161,73 @@ pub fn record_session(conn: &rustls::ClientConnection, m: &mut Metrics) {
             m.cert_days_left = Some(facts.days_left);
         }
     }
+}
+
+/// A cipher suite's IANA name: rustls calls the TLS 1.3 suites
+/// `TLS13_AES_128_GCM_SHA256`, the registry `TLS_AES_128_GCM_SHA256`; the
+/// TLS 1.2 names are the registry's already.
+pub fn iana_suite_name(rustls_name: &str) -> String {
+    match rustls_name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => rustls_name.to_owned(),
+    }
+}
+
+/// A distinguished name as RFC 4514 writes it: the last RDN first, RDNs
+/// joined by `,`, multi-valued RDNs by `+`, the usual short names (`CN`,
+/// `O`, `C`, …) or the dotted OID, and special characters escaped.
+pub fn rfc4514(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let rdns: Vec<String> = name
+        .iter()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|a| {
+                    let oid = a.attr_type().to_id_string();
+                    let key = match oid.as_str() {
+                        "2.5.4.3" => "CN".to_owned(),
+                        "2.5.4.6" => "C".to_owned(),
+                        "2.5.4.7" => "L".to_owned(),
+                        "2.5.4.8" => "ST".to_owned(),
+                        "2.5.4.9" => "STREET".to_owned(),
+                        "2.5.4.10" => "O".to_owned(),
+                        "2.5.4.11" => "OU".to_owned(),
+                        "0.9.2342.19200300.100.1.25" => "DC".to_owned(),
+                        "0.9.2342.19200300.100.1.1" => "UID".to_owned(),
+                        _ => oid,
+                    };
+                    let value = a.as_str().map(escape_dn_value).unwrap_or_else(|_| {
+                        let hex: String = a
+                            .attr_value()
+                            .data
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect();
+                        format!("#{hex}")
+                    });
+                    format!("{key}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+/// RFC 4514 §2.4: `"+,;<>\` escaped, and a leading `#` or space or a
+/// trailing space.
+fn escape_dn_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let n = v.chars().count();
+    for (i, c) in v.chars().enumerate() {
+        let special = matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i + 1 == n && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Subject, issuer and whole days until expiry (negative once expired).
@@ -175,8 +242,8 @@ pub fn cert_facts(der: &[u8], now_unix: i64) -> Option<CertFacts> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let not_after = cert.validity().not_after.timestamp();
     Some(CertFacts {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        subject: rfc4514(cert.subject()),
+        issuer: rfc4514(cert.issuer()),
         days_left: (not_after - now_unix).div_euclid(86_400),
     })
 }
