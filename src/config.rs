@@ -158,8 +158,13 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {}", bounded(.message))]
-    Syntax { path: String, message: String },
+    /// Not TOML, or a key the configuration does not have.
+    #[error("{}", fmt_syntax(.path, .line, .message))]
+    Syntax {
+        path: String,
+        line: Option<usize>,
+        message: String,
+    },
     #[error("config file {path} is larger than {limit} KiB: not a WaddlePerf configuration")]
     TooLarge { path: PathBuf, limit: u64 },
     #[error("{}", fmt_invalid(.path, .line, .key, .message))]
@@ -194,6 +199,14 @@ fn bounded(message: &str) -> String {
         out = out.chars().take(1000).collect::<String>() + "… (cut)";
     }
     out
+}
+
+fn fmt_syntax(path: &str, line: &Option<usize>, message: &str) -> String {
+    let message = bounded(message);
+    match line {
+        Some(l) => format!("{path}:{l}: {message}"),
+        None => format!("{path}: {message}"),
+    }
 }
 
 fn fmt_invalid(path: &str, line: &Option<usize>, key: &str, message: &str) -> String {
@@ -935,9 +948,24 @@ fn check_overrides(o: &ThresholdOverrides) -> Result<(), (&'static str, String)>
 impl Config {
     /// Parses TOML text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: origin.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+        // One format for every error: `file:line: what`, as validation says.
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            let mut message = e.message().trim_end().to_owned();
+            // Name the key of that line unless the message does already.
+            let key = line
+                .and_then(|l| text.lines().nth(l - 1))
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim().trim_matches('"'))
+                .filter(|k| !k.is_empty() && !message.contains(&format!("`{k}`")));
+            if let Some(k) = key {
+                message = format!("`{k}`: {message}");
+            }
+            ConfigError::Syntax {
+                path: origin.to_owned(),
+                line,
+                message,
+            }
         })?;
         cfg.validate(origin, Some(text))?;
         Ok(cfg)
@@ -1764,8 +1792,10 @@ mode = "http3"
     #[test]
     fn unknown_keys_are_reported_with_their_line() {
         let e = invalid("[schedule]\ninterval_minutes = 5\nfrequency = 3\n").to_string();
-        assert!(e.contains("frequency"), "{e}");
-        assert!(e.contains("line 3"), "{e}");
+        assert!(
+            e.starts_with("cfg.toml:3: unknown field `frequency`, expected one of"),
+            "{e}"
+        );
         let e = invalid("[[suite.http]]\nurl = \"https://a/\"\nverify = false\n").to_string();
         assert!(e.contains("verify"), "{e}");
         let e = invalid("[sweet]\n").to_string();
@@ -1775,9 +1805,15 @@ mode = "http3"
     #[test]
     fn wrong_types_name_the_key() {
         let e = invalid("[schedule]\ninterval_minutes = \"hourly\"\n").to_string();
-        assert!(e.contains("interval_minutes"), "{e}");
+        assert!(
+            e.starts_with("cfg.toml:2: `interval_minutes`: invalid type"),
+            "{e}"
+        );
         let e = invalid("[[suite.http]]\nurl = \"https://a/\"\nmode = \"http9\"\n").to_string();
-        assert!(e.contains("http9") && e.contains("line 3"), "{e}");
+        assert!(
+            e.contains("http9") && e.starts_with("cfg.toml:3: `mode`"),
+            "{e}"
+        );
         let e = invalid("[[suite.tcp]]\nmode = \"raw\"\n").to_string();
         assert!(e.contains("target"), "missing required key named: {e}");
     }

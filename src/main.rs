@@ -371,14 +371,29 @@ fn main() -> ExitCode {
         Err(e) if text::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "waddleperf: {}", text::error_line(&e));
-            ExitCode::from(1)
+            ExitCode::from(if e.is::<UsageError>() { 2 } else { 1 })
         }
     }
 }
 
+/// stderr logging of the one-shot commands: errors only unless `-v`, since
+/// the command's own output already says what matters (a run's connectivity
+/// and tier changes are printed under its table).
+/// A value on the command line that cannot be used (a bad target, time,
+/// timeout or CA file): exit 2, the same as clap's own usage errors, so
+/// scripts tell "the command was wrong" (2) from "it could not do its job"
+/// (1).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct UsageError(#[from] anyhow::Error);
+
+fn usage(e: anyhow::Error) -> anyhow::Error {
+    UsageError(e).into()
+}
+
 fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(waddleperf::logging::stderr_filter(verbose, "warn"))
+        .with_env_filter(waddleperf::logging::stderr_filter(verbose, "error"))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
@@ -437,7 +452,8 @@ fn real_main(cli: Cli) -> Result<()> {
             let since = since
                 .as_deref()
                 .map(|s| parse_when(s, Utc::now()).with_context(|| format!("--since {s}")))
-                .transpose()?;
+                .transpose()
+                .map_err(usage)?;
             let store = open_existing_store(&paths)?;
             let events = store.events(since, None, limit)?;
             let mut out = std::io::stdout().lock();
@@ -473,7 +489,7 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Command::Test { kind } => {
             let cfg = load_config(&paths)?;
-            let (probe, common) = build_test(kind, &cfg)?;
+            let (probe, common) = build_test(kind, &cfg).map_err(usage)?;
             let store = if common.no_store {
                 Store::open_in_memory()?
             } else {
@@ -494,7 +510,7 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Command::History(args) => {
             // Arguments first: a bad flag is reported as such, whatever the database.
-            let query = args.filter.to_query()?;
+            let query = args.filter.to_query().map_err(usage)?;
             let store = open_existing_store(&paths)?;
             let results = store.history(&query)?;
             let mut out = std::io::stdout().lock();
@@ -523,7 +539,7 @@ fn real_main(cli: Cli) -> Result<()> {
             format,
             output,
         } => {
-            let query = filter.to_query()?;
+            let query = filter.to_query().map_err(usage)?;
             let store = open_existing_store(&paths)?;
             let results = store.history(&query)?;
             let write = |w: &mut dyn Write| -> std::io::Result<()> {
@@ -560,13 +576,11 @@ pub(crate) fn open_store(paths: &Paths) -> Result<Store> {
     Store::open(&paths.db_file).with_context(|| format!("database {}", paths.db_file.display()))
 }
 
-/// Reading commands do not create a database where there is none.
+/// Reading commands do not create a database where there is none: on a
+/// fresh install they read an empty history (nothing is wrong, exit 0).
 pub(crate) fn open_existing_store(paths: &Paths) -> Result<Store> {
     if !paths.db_file.exists() {
-        bail!(
-            "no results yet: {} does not exist (run `waddleperf run` first)",
-            paths.db_file.display()
-        );
+        return Ok(Store::open_in_memory()?);
     }
     open_store(paths)
 }
@@ -1108,6 +1122,17 @@ fn config_cmd(action: ConfigAction, paths: &Paths) -> Result<()> {
             Ok(())
         }
         ConfigAction::Validate { path } => {
+            // No file where the configuration lives is fine: the defaults
+            // apply. A file named on the command line must exist.
+            if path.is_none() && !paths.config_file.exists() {
+                writeln!(
+                    out,
+                    "{}: no file, the defaults are in effect ({} targets)",
+                    paths.config_file.display(),
+                    Config::default().target_count()
+                )?;
+                return Ok(());
+            }
             let p = path.unwrap_or_else(|| paths.config_file.clone());
             if !p.exists() {
                 bail!("{} does not exist", p.display());

@@ -144,13 +144,49 @@ pub struct Hop {
     pub name: Option<String>,
     pub sent: u32,
     pub received: u32,
+    #[serde(serialize_with = "round_us::val")]
     pub loss_pct: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub min_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub mean_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub max_ms: Option<f64>,
+}
+
+/// Figures are kept to the microsecond (or the thousandth of a Mbit/s or a
+/// percent) on output: `2.026`, never the `2.0260000000000002` that a sum of
+/// two stamps can give. Values stay exact in memory.
+pub mod round_us {
+    use serde::Serializer;
+
+    fn round(v: f64) -> f64 {
+        if v.is_finite() && v.abs() < 1e12 {
+            (v * 1000.0).round() / 1000.0
+        } else {
+            v
+        }
+    }
+
+    pub fn val<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(round(*v))
+    }
+
+    pub fn opt<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&round(*v)),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// One earlier hop of an HTTP redirect chain. The result's phase figures
@@ -159,6 +195,7 @@ pub struct Hop {
 pub struct RedirectHop {
     pub url: String,
     pub status_code: u16,
+    #[serde(serialize_with = "round_us::val")]
     pub total_ms: f64,
 }
 
@@ -168,15 +205,30 @@ pub struct RedirectHop {
 #[serde(deny_unknown_fields)]
 pub struct Metrics {
     // phases, each on its own (not cumulative)
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub dns_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub connect_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub tls_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub ttfb_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub total_ms: Option<f64>,
     // HTTP
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,7 +241,10 @@ pub struct Metrics {
     /// (`bytes` is then the limit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_truncated: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub throughput_mbps: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirects: Option<u32>,
@@ -214,21 +269,45 @@ pub struct Metrics {
     pub sent: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub received: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub loss_pct: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub min_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub mean_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub median_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub p95_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub max_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub stddev_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub jitter_ms: Option<f64>,
     // DNS
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -248,15 +327,27 @@ pub struct Metrics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_mtu: Option<u32>,
     // bandwidth
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub download_mbps: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub upload_mbps: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub streams: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub loaded_latency_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retransmits: Option<u64>,
@@ -295,6 +386,7 @@ pub struct Measurement {
     #[serde(with = "rfc3339_utc")]
     pub started_at: DateTime<Utc>,
     /// Wall time of the whole test, milliseconds.
+    #[serde(serialize_with = "round_us::val")]
     pub duration_ms: f64,
     pub success: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -305,7 +397,11 @@ pub struct Measurement {
     pub tier: u8,
     /// The one headline latency (HTTP: TTFB; TCP: connect; TLS: connect +
     /// handshake; DNS: query; ICMP/UDP: mean RTT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
     pub latency_ms: Option<f64>,
     #[serde(default)]
     pub metrics: Metrics,
@@ -485,6 +581,22 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figures_are_written_to_the_microsecond() {
+        let mut m = Measurement::begin(TestType::Tcp, "a:1");
+        m.duration_ms = 0.013 + 2.013;
+        m.latency_ms = Some(1.1 + 2.2);
+        m.metrics.connect_ms = Some(2.0260000000000002);
+        m.metrics.loss_pct = Some(100.0 / 3.0);
+        let json = serde_json::to_string(&m).unwrap_or_default();
+        assert!(json.contains("\"duration_ms\":2.026,"), "{json}");
+        assert!(json.contains("\"latency_ms\":3.3,"), "{json}");
+        assert!(json.contains("\"connect_ms\":2.026"), "{json}");
+        assert!(json.contains("\"loss_pct\":33.333"), "{json}");
+        // In memory the values stay exact.
+        assert!((m.latency_ms.unwrap_or_default() - (1.1 + 2.2)).abs() < 1e-15);
+    }
 
     #[test]
     fn serialises_flat_with_canonical_names_and_round_trips() {

@@ -952,7 +952,11 @@ impl Runtime {
             self.emit(ev);
         }
         if let Some(ev) = conn_event {
-            tracing::warn!("{ev:?}");
+            if let Event::ConnectivityLost { message } | Event::ConnectivityRestored { message } =
+                &ev
+            {
+                tracing::warn!("connectivity: {message}");
+            }
             self.emit(ev);
         }
         if let Some(h) = overall.filter(|h| Some(*h) != old_overall) {

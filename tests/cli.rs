@@ -300,7 +300,7 @@ fn every_test_type_runs_from_the_cli_and_bad_input_names_the_problem() {
         ),
     ] {
         let out = wp(dir.path(), args);
-        assert!(!out.status.success(), "{args:?} should fail");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     }
     assert_eq!(json_lines(&wp(dir.path(), &["history", "--json"])).len(), 5);
@@ -404,16 +404,16 @@ fn tool_failures_exit_non_zero_with_the_reason() {
         stderr(&out)
     );
 
-    // Bad command-line input names the flag.
+    // Bad command-line input names the flag; like clap's own errors, exit 2.
     let out = wp(dir.path(), &["test", "tcp", "no-port-here"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("expected host:port"),
         "{}",
         stderr(&out)
     );
     let out = wp(dir.path(), &["history", "--since", "soon"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--since soon"), "{}", stderr(&out));
     let out = wp(dir.path(), &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
@@ -470,12 +470,30 @@ fn version_and_info() {
 }
 
 #[test]
-fn history_without_a_database_says_so() {
+fn a_fresh_install_reads_an_empty_history_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = wp(dir.path(), &["history"]);
+    for (args, says) in [
+        (&["history"][..], "no results"),
+        (&["events"][..], "no events"),
+        (&["status"][..], "last run      never"),
+        (&["export", "--format", "csv"][..], "id,started_at"),
+        (&["config", "validate"][..], "the defaults are in effect"),
+    ] {
+        let out = wp(dir.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).contains(says), "{args:?}: {}", stdout(&out));
+    }
+    assert_eq!(stdout(&wp(dir.path(), &["history", "--json"])), "");
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&wp(dir.path(), &["status", "--json"]))).unwrap();
+    assert_eq!(v["store"]["results"], 0);
+    assert!(
+        !dir.path().join("wp.db").exists(),
+        "reading created a database"
+    );
+    // A configuration file named on the command line must exist.
+    let out = wp(dir.path(), &["config", "validate", "/nonexistent.toml"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no results yet"), "{}", stderr(&out));
-    assert!(!dir.path().join("wp.db").exists());
 }
 
 #[test]

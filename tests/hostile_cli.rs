@@ -13,9 +13,10 @@ use support::cli_home::{results, run_measured, text, Home};
 use support::servers::SilentServer;
 use waddleperf::store::Store;
 
+/// A usage error: exit 2, the message naming the problem.
 fn fails_with(h: &Home, args: &[&str], needle: &str) -> String {
     let o = h.wp(args);
-    assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(err.contains(needle), "{args:?}: {err}");
     assert!(!err.contains("panicked"), "{args:?}: {err}");
@@ -154,7 +155,7 @@ fn almost_right_input_is_refused_before_anything_is_measured() {
     let h = Home::new("");
     fails_with(&h, &["test", "tcp", "127.0.0.1:+80"], "port `+80`");
     fails_with(&h, &["test", "udp", "127.0.0.1: 7"], "port ` 7`");
-    // One rule for --ca-file: a usage error (exit 1), nothing stored.
+    // One rule for --ca-file: a usage error (exit 2), nothing stored.
     for args in [
         &[
             "test",
@@ -195,7 +196,7 @@ fn almost_right_input_is_refused_before_anything_is_measured() {
         .args(["test", "tcp", "127.0.0.1:1"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(1), "not a usage error: {}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     let first = err.split(": ").last().unwrap().trim();
     assert_eq!(err.matches(first).count(), 1, "{err}");

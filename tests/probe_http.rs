@@ -193,6 +193,28 @@ async fn certificates_are_checked_by_default() {
 }
 
 #[tokio::test]
+async fn http2_forced_against_a_server_without_it_is_a_protocol_error() {
+    let f = fixture(30);
+    let url = format!("https://localhost:{}/", f.nginx.https_h1.port());
+    let mut p = HttpProbe::new(url.clone());
+    p.mode = HttpMode::Http2;
+    p.ca_file = Some(f.ca.ca_pem.clone());
+    p.timeout = Duration::from_secs(5);
+    let r = p.run().await;
+    assert!(!r.success);
+    assert_eq!(r.error_kind, Some(ErrorKind::Protocol), "{r:?}");
+    assert!(
+        r.error.as_deref().unwrap().contains("HTTP/2 refused"),
+        "{r:?}"
+    );
+    // The same server in auto mode speaks HTTP/1.1.
+    p.mode = HttpMode::Auto;
+    let r = p.run().await;
+    assert!(r.success, "{r:?}");
+    assert_eq!(r.metrics.http_version.as_deref(), Some("1.1"));
+}
+
+#[tokio::test]
 async fn a_certificate_for_another_name_is_refused_for_its_name() {
     support::require_root("the nginx test server");
     // The certificate names `localhost` only; the server is reached as

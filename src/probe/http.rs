@@ -157,7 +157,19 @@ impl HttpProbe {
             let stream = tokio_rustls::TlsConnector::from(cfg)
                 .connect(name, conn.stream)
                 .await
-                .map_err(|e| tls::handshake_error(&e))?;
+                .map_err(|e| {
+                    let err = tls::handshake_error(&e);
+                    // Asked for HTTP/2 alone, a server without it refuses
+                    // the ALPN offer: that is HTTP/2 refused, not a TLS fault.
+                    if self.mode == HttpMode::Http2 && tls::refused_alpn(&e) {
+                        ProbeError::new(
+                            ErrorKind::Protocol,
+                            "HTTP/2 refused: the server does not offer h2 over ALPN (try --http1)",
+                        )
+                    } else {
+                        err
+                    }
+                })?;
             m.metrics.tls_ms = Some(ms(t.elapsed()));
             let (_, session) = stream.get_ref();
             tls::record_session(session, &mut m.metrics);

@@ -103,6 +103,19 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, ProbeError> {
     })
 }
 
+/// Whether a handshake failed because the server took none of the offered
+/// application protocols (its `no_application_protocol` alert, or no ALPN
+/// answer where one was required).
+pub fn refused_alpn(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        Some(
+            rustls::Error::NoApplicationProtocol
+                | rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)
+        )
+    )
+}
+
 /// Turns a handshake failure into a result error.
 pub fn handshake_error(e: &std::io::Error) -> ProbeError {
     if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {

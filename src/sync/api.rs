@@ -253,7 +253,11 @@ impl Api {
             // Credentials never follow a redirect: a 3xx is an error that
             // names where the server points.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(format!("waddleperf-desktop/{}", crate::version::VERSION))
+            .user_agent(format!(
+                "{}/{}",
+                crate::version::client(),
+                crate::version::VERSION
+            ))
             .build()
             .map_err(|e| bad(e.to_string()))?;
         Ok(Api { http, base: url })

@@ -34,7 +34,7 @@ pub fn upload_body(m: &Measurement, to: Destination) -> Value {
         "test_type": m.test_type,
         "target": m.target,
         "tier": m.tier,
-        "client": "waddleperf-desktop",
+        "client": crate::version::client(),
         "client_version": version::VERSION,
     });
     if let Some(ip) = &m.resolved_ip {
@@ -101,7 +101,7 @@ mod tests {
         assert_eq!(b["metrics"]["cert_days_left"], 80);
         assert_eq!(b["metadata"]["test_type"], "tcp");
         assert_eq!(b["metadata"]["tier"], 2);
-        assert_eq!(b["metadata"]["client"], "waddleperf-desktop");
+        assert_eq!(b["metadata"]["client"], crate::version::client());
         assert!(b.get("error_message").is_none());
 
         m.fail(ErrorKind::Timeout, "no answer in 3000 ms");

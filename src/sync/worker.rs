@@ -435,7 +435,7 @@ impl Syncer {
             os_version: format!("{} {}", device.os, device.os_version),
             hardware_id: device.device_id.clone(),
             device_metadata: serde_json::json!({
-                "client": "waddleperf-desktop",
+                "client": crate::version::client(),
                 "client_version": crate::version::VERSION,
                 "arch": device.arch,
             }),

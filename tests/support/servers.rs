@@ -132,6 +132,8 @@ pub struct Nginx {
     pub dir: tempfile::TempDir,
     pub https: SocketAddr,
     pub http: SocketAddr,
+    /// HTTPS without HTTP/2 (ALPN offers http/1.1 only).
+    pub https_h1: SocketAddr,
 }
 
 pub const NGINX_ROOT_BODY: &str = "hello from nginx\n";
@@ -168,6 +170,7 @@ impl Nginx {
                 ip.to_owned()
             }
         };
+        let h1_port = super::free_port();
         let conf = format!(
             r#"daemon off;
 master_process off;
@@ -187,6 +190,7 @@ http {{
     server {{
         listen {ip}:{https_port} ssl http2;
         listen {ip}:{http_port};
+        listen {ip}:{h1_port} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -222,12 +226,15 @@ http {{
         let ipaddr: std::net::IpAddr = ip.parse().unwrap();
         let https = SocketAddr::new(ipaddr, https_port);
         let http = SocketAddr::new(ipaddr, http_port);
+        let https_h1 = SocketAddr::new(ipaddr, h1_port);
         wait_for_port(https, &mut proc);
+        wait_for_port(https_h1, &mut proc);
         Nginx {
             proc,
             dir,
             https,
             http,
+            https_h1,
         }
     }
 }
