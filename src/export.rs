@@ -50,6 +50,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "server",
     "record_type",
     "rcode",
+    "system_resolver_error",
     "answers",
     "hops",
     "reached",

@@ -316,6 +316,10 @@ pub struct Metrics {
     pub record_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rcode: Option<String>,
+    /// DNS A/AAAA: why the system resolver (timed as `dns_ms`) gave no
+    /// address, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_resolver_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answers: Option<Vec<String>>,
     // trace

@@ -270,6 +270,30 @@ fn every_test_type_runs_from_the_cli_and_bad_input_names_the_problem() {
         Some(vec![support::servers::DNS_MX.1.to_owned()])
     );
     assert_eq!(by("dns").target, format!("wp.test MX @{dns_server}"));
+    // An A query: dnsmasq answers, the system resolver (which does not know
+    // wp.test) cannot, and the result says why instead of leaving dns_ms out.
+    let out = wp(
+        dir.path(),
+        &[
+            "test",
+            "dns",
+            support::servers::DNS_WWW.0,
+            "--server",
+            &dns_server,
+            "--no-store",
+            "--json",
+        ],
+    );
+    let m: Measurement = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(m.success, "{m:?}");
+    assert_eq!(m.metrics.dns_ms, None);
+    assert!(
+        m.metrics
+            .system_resolver_error
+            .as_deref()
+            .is_some_and(|e| !e.is_empty()),
+        "{m:?}"
+    );
 
     // The human form shows the hop table.
     let out = wp(

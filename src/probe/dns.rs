@@ -281,12 +281,19 @@ pub fn rcode_name(code: u16) -> String {
     }
 }
 
-/// The time the system resolver takes for `name`, as applications see it.
-async fn system_lookup_ms(name: &str) -> Option<f64> {
+/// The time the system resolver takes for `name`, as applications see it,
+/// or why it gave no address.
+async fn system_lookup_ms(name: &str) -> Result<f64, String> {
     let start = Instant::now();
-    let found = tokio::net::lookup_host((name.trim(), 0)).await.ok()?;
+    let found = tokio::net::lookup_host((name.trim(), 0))
+        .await
+        .map_err(|e| e.to_string())?;
     let ms = ms(start.elapsed());
-    (found.count() > 0).then_some(ms)
+    if found.count() > 0 {
+        Ok(ms)
+    } else {
+        Err("the system resolver returned no address".into())
+    }
 }
 
 /// The reverse name of `ip` from `server`, within `wait` (traceroute hops).
@@ -394,7 +401,10 @@ impl Probe for DnsProbe {
         m.metrics.rcode = Some(rcode.clone());
         m.metrics.answers = Some(answers(&answer));
         if matches!(rtype, RecordType::A | RecordType::AAAA) {
-            m.metrics.dns_ms = system_lookup_ms(&self.name).await;
+            match system_lookup_ms(&self.name).await {
+                Ok(t) => m.metrics.dns_ms = Some(t),
+                Err(why) => m.metrics.system_resolver_error = Some(why),
+            }
         }
         if rcode != "NOERROR" {
             return Err(ProbeError::new(
