@@ -55,6 +55,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "hops",
     "reached",
     "path_mtu",
+    "icmp_method",
     "download_mbps",
     "upload_mbps",
     "streams",

@@ -316,6 +316,10 @@ pub struct Metrics {
     pub record_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rcode: Option<String>,
+    /// ICMP, traceroute, MTU: the method that sent the echoes (`datagram`,
+    /// `raw`, `windows_api`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp_method: Option<String>,
     /// DNS A/AAAA: why the system resolver (timed as `dns_ms`) gave no
     /// address, when it did not.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -25,6 +25,10 @@ pub struct FamilyArgs {
     /// Use IPv6 only
     #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
+    /// Send with this ICMP method only: `datagram` (unprivileged) or `raw`
+    /// (root or CAP_NET_RAW) [default: datagram where allowed, else raw]
+    #[arg(long, value_name = "METHOD")]
+    pub method: Option<waddleperf::probe::icmp::Method>,
 }
 
 impl FamilyArgs {
@@ -117,6 +121,7 @@ pub fn icmp_probe(
     p.size = size;
     p.reply_timeout = reply_wait(timeout, waddleperf::probe::ping::DEFAULT_REPLY_TIMEOUT_MS)?;
     p.family = s.family.family();
+    p.method = s.family.method;
     Ok(AnyProbe::Icmp(p))
 }
 
@@ -138,6 +143,7 @@ pub fn trace_probe(
     p.names = !no_names;
     p.probe_timeout = reply_wait(timeout, waddleperf::probe::trace::DEFAULT_PROBE_TIMEOUT_MS)?;
     p.family = family.family();
+    p.method = family.method;
     Ok(AnyProbe::Trace(p))
 }
 
@@ -152,6 +158,7 @@ pub fn mtu_probe(
     p.max = max;
     p.probe_timeout = reply_wait(timeout, waddleperf::probe::mtu::DEFAULT_PROBE_TIMEOUT_MS)?;
     p.family = family.family();
+    p.method = family.method;
     Ok(AnyProbe::Mtu(p))
 }
 

@@ -19,7 +19,7 @@ use waddleperf::config::HttpMode;
 use waddleperf::model::{ErrorKind, Measurement};
 use waddleperf::probe::dns::DnsProbe;
 use waddleperf::probe::http::HttpProbe;
-use waddleperf::probe::icmp::{Method, Session, SessionOptions};
+use waddleperf::probe::icmp::Method;
 use waddleperf::probe::mtu::MtuProbe;
 use waddleperf::probe::ping::IcmpProbe;
 use waddleperf::probe::trace::TraceProbe;
@@ -115,22 +115,23 @@ async fn icmp_mean_is_the_delay_line_and_agrees_with_ping() {
     let pair = NetPair::new();
     let peer = IpAddr::V4(pair.peer_ip);
     let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
-    let probe = |count| {
+    let probe = |count, method| {
         let mut p = IcmpProbe::new(pair.peer_ip.to_string());
         p.count = count;
         p.interval = Duration::from_millis(50);
+        p.method = Some(method);
         p
     };
-    // Raw socket (root), then the unprivileged datagram socket.
-    let raw = probe(20).run().await;
+    // Raw socket (root), then the unprivileged datagram socket: each forced,
+    // and the result says which ran.
+    let raw = probe(20, Method::Raw).run().await;
     let reference = tokio::task::block_in_place(|| ping(peer, 20, "0.05", "2"));
     let dgram = {
         let _open = PingGroupRange::allow_all();
-        let s = Session::open(peer, SessionOptions::default()).unwrap();
-        assert_eq!(s.method(), Method::Datagram);
-        drop(s);
-        probe(20).run().await
+        probe(20, Method::Datagram).run().await
     };
+    assert_eq!(raw.metrics.icmp_method.as_deref(), Some("raw"));
+    assert_eq!(dgram.metrics.icmp_method.as_deref(), Some("datagram"));
     println!("ping: {}/{} replies", reference.received, reference.sent);
     for (name, r) in [
         ("icmp (raw socket)", &raw),
@@ -154,21 +155,21 @@ async fn ipv6_icmp_and_udp_follow_the_delay_line_and_agree_with_ping() {
     let peer = IpAddr::V6(pair.peer_ip6);
     let _echo = udp_echo_peer(&pair.peer_ip6.to_string(), 7, &pair);
     let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
-    let icmp = || {
+    let icmp = |method| {
         let mut p = IcmpProbe::new(pair.peer_ip6.to_string());
         p.count = 20;
         p.interval = Duration::from_millis(50);
+        p.method = Some(method);
         p
     };
-    let raw = icmp().run().await;
+    let raw = icmp(Method::Raw).run().await;
     let reference = tokio::task::block_in_place(|| ping(peer, 20, "0.05", "2"));
     let dgram = {
         let _open = PingGroupRange::allow_all();
-        let s = Session::open(peer, SessionOptions::default()).unwrap();
-        assert_eq!(s.method(), Method::Datagram);
-        drop(s);
-        icmp().run().await
+        icmp(Method::Datagram).run().await
     };
+    assert_eq!(raw.metrics.icmp_method.as_deref(), Some("raw"));
+    assert_eq!(dgram.metrics.icmp_method.as_deref(), Some("datagram"));
     let mut u = UdpProbe::new(format!("[{}]:7", pair.peer_ip6));
     u.count = 20;
     u.interval = Duration::from_millis(50);
@@ -504,19 +505,26 @@ async fn check_traceroute(label: &str, target: IpAddr, truth: &[String]) {
     let reference = tokio::task::block_in_place(|| reference_traceroute(target));
     println!("{label}: truth {truth:?}, traceroute -I {reference:?}");
     assert_eq!(reference, truth, "the reference tool sees the chain");
-    let trace = || {
+    let trace = |method| {
         let mut p = TraceProbe::new(target.to_string());
         p.rounds = 3;
         p.interval = Duration::from_millis(100);
         p.names = false;
         p.max_hops = 10;
+        p.method = Some(method);
         p
     };
-    let raw = trace().run().await;
+    let raw = trace(Method::Raw).run().await;
     let dgram = {
         let _open = PingGroupRange::allow_all();
-        trace().run().await
+        trace(Method::Datagram).run().await
     };
+    assert_eq!(raw.metrics.icmp_method.as_deref(), Some("raw"), "{label}");
+    assert_eq!(
+        dgram.metrics.icmp_method.as_deref(),
+        Some("datagram"),
+        "{label}"
+    );
     for (name, r) in [
         ("raw socket", &raw),
         ("datagram socket + error queue", &dgram),
@@ -561,7 +569,10 @@ fn mtu_probe(target: IpAddr) -> MtuProbe {
 /// of `truth` bytes passes, one byte more does not.
 async fn check_path_mtu(label: &str, target: IpAddr, truth: u32) {
     let headers = if target.is_ipv6() { 48 } else { 28 };
-    let r = mtu_probe(target).run().await;
+    let mut p = mtu_probe(target);
+    p.method = Some(Method::Raw);
+    let r = p.run().await;
+    assert_eq!(r.metrics.icmp_method.as_deref(), Some("raw"), "{label}");
     let (pass, fail) = tokio::task::block_in_place(|| {
         (
             df_ping_passes(target, truth - headers),
@@ -586,7 +597,11 @@ async fn check_path_mtu(label: &str, target: IpAddr, truth: u32) {
 /// error queue).
 async fn datagram_path_mtu(target: IpAddr) -> Measurement {
     let _open = PingGroupRange::allow_all();
-    mtu_probe(target).run().await
+    let mut p = mtu_probe(target);
+    p.method = Some(Method::Datagram);
+    let r = p.run().await;
+    assert_eq!(r.metrics.icmp_method.as_deref(), Some("datagram"));
+    r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

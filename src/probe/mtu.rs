@@ -29,6 +29,9 @@ pub struct MtuProbe {
     /// How long each echo waits.
     pub probe_timeout: Duration,
     pub family: Option<Family>,
+    /// Send with this ICMP method only (tests, `--method`); `None`: the
+    /// datagram socket where allowed, else a raw one.
+    pub method: Option<super::icmp::Method>,
     pub tier: u8,
 }
 
@@ -39,6 +42,7 @@ impl MtuProbe {
             max: DEFAULT_MAX,
             probe_timeout: Duration::from_millis(DEFAULT_PROBE_TIMEOUT_MS),
             family: None,
+            method: None,
             tier: 1,
         }
     }
@@ -49,6 +53,7 @@ impl MtuProbe {
             max: t.max.unwrap_or(DEFAULT_MAX),
             probe_timeout: Duration::from_millis(t.timeout_ms.unwrap_or(DEFAULT_PROBE_TIMEOUT_MS)),
             family: t.family,
+            method: None,
             tier: 1,
         }
     }
@@ -78,9 +83,10 @@ impl Probe for MtuProbe {
             dst,
             SessionOptions {
                 dont_fragment: true,
-                only: None,
+                only: self.method,
             },
         )?;
+        m.metrics.icmp_method = Some(session.method().as_str().to_owned());
         let overhead = if dst.is_ipv6() {
             V6_OVERHEAD
         } else {

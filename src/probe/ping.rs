@@ -28,6 +28,9 @@ pub struct IcmpProbe {
     /// How long each echo waits for its reply.
     pub reply_timeout: Duration,
     pub family: Option<Family>,
+    /// Send with this ICMP method only (tests, `--method`); `None`: the
+    /// datagram socket where allowed, else a raw one.
+    pub method: Option<super::icmp::Method>,
     pub tier: u8,
 }
 
@@ -40,6 +43,7 @@ impl IcmpProbe {
             size: DEFAULT_SIZE,
             reply_timeout: Duration::from_millis(DEFAULT_REPLY_TIMEOUT_MS),
             family: None,
+            method: None,
             tier: 1,
         }
     }
@@ -52,6 +56,7 @@ impl IcmpProbe {
             size: t.size.unwrap_or(DEFAULT_SIZE),
             reply_timeout: Duration::from_millis(t.timeout_ms.unwrap_or(DEFAULT_REPLY_TIMEOUT_MS)),
             family: t.family,
+            method: None,
             tier: 1,
         }
     }
@@ -108,7 +113,14 @@ impl Probe for IcmpProbe {
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
         let dst = resolve_one(&self.host, self.family, m).await?;
-        let session = Arc::new(Session::open(dst, SessionOptions::default())?);
+        let session = Arc::new(Session::open(
+            dst,
+            SessionOptions {
+                only: self.method,
+                ..SessionOptions::default()
+            },
+        )?);
+        m.metrics.icmp_method = Some(session.method().as_str().to_owned());
         let start = tokio::time::Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..self.count {

@@ -38,6 +38,9 @@ pub struct TraceProbe {
     pub probe_timeout: Duration,
     pub names: bool,
     pub family: Option<Family>,
+    /// Send with this ICMP method only (tests, `--method`); `None`: the
+    /// datagram socket where allowed, else a raw one.
+    pub method: Option<super::icmp::Method>,
     pub tier: u8,
 }
 
@@ -51,6 +54,7 @@ impl TraceProbe {
             probe_timeout: Duration::from_millis(DEFAULT_PROBE_TIMEOUT_MS),
             names: true,
             family: None,
+            method: None,
             tier: 1,
         }
     }
@@ -64,6 +68,7 @@ impl TraceProbe {
             probe_timeout: Duration::from_millis(t.timeout_ms.unwrap_or(DEFAULT_PROBE_TIMEOUT_MS)),
             names: t.names.unwrap_or(true),
             family: t.family,
+            method: None,
             tier: 1,
         }
     }
@@ -165,7 +170,14 @@ impl Probe for TraceProbe {
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
         let dst = resolve_one(&self.host, self.family, m).await?;
-        let session = Arc::new(Session::open(dst, SessionOptions::default())?);
+        let session = Arc::new(Session::open(
+            dst,
+            SessionOptions {
+                only: self.method,
+                ..SessionOptions::default()
+            },
+        )?);
+        m.metrics.icmp_method = Some(session.method().as_str().to_owned());
         let max = self.max_hops.max(1);
         let mut hops: Vec<HopData> = (1..=max).map(HopData::new).collect();
         // The target's distance once known: later rounds stop there.

@@ -44,6 +44,31 @@ pub enum Method {
     WindowsApi,
 }
 
+impl Method {
+    /// The name results and the CLI use: `datagram`, `raw`, `windows_api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Datagram => "datagram",
+            Method::Raw => "raw",
+            Method::WindowsApi => "windows_api",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Method, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "datagram" => Ok(Method::Datagram),
+            "raw" => Ok(Method::Raw),
+            "windows_api" | "windows" => Ok(Method::WindowsApi),
+            other => Err(format!(
+                "unknown ICMP method `{other}` (datagram, raw or windows_api)"
+            )),
+        }
+    }
+}
+
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
