@@ -40,7 +40,8 @@ fn run_stores_and_history_returns_the_same_results() {
     let ca = TestCa::new(&["DNS:localhost".into(), "IP:127.0.0.1".into()], 30);
     let nginx = Nginx::start(&ca, "127.0.0.1", free_port(), free_port(), None);
     let sshd = Sshd::start("127.0.0.1", free_port());
-    let closed = free_port();
+    let held = support::closed_port();
+    let closed = held.port;
     let dir = tempfile::tempdir().unwrap();
     let ca_pem = ca.ca_pem.display();
     std::fs::write(

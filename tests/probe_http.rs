@@ -351,7 +351,8 @@ async fn garbage_and_silence_are_clear_errors() {
     );
     assert!(r.metrics.connect_ms.is_some());
 
-    let closed = free_port();
+    let held = support::closed_port();
+    let closed = held.port;
     let r = HttpProbe::new(format!("http://127.0.0.1:{closed}/"))
         .run()
         .await;

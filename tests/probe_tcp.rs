@@ -69,7 +69,8 @@ async fn ssh_mode_needs_a_banner() {
 
 #[tokio::test]
 async fn closed_port_is_refused_fast() {
-    let port = free_port();
+    let closed = support::closed_port();
+    let port = closed.port;
     let r = probe(format!("127.0.0.1:{port}"), TcpMode::Raw, 5000)
         .run()
         .await;
@@ -195,7 +196,8 @@ async fn happy_eyeballs_moves_past_a_dead_address() {
     println!("dead first address: connected to {} after {took:.1} ms (attempt delay {delay} ms), connect_ms {:.3}", c.addr, c.connect_ms);
 
     // A refused first address moves on at once.
-    let closed: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let held = support::closed_port();
+    let closed: std::net::SocketAddr = format!("127.0.0.1:{}", held.port).parse().unwrap();
     let t = std::time::Instant::now();
     let c = connect(&[closed, live.addr]).await.unwrap();
     assert_eq!(c.addr, live.addr);

@@ -34,8 +34,10 @@ async fn concurrent_requests_join_one_run_and_events_come_in_order() {
     let mut events = rt.subscribe();
 
     let (a, b) = tokio::join!(rt.run_now(), async {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        assert!(rt.is_running().await, "the first run is still going");
+        // Join once the first run has started (its slow test takes 600 ms).
+        while !rt.is_running().await {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         rt.run_now().await
     });
     let (a, b) = (a.unwrap(), b.unwrap());
@@ -173,11 +175,21 @@ async fn shutdown_abandons_unfinished_tests_and_refuses_new_runs() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.db");
     let rt = Runtime::new(Store::open(&db).unwrap(), config(vec![slow, fast]));
+    let mut events = rt.subscribe();
     let run = tokio::spawn({
         let rt = rt.clone();
         async move { rt.run_now().await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Shut down once the fast test is stored and the slow one still waits.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::Result { .. }) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the fast test's result");
     let t = std::time::Instant::now();
     rt.shutdown(Duration::from_millis(200)).await;
     assert!(

@@ -75,10 +75,53 @@ pub fn waddleperf_cmd(config: &std::path::Path, db: &std::path::Path) -> Command
     c
 }
 
-/// A free TCP port on loopback (bound, then released).
+/// A free TCP port on loopback for a server a test starts. Ports come from
+/// 20000–32767, below the kernel's ephemeral range (32768 and up, where
+/// `bind(…:0)` and outgoing connections take theirs), one after another
+/// within this process (tests run in parallel threads) from a start that
+/// depends on the process id (test binaries run one after another); each is
+/// checked free before it is handed out. So no test's port is taken by
+/// another test between this call and the server's bind.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_768;
+    let next = NEXT.get_or_init(|| AtomicU32::new(std::process::id() * 97 % SPAN));
+    for _ in 0..SPAN {
+        let port = (LOW + next.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-32767");
+}
+
+/// A TCP port on loopback that stays closed while this is held: bound but
+/// not listening, so a connection to it is refused (RST) and no other test
+/// can start a server on it meanwhile.
+pub struct ClosedPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+pub fn closed_port() -> ClosedPort {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = socket
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .map(|a| a.port())
+        .unwrap();
+    ClosedPort {
+        _socket: socket,
+        port,
+    }
 }
 
 /// Median of samples.

@@ -519,8 +519,26 @@ impl Caddy {
         };
         let addr = SocketAddr::new(ip.parse().unwrap(), port);
         wait_for_port(addr, &mut proc);
-        // The QUIC listener starts beside the TCP one; give it a moment.
-        std::thread::sleep(Duration::from_millis(300));
+        // The QUIC listener starts beside the TCP one: wait until its UDP
+        // socket is bound.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let bound = ns
+                .command("ss")
+                .args(["-Hlun", &format!("sport = :{port}")])
+                .output()
+                .map(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty())
+                .unwrap_or(false);
+            if bound {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "caddy's QUIC listener on {addr} did not bind within 10 s:\n{}",
+                proc.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Caddy { proc, dir, addr }
     }
 }
