@@ -222,3 +222,53 @@ timeout_ms = 4000
         "{text}"
     );
 }
+
+/// The agent's planned next run, as it keeps it in the database (read
+/// directly: `status` refuses to run while the configuration file is bad).
+fn next_run(d: &Dirs) -> Option<chrono::DateTime<chrono::Utc>> {
+    let store = Store::open(&d.db()).ok()?;
+    let v: serde_json::Value = store.state_get("agent").ok()??;
+    v["next_run"].as_str()?.parse().ok()
+}
+
+#[test]
+fn sighup_reloads_the_configuration_and_a_bad_file_keeps_the_one_in_effect() {
+    let d = Dirs::new();
+    let config = |minutes: u32| {
+        format!(
+            "[schedule]\ninterval_minutes = {minutes}\nrun_on_start = false\n\
+             [notifications]\nenabled = false\n[[suite.tcp]]\ntarget = \"127.0.0.1:9\"\n"
+        )
+    };
+    // Every 7 days: the next run is days away.
+    std::fs::write(d.root.join("config.toml"), config(10_080)).unwrap();
+    let mut a = d.daemon(1);
+    wait_until("the agent's first plan", Duration::from_secs(20), || {
+        next_run(&d).is_some()
+    });
+    let far = next_run(&d).unwrap();
+    let pid = Pid::from_raw(a.id() as i32);
+
+    // A broken file: refused, the configuration in effect is kept.
+    std::fs::write(d.root.join("config.toml"), "[schedule\n").unwrap();
+    kill(pid, Signal::SIGHUP).unwrap();
+    wait_until("the refusal in the log", Duration::from_secs(10), || {
+        d.log_text().contains("configuration not reloaded")
+    });
+    assert_eq!(next_run(&d), Some(far), "the old plan stands");
+    assert!(a.try_wait().unwrap().is_none(), "the agent lives on");
+
+    // Every minute: the scheduler re-plans at once.
+    std::fs::write(d.root.join("config.toml"), config(1)).unwrap();
+    kill(pid, Signal::SIGHUP).unwrap();
+    wait_until("a plan within a minute", Duration::from_secs(20), || {
+        next_run(&d).is_some_and(|t| t - chrono::Utc::now() <= chrono::Duration::seconds(61))
+    });
+    assert!(d.log_text().contains("configuration reloaded"));
+    assert!(
+        far - chrono::Utc::now() > chrono::Duration::hours(1),
+        "{far}"
+    );
+    let (status, _) = stop(&mut a);
+    assert!(status.success(), "{}", d.stderr_of(1));
+}
