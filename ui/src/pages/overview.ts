@@ -17,6 +17,9 @@ export class Overview {
   private latest!: HTMLElement;
   private message!: HTMLElement;
   private status: Status | null = null;
+  /** Why the last action failed; kept until the next run starts, so a
+   * refresh of the state does not wipe it. */
+  private failure = "";
   /** Many events of one run (a health change per target) make one refresh. */
   private refreshSoon = coalesce(() => void this.refresh(), 150);
 
@@ -60,7 +63,7 @@ export class Overview {
       this.runBtn.disabled = false;
       this.runBtn.textContent = "Run tests now";
     }
-    const lines: string[] = [];
+    const lines: string[] = this.failure ? [this.failure] : [];
     if (s.connectivity.lost) lines.push(`Connectivity lost ${fmtAgo(s.connectivity.since)}: no target answers.`);
     if (s.paused) lines.push("Scheduled runs are paused; Run tests now still works.");
     this.message.textContent = lines.join(" ");
@@ -97,7 +100,8 @@ export class Overview {
     try {
       await api.runNow();
     } catch (e) {
-      this.message.textContent = `The tests could not run: ${errorText(e)}`;
+      this.failure = `The tests could not run: ${errorText(e)}`;
+      this.message.textContent = this.failure;
     } finally {
       this.runBtn.disabled = false;
       this.runBtn.textContent = "Run tests now";
@@ -110,7 +114,8 @@ export class Overview {
       if (this.status?.paused) await api.resume();
       else await api.pause();
     } catch (e) {
-      this.message.textContent = errorText(e);
+      this.failure = errorText(e);
+      this.message.textContent = this.failure;
     }
     await this.refresh();
   }
@@ -118,6 +123,7 @@ export class Overview {
   onEvent(e: RuntimeEvent): void {
     switch (e.event) {
       case "run_started":
+        this.failure = "";
         clear(this.live);
         this.progress.hidden = false;
         this.bar.max = Math.max(e.total, 1);

@@ -1,0 +1,108 @@
+// The Overview's live progress against a mocked IPC and the engine's events:
+// a run with a tier joining, a failed test, an interrupted end, and a run
+// that could not start.
+import { vi } from "vitest";
+
+const invoke = vi.fn();
+vi.mock("@tauri-apps/api/core", () => ({ invoke: (...a: unknown[]) => invoke(...a) }));
+vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn(async () => () => {}) }));
+
+import { Overview } from "../src/pages/overview";
+import type { Measurement, Status } from "../src/api";
+
+const status = (over: Partial<Status> = {}): Status => ({
+  running: false,
+  paused: false,
+  targets: 2,
+  targets_health: [],
+  autoperf: {},
+  connectivity: { lost: false },
+  store: { results: 0, outbox_pending: 0, outbox_dead: 0, newest: null },
+  ...over,
+});
+
+const result = (target: string, success: boolean): Measurement =>
+  ({
+    id: target,
+    test_type: "tcp",
+    target,
+    started_at: "2026-12-01T00:00:00Z",
+    duration_ms: 3,
+    success,
+    tier: 1,
+    latency_ms: success ? 1.5 : undefined,
+    error_kind: success ? undefined : "refused",
+    error: success ? undefined : "connection refused",
+    metrics: success ? { connect_ms: 1.5 } : {},
+  }) as unknown as Measurement;
+
+async function mount(handlers: Record<string, (args: any) => unknown>) {
+  invoke.mockImplementation(async (cmd: string, args: any) => {
+    const f = handlers[cmd];
+    if (!f) throw { kind: "internal", message: `unexpected command ${cmd}` };
+    return f(args);
+  });
+  document.body.innerHTML = "<main id='main'></main>";
+  const page = new Overview();
+  await page.mount(document.getElementById("main")!);
+  return page;
+}
+
+const el = (id: string) => document.getElementById(id)!;
+
+describe("overview progress", () => {
+  beforeEach(() => {
+    invoke.mockReset();
+  });
+
+  it("follows a run through a joining tier, a failure and an interrupted end", async () => {
+    const page = await mount({ status: () => status(), history: () => [] });
+    expect(el("progress").hidden).toBe(true);
+    page.onEvent({ event: "run_started", run_id: "r", started_at: "", reason: "on_demand", total: 2 });
+    expect(el("progress").hidden).toBe(false);
+    expect((el("run-now") as HTMLButtonElement).disabled).toBe(true);
+    expect(el("progress-text").textContent).toBe("0 of 2 tests done");
+    page.onEvent({ event: "test_started", run_id: "r", tier: 1, test_type: "tcp", target: "a:1" });
+    expect(el("progress-text").textContent).toContain("testing TCP a:1");
+    page.onEvent({ event: "result", run_id: "r", done: 1, total: 2, result: result("a:1", true) });
+    page.onEvent({ event: "tier_started", run_id: "r", tier: 2, total: 3 });
+    expect((el("progress-bar") as HTMLProgressElement).max).toBe(3);
+    page.onEvent({ event: "result", run_id: "r", done: 2, total: 3, result: result("b:1", false) });
+    const items = [...el("live-results").querySelectorAll("li")];
+    expect(items.map((li) => li.className)).toEqual(["ok", "muted", "failed"]);
+    expect(items[1].textContent).toContain("tier 2");
+    expect((el("progress-bar") as HTMLProgressElement).value).toBe(2);
+    page.onEvent({
+      event: "run_finished",
+      summary: { run_id: "r", reason: "on_demand", started_at: "", finished_at: "", tiers: [1, 2], results: [result("a:1", true), result("b:1", false)], interrupted: true },
+    });
+    expect(el("progress-text").textContent).toBe("Done: 2 tests, 1 failed (interrupted)");
+    // A new run clears the old rows.
+    page.onEvent({ event: "run_started", run_id: "s", started_at: "", reason: "scheduled", total: 1 });
+    expect(el("live-results").children.length).toBe(0);
+  });
+
+  it("says why a run could not start and gives the button back", async () => {
+    await mount({
+      status: () => status(),
+      history: () => [],
+      run_now: () => {
+        throw { kind: "shutting_down", message: "WaddlePerf is shutting down; no new runs start" };
+      },
+    });
+    (el("run-now") as HTMLButtonElement).click();
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(el("overview-message").textContent).toBe("The tests could not run: WaddlePerf is shutting down; no new runs start");
+    expect((el("run-now") as HTMLButtonElement).disabled).toBe(false);
+    expect(el("run-now").textContent).toBe("Run tests now");
+  });
+
+  it("shows paused monitoring and lost connectivity from the status", async () => {
+    await mount({ status: () => status({ paused: true, connectivity: { lost: true, since: new Date().toISOString() } }), history: () => [] });
+    expect(el("pause-resume").textContent).toBe("Resume monitoring");
+    expect(el("pause-resume").getAttribute("aria-pressed")).toBe("true");
+    expect(el("overview-message").textContent).toContain("Connectivity lost");
+    expect(el("overview-message").textContent).toContain("Scheduled runs are paused");
+  });
+});
