@@ -40,6 +40,8 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
         build-essential file cmake libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev \
         libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev libxdo-dev \
         xvfb xauth webkit2gtk-driver xdotool imagemagick trayer x11-utils python3-xlib >/dev/null
+    # A real notification daemon whose history the notification test reads.
+    apt-get install -y -qq --no-install-recommends dunst >/dev/null
     if ! command -v npm >/dev/null; then
         apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
     fi

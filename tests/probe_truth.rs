@@ -400,8 +400,12 @@ async fn dns_answers_rcode_and_time_agree_with_the_server_and_dig() {
         (DELAY_MS - DIG_SLACK_MS..=DELAY_MS + OVERHEAD_MS + DIG_SLACK_MS).contains(&g),
         "dig sees the line: {g}"
     );
+    // Agreement with dig, except where dig reads below the physical line
+    // (seen: 27 ms on the 30 ms line while ours read 30.4): no probe can be
+    // faster than the line, so dig's error below it is dig's alone.
+    let g_physical = g.max(DELAY_MS);
     assert!(
-        (o - g).abs() <= DIG_SLACK_MS,
+        (o - g_physical).abs() <= DIG_SLACK_MS,
         "ours {o} vs dig {g} (dig prints whole ms from its event loop's clock)"
     );
 
