@@ -268,46 +268,49 @@ pub fn spawn(rt: Runtime, sink: Arc<dyn Sink>) -> tokio::task::JoinHandle<()> {
 
 /// The notifier loop until the runtime shuts down.
 pub async fn run(rt: Runtime, sink: Arc<dyn Sink>) {
-    {
-        let mut rx = rt.subscribe();
-        let mins = |n: &crate::config::Notifications| {
-            Duration::from_secs(u64::from(n.min_interval_minutes) * 60)
+    let mut rx = rt.subscribe();
+    let mins = |n: &crate::config::Notifications| {
+        Duration::from_secs(u64::from(n.min_interval_minutes) * 60)
+    };
+    let mut notifier = Notifier::new(mins(&rt.config().notifications));
+    let mut failing = false;
+    loop {
+        let ev = tokio::select! {
+            ev = rx.recv() => ev,
+            _ = rt.closed() => break,
         };
-        let mut notifier = Notifier::new(mins(&rt.config().notifications));
-        let mut failing = false;
-        loop {
-            let ev = tokio::select! {
-                ev = rx.recv() => ev,
-                _ = rt.closed() => break,
-            };
-            let ev = match ev {
-                Ok(ev) => ev,
-                Err(RecvError::Lagged(n)) => {
-                    tracing::warn!("notifications missed {n} events");
-                    continue;
-                }
-                Err(RecvError::Closed) => break,
-            };
-            let settings = rt.config().notifications;
-            notifier.set_min_interval(mins(&settings));
-            let notes = notifier.offer(&ev, Instant::now());
-            if notes.is_empty() || !settings.enabled {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!("notifications missed {n} events");
                 continue;
             }
-            for note in notes {
-                let sink = Arc::clone(&sink);
-                let shown =
-                    tokio::task::spawn_blocking(move || sink.show(&note.title, &note.body)).await;
-                match shown {
-                    Ok(Ok(())) => failing = false,
-                    Ok(Err(e)) => {
-                        if !failing {
-                            tracing::warn!("cannot show a desktop notification: {e}");
-                        }
-                        failing = true;
+            Err(RecvError::Closed) => break,
+        };
+        let settings = rt.config().notifications;
+        // Off: nothing is offered, so nothing held back now counts against
+        // the rate limit once they are on again.
+        if !settings.enabled {
+            continue;
+        }
+        notifier.set_min_interval(mins(&settings));
+        let notes = notifier.offer(&ev, Instant::now());
+        if notes.is_empty() {
+            continue;
+        }
+        for note in notes {
+            let sink = Arc::clone(&sink);
+            let shown =
+                tokio::task::spawn_blocking(move || sink.show(&note.title, &note.body)).await;
+            match shown {
+                Ok(Ok(())) => failing = false,
+                Ok(Err(e)) => {
+                    if !failing {
+                        tracing::warn!("cannot show a desktop notification: {e}");
                     }
-                    Err(e) => tracing::warn!("notification task failed: {e}"),
+                    failing = true;
                 }
+                Err(e) => tracing::warn!("notification task failed: {e}"),
             }
         }
     }

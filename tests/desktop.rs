@@ -245,9 +245,55 @@ async fn webview_scenario() {
         .await;
     let saved = saved.as_str().unwrap();
     let path = saved.split(" to ").nth(1).unwrap();
-    let csv = std::fs::read_to_string(path).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 2 * peers.targets, "{csv}");
     assert!(path.starts_with(display.home.path().join("Downloads").to_str().unwrap()));
+    // Parsed, it is the stored results: every id, target, outcome and latency.
+    let stored = waddleperf::store::Store::open(&files.db())
+        .unwrap()
+        .history(&Default::default())
+        .unwrap();
+    assert_eq!(stored.len(), 2 * peers.targets);
+    let (header, rows) = support::parse_csv(&std::fs::read_to_string(path).unwrap());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut by_id: std::collections::HashMap<&str, &Vec<String>> =
+        rows.iter().map(|r| (r[col("id")].as_str(), r)).collect();
+    assert_eq!(rows.len(), stored.len(), "{rows:?}");
+    for m in &stored {
+        let row = by_id
+            .remove(m.id.to_string().as_str())
+            .expect("every stored result exported");
+        assert_eq!(row[col("target")], m.target);
+        assert_eq!(row[col("success")], m.success.to_string());
+        if let Some(l) = m.latency_ms {
+            let exported: f64 = row[col("latency_ms")].parse().unwrap();
+            assert!((exported - l).abs() < 1e-3, "{exported} vs {l}");
+        }
+    }
+    // And as JSON lines, the same results.
+    s.click("#export-json").await;
+    let saved = s
+        .wait_for(
+            "the JSON export",
+            "const t = document.querySelector('#history-status').textContent; return t.startsWith('Saved') && t.includes('.json') ? t : null",
+            Duration::from_secs(20),
+        )
+        .await;
+    let path = saved
+        .as_str()
+        .unwrap()
+        .split(" to ")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let exported: Vec<waddleperf::Measurement> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut ids: Vec<_> = exported.iter().map(|m| (m.id, m.target.clone())).collect();
+    let mut want: Vec<_> = stored.iter().map(|m| (m.id, m.target.clone())).collect();
+    ids.sort();
+    want.sort();
+    assert_eq!(ids, want);
 
     // 3. Settings: a bad URL is refused on its field; a new interval is kept.
     s.click("#nav-settings").await;

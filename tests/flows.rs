@@ -137,25 +137,6 @@ async fn a_run_applies_retention_and_spares_unsent_results_while_enrolled() {
     }
 }
 
-/// Splits one CSV line (RFC 4180 quoting).
-fn csv_fields(line: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted, mut chars) =
-        (Vec::new(), String::new(), false, line.chars().peekable());
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            (c, _) => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
 #[test]
 fn exports_parse_back_to_the_stored_results() {
     let h = Home::new("");
@@ -170,10 +151,8 @@ fn exports_parse_back_to_the_stored_results() {
         .unwrap();
 
     let csv = h.ok(&["export", "--format", "csv"]);
-    let mut lines = csv.lines();
-    let header = csv_fields(lines.next().unwrap());
+    let (header, rows) = support::parse_csv(&csv);
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let rows: Vec<Vec<String>> = lines.map(csv_fields).collect();
     assert_eq!(rows.len(), stored.len());
     for (row, m) in rows.iter().zip(&stored) {
         assert_eq!(row.len(), header.len());

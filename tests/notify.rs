@@ -130,3 +130,76 @@ async fn health_changes_and_escalations_reach_the_desktop_once_each() {
         "{body}"
     );
 }
+
+/// Records what it is asked to show (the D-Bus path is the test above's).
+struct Recorder(Shown);
+
+impl Sink for Recorder {
+    fn show(&self, title: &str, body: &str) -> Result<(), String> {
+        let mut s = self.0.lock().unwrap();
+        s.push(("WaddlePerf".into(), title.into(), body.into()));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_notifications_off_and_changing_their_interval_apply_at_once() {
+    let held = support::closed_port();
+    let port = held.port;
+    let mut cfg = Config {
+        suite: Default::default(),
+        ..Config::default()
+    };
+    cfg.autoperf.enabled = false;
+    cfg.notifications.enabled = false;
+    cfg.notifications.min_interval_minutes = 30;
+    cfg.suite.tcp = vec![toml::Spanned::new(
+        0..0,
+        TcpTarget::new(format!("127.0.0.1:{port}"), TcpMode::Raw),
+    )];
+    let rt = Runtime::new(Store::open_in_memory().unwrap(), cfg.clone());
+    let shown: Shown = Arc::default();
+    let task = notify::spawn(rt.clone(), Arc::new(Recorder(Arc::clone(&shown))));
+    let count = || shown.lock().unwrap().len();
+    // Waits for `n` notes; then a moment more to see that no other follows.
+    let settle = |n: usize| {
+        let shown = Arc::clone(&shown);
+        async move {
+            let t = std::time::Instant::now();
+            while shown.lock().unwrap().len() < n && t.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+
+    // Off: the target goes down, nothing is shown.
+    rt.run_now().await.unwrap();
+    settle(0).await;
+    assert_eq!(count(), 0, "notifications are off");
+
+    // On: the target comes back; one note.
+    cfg.notifications.enabled = true;
+    rt.set_config(cfg.clone()).unwrap();
+    drop(held);
+    let up = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    rt.run_now().await.unwrap();
+    settle(1).await;
+    assert_eq!(count(), 1, "{:?}", shown.lock().unwrap());
+
+    // Down again within the 30-minute interval: held back.
+    drop(up);
+    rt.run_now().await.unwrap();
+    settle(1).await;
+    assert_eq!(count(), 1, "rate-limited: {:?}", shown.lock().unwrap());
+
+    // The interval set to 0 at runtime: the next change is shown.
+    cfg.notifications.min_interval_minutes = 0;
+    rt.set_config(cfg.clone()).unwrap();
+    let _up = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    rt.run_now().await.unwrap();
+    settle(2).await;
+    assert_eq!(count(), 2, "{:?}", shown.lock().unwrap());
+    rt.shutdown(Duration::from_secs(1)).await;
+    task.await.unwrap();
+}

@@ -79,14 +79,11 @@ impl Probe for MtuProbe {
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
         let dst = resolve_one(&self.host, self.family, m).await?;
-        let session = Session::open(
-            dst,
-            SessionOptions {
-                dont_fragment: true,
-                only: self.method,
-            },
-        )?;
-        m.metrics.icmp_method = Some(session.method().as_str().to_owned());
+        let opts = SessionOptions {
+            dont_fragment: true,
+            only: self.method,
+        };
+        let session = Session::open_for(dst, opts, m)?;
         let overhead = if dst.is_ipv6() {
             V6_OVERHEAD
         } else {

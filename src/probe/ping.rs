@@ -113,14 +113,11 @@ impl Probe for IcmpProbe {
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
         let dst = resolve_one(&self.host, self.family, m).await?;
-        let session = Arc::new(Session::open(
-            dst,
-            SessionOptions {
-                only: self.method,
-                ..SessionOptions::default()
-            },
-        )?);
-        m.metrics.icmp_method = Some(session.method().as_str().to_owned());
+        let only = SessionOptions {
+            only: self.method,
+            ..SessionOptions::default()
+        };
+        let session = Arc::new(Session::open_for(dst, only, m)?);
         let start = tokio::time::Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..self.count {

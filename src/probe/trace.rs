@@ -170,14 +170,11 @@ impl Probe for TraceProbe {
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
         let dst = resolve_one(&self.host, self.family, m).await?;
-        let session = Arc::new(Session::open(
-            dst,
-            SessionOptions {
-                only: self.method,
-                ..SessionOptions::default()
-            },
-        )?);
-        m.metrics.icmp_method = Some(session.method().as_str().to_owned());
+        let only = SessionOptions {
+            only: self.method,
+            ..SessionOptions::default()
+        };
+        let session = Arc::new(Session::open_for(dst, only, m)?);
         let max = self.max_hops.max(1);
         let mut hops: Vec<HopData> = (1..=max).map(HopData::new).collect();
         // The target's distance once known: later rounds stop there.

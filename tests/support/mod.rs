@@ -124,6 +124,31 @@ pub fn closed_port() -> ClosedPort {
     }
 }
 
+/// A CSV text as WaddlePerf writes it (RFC 4180 quoting, one record per
+/// line): the header and the rows.
+pub fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let fields = |line: &str| {
+        let (mut out, mut cur, mut quoted, mut chars) =
+            (Vec::new(), String::new(), false, line.chars().peekable());
+        while let Some(c) = chars.next() {
+            match (c, quoted) {
+                ('"', true) if chars.peek() == Some(&'"') => {
+                    cur.push('"');
+                    chars.next();
+                }
+                ('"', _) => quoted = !quoted,
+                (',', false) => out.push(std::mem::take(&mut cur)),
+                (c, _) => cur.push(c),
+            }
+        }
+        out.push(cur);
+        out
+    };
+    let mut lines = text.lines();
+    let header = lines.next().map(fields).unwrap_or_default();
+    (header, lines.map(fields).collect())
+}
+
 /// Median of samples.
 pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -138,6 +138,18 @@ impl Session {
         })
     }
 
+    /// Opens a session for a probe's measurement, which then says which
+    /// method sends its echoes (`icmp_method`).
+    pub fn open_for(
+        dst: IpAddr,
+        opts: SessionOptions,
+        m: &mut crate::model::Measurement,
+    ) -> Result<Session, ProbeError> {
+        let s = Session::open(dst, opts)?;
+        m.metrics.icmp_method = Some(s.method().as_str().to_owned());
+        Ok(s)
+    }
+
     pub fn method(&self) -> Method {
         self.inner.method()
     }
