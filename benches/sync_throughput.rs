@@ -17,7 +17,7 @@ use waddleperf::config::Config;
 use waddleperf::model::{Measurement, TestType};
 use waddleperf::runtime::Runtime;
 use waddleperf::store::Store;
-use waddleperf::sync::api::Api;
+use waddleperf::sync::api::{Api, EnrollRequest};
 use waddleperf::sync::payload::{upload_body, Destination};
 use waddleperf::sync::secrets::SecretPreference;
 use waddleperf::sync::Syncer;
@@ -87,9 +87,26 @@ async fn bare() -> f64 {
     let srv = double().await;
     let api = Api::new(&srv.url, None).unwrap();
     let tokens = api.login("bench", "pw", None).await.unwrap();
+    // Uploads name an enrolled device (the server refuses unknown ones).
+    let device = api
+        .enroll(
+            Some(&tokens.access_token),
+            &EnrollRequest {
+                enrollment_secret: "s".into(),
+                org_id: 1,
+                device_name: "bench".into(),
+                device_type: "desktop".into(),
+                os_type: "linux".into(),
+                os_version: "bench".into(),
+                hardware_id: "00".repeat(32),
+                device_metadata: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
     let to = Destination {
         organization_id: 1,
-        device_id: 1,
+        device_id: device.id,
     };
     let bodies: Vec<_> = results(N).iter().map(|m| upload_body(m, to)).collect();
     let t = Instant::now();
