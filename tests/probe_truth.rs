@@ -726,4 +726,16 @@ async fn http3_against_caddy_times_the_quic_handshake_and_blocked_udp_is_its_own
     let auto = probe(HttpMode::Auto).run().await;
     assert!(auto.success, "{auto:?}");
     assert_eq!(auto.metrics.http_version.as_deref(), Some("2"));
+    // What the fallback costs: the HTTP/2 exchange (3 round trips) plus
+    // the Alt-Svc handshake's wait of 1 s, and no more.
+    println!(
+        "auto with UDP blocked: HTTP/2 after {:.0} ms (HTTP/2 total {:.1} ms, Alt-Svc wait 1000 ms)",
+        auto.duration_ms,
+        auto.metrics.total_ms.unwrap_or_default()
+    );
+    assert!(
+        (1000.0..=1000.0 + 3.0 * DELAY_MS + 500.0).contains(&auto.duration_ms),
+        "the fallback took {} ms",
+        auto.duration_ms
+    );
 }
