@@ -2,9 +2,9 @@ import "./locale";
 // The window: a hash router over three pages, the header's health and
 // status, and the notes the app has for the person (another agent, a bad
 // configuration file, errors from the tray).
-import { api, errorText, onAppEvent, onRuntimeEvent, type RuntimeEvent, type Status } from "./api";
+import { api, errorText, onAppEvent, onRuntimeEvent, type RuntimeEvent } from "./api";
 import { clear, coalesce, h } from "./dom";
-import { fmtAgo } from "./format";
+import { note, renderHeader } from "./header";
 import { Overview } from "./pages/overview";
 import { History } from "./pages/history";
 import { SettingsPage } from "./pages/settings";
@@ -48,31 +48,6 @@ async function show(name: PageName): Promise<void> {
   } catch (e) {
     main.append(h("p", { class: "error", role: "alert" }, `This page could not load: ${errorText(e)}`));
   }
-}
-
-export function renderHeader(s: Status): void {
-  const dot = document.getElementById("health-dot");
-  const top = document.getElementById("top-status");
-  if (dot) dot.dataset.health = s.running ? "running" : s.paused ? "paused" : (s.health ?? "none");
-  if (!top) return;
-  const parts: string[] = [];
-  if (s.running) parts.push("Running tests…");
-  else if (s.last_run) parts.push(`Last run ${fmtAgo(s.last_run.finished_at)}`);
-  else parts.push("No runs yet");
-  if (s.paused) parts.push("monitoring paused");
-  else if (s.agent?.next_run) parts.push(`next ${fmtAgo(s.agent.next_run)}`);
-  const failed = Object.entries(s.task_failures ?? {});
-  if (failed.length > 0) parts.push(`restarted after a failure: ${failed.map(([name, f]) => `${name} (${f.failures}×, ${f.last_error})`).join(", ")}`);
-  top.textContent = parts.join(" · ");
-}
-
-export function note(text: string, kind: "info" | "error" = "info"): void {
-  const notes = document.getElementById("notes");
-  if (!notes) return;
-  const close = h("button", { class: "link", "aria-label": "Dismiss" }, "×");
-  const n = h("div", { class: `note ${kind}`, role: kind === "error" ? "alert" : "status" }, h("span", {}, text), close);
-  close.addEventListener("click", () => n.remove());
-  notes.append(n);
 }
 
 let headerTimer: number | undefined;
