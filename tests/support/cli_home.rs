@@ -51,20 +51,7 @@ impl Home {
     }
     /// Runs with `stdin` fed in.
     pub fn wp_in(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        output_with_stdin(&mut self.cmd(args), stdin)
     }
     pub fn wp(&self, args: &[&str]) -> Output {
         self.wp_in(args, "")
@@ -192,19 +179,7 @@ sys.exit(r.returncode if r.returncode >= 0 else 128 - r.returncode)\n";
         };
     }
     let t = Instant::now();
-    let mut child = w
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs the measuring wrapper");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(&mut w, stdin);
     let elapsed = t.elapsed();
     let peak_rss_kb = std::fs::read_to_string(tmp.path())
         .unwrap_or_default()
@@ -218,4 +193,21 @@ sys.exit(r.returncode if r.returncode >= 0 else 128 - r.returncode)\n";
             elapsed,
         },
     )
+}
+
+/// Runs `cmd` to the end with `stdin` fed in; its output.
+pub fn output_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }

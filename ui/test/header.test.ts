@@ -1,18 +1,9 @@
 // The header's status line and health dot, and the error text every
 // command's failure is shown with.
 import { renderHeader, note } from "../src/header";
-import { errorText, type Status } from "../src/api";
+import { errorText } from "../src/api";
+import { status } from "./fixtures";
 
-const status = (over: Partial<Status> = {}): Status => ({
-  running: false,
-  paused: false,
-  targets: 2,
-  targets_health: [],
-  autoperf: {},
-  connectivity: { lost: false },
-  store: { results: 0, outbox_pending: 0, outbox_dead: 0, newest: null },
-  ...over,
-});
 
 const ago = (min: number) => new Date(Date.now() - min * 60_000).toISOString();
 const ahead = (min: number) => new Date(Date.now() + min * 60_000).toISOString();

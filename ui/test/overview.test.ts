@@ -8,18 +8,9 @@ vi.mock("@tauri-apps/api/core", () => ({ invoke: (...a: unknown[]) => invoke(...
 vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn(async () => () => {}) }));
 
 import { Overview } from "../src/pages/overview";
-import type { Measurement, Status } from "../src/api";
+import type { Measurement } from "../src/api";
+import { status } from "./fixtures";
 
-const status = (over: Partial<Status> = {}): Status => ({
-  running: false,
-  paused: false,
-  targets: 2,
-  targets_health: [],
-  autoperf: {},
-  connectivity: { lost: false },
-  store: { results: 0, outbox_pending: 0, outbox_dead: 0, newest: null },
-  ...over,
-});
 
 const result = (target: string, success: boolean): Measurement =>
   ({
