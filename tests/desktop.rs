@@ -363,12 +363,26 @@ async fn webview_scenario() {
     drop(driver);
 }
 
-/// Opens the tray icon's menu (a click on the icon in trayer).
+/// Opens the tray icon's menu (a click on the icon in trayer) and waits
+/// until the menu's window is mapped: a visible window that was not there
+/// before the click.
 fn open_tray_menu(display: &Display) {
     let icon = display.wait_for_window("tray-icon tray app main", Duration::from_secs(60));
     let (x, y) = display.centre(&icon);
+    let visible = || -> std::collections::HashSet<String> {
+        display
+            .xdotool(&["search", "--onlyvisible", "--name", ""])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let before = visible();
     display.xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
-    std::thread::sleep(Duration::from_millis(700));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while visible().is_subset(&before) {
+        assert!(Instant::now() < deadline, "the tray menu did not open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
