@@ -2,7 +2,8 @@
 //! through WebDriver in its WebKit webview (Run now → live progress → the
 //! rows and a drawn chart in History; a setting changed, kept across a
 //! restart), and through its tray icon in an XEmbed tray (trayer) clicked
-//! with xdotool (Run tests now, Quit). Targets are local peers: nginx over
+//! with xdotool (Run tests now, Quit), and as a StatusNotifierItem read and
+//! clicked over D-Bus (menu labels, status line, icon state). Targets are local peers: nginx over
 //! HTTPS with a test CA, plain HTTP, and a TCP port. Screenshots go to
 //! `<target>/e2e/` as CI artifacts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -467,4 +468,154 @@ fn read_logs(dir: &Path) -> String {
         all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
     }
     all
+}
+
+#[test]
+fn the_tray_read_over_dbus_tells_the_run_and_the_health() {
+    support::require_root("the tray test (nginx on loopback)");
+    let _one = ONE_APP.lock().unwrap_or_else(|e| e.into_inner());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(sni_scenario());
+}
+
+/// The tray as a panel of today sees it: a StatusNotifierWatcher on the
+/// bus, the app's item and its dbusmenu read and clicked over D-Bus.
+async fn sni_scenario() {
+    use support::sni::{Item, WatcherService};
+    let app = desktop_bin();
+    let peers = peers();
+    let files = Files::new(&peers.config);
+    let display = Display::start(false);
+    let watcher = WatcherService::start(&display.bus.address).await;
+    let mut child = display
+        .command(&app)
+        .args(files.args(None))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (dest, path) = loop {
+        if let Some(item) = watcher.item() {
+            break item;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no StatusNotifierItem registered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let item = Item::connect(&display.bus.address, dest, path).await;
+    let menu = item.menu().await;
+    let labels = menu.labels();
+    println!(
+        "tray menu: {labels:?}; icon {:?}",
+        item.property("IconName").await
+    );
+    for want in [
+        "Run tests now",
+        "Pause monitoring",
+        "Open WaddlePerf",
+        "Settings…",
+        "Start at login",
+        "Quit WaddlePerf",
+    ] {
+        assert!(labels.iter().any(|l| l == want), "`{want}` in {labels:?}");
+    }
+    assert!(labels[0].starts_with("No runs yet"), "{labels:?}");
+    let icon_before = item.property("IconName").await;
+
+    // Run tests now, clicked as a panel does: the status line then tells
+    // the run, and the icon changes with the health.
+    let run = menu.find("Run tests now").unwrap().id;
+    item.click(run).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let labels = item.menu().await.labels();
+        if labels[0].starts_with("Last run") {
+            break labels[0].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the status line stayed {labels:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("status line after the run: {status}");
+    assert!(status.starts_with("Last run just now · next"), "{status}");
+    assert_eq!(files.stored(), peers.targets);
+    // Every target answered: the picture the item shows is the "ok" icon
+    // (its mean colour nearest to icons/tray/ok.png's of all five states).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let shown = loop {
+        let icon = item.property("IconName").await;
+        let state = icon_state(&icon);
+        if icon != icon_before && state.as_deref() == Some("ok") {
+            break icon;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the icon is {icon}, which looks {state:?}, not ok"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("icon: {icon_before} → {shown} (ok)");
+
+    // Quit from the menu: the app ends cleanly.
+    let quit = item.menu().await.find("Quit WaddlePerf").unwrap().id;
+    item.click(quit).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "Quit did not end the app");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit {status}");
+}
+
+/// The mean colour of an icon's opaque pixels (ImageMagick), as 0–255 RGB.
+fn mean_colour(path: &str) -> Option<(u32, u32, u32)> {
+    let out = std::process::Command::new("convert")
+        .arg(path)
+        .args([
+            "-background",
+            "black",
+            "-alpha",
+            "remove",
+            "-resize",
+            "1x1!",
+            "-depth",
+            "8",
+            "txt:-",
+        ])
+        .output()
+        .ok()?;
+    // A comment line, then `0,0: (r,g,b,a)  #RRGGBBAA  srgba(...)`.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pixel = text.lines().find(|l| l.starts_with("0,0:"))?;
+    let hex = pixel.split('#').nth(1)?.get(..6)?;
+    let c = |i: usize| u32::from_str_radix(&hex[i..i + 2], 16).ok();
+    Some((c(0)?, c(2)?, c(4)?))
+}
+
+/// Which of the tray's five state icons a picture is: the one whose mean
+/// colour is nearest.
+fn icon_state(path: &str) -> Option<String> {
+    let icons = Path::new(env!("CARGO_MANIFEST_DIR")).join("icons/tray");
+    let (r, g, b) = mean_colour(path)?;
+    ["ok", "degraded", "down", "running", "paused"]
+        .into_iter()
+        .filter_map(|state| {
+            let (sr, sg, sb) = mean_colour(icons.join(format!("{state}.png")).to_str()?)?;
+            let d = |a: u32, b: u32| (i64::from(a) - i64::from(b)).pow(2);
+            Some((d(r, sr) + d(g, sg) + d(b, sb), state))
+        })
+        .min()
+        .map(|(_, state)| state.to_owned())
 }

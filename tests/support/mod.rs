@@ -18,6 +18,8 @@ pub mod netns;
 pub mod servers;
 #[cfg(target_os = "linux")]
 pub mod session_bus;
+#[cfg(target_os = "linux")]
+pub mod sni;
 pub mod unified_api;
 
 use std::net::IpAddr;
