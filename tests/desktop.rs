@@ -115,16 +115,24 @@ impl Files {
     }
 }
 
-#[test]
-fn run_now_history_chart_and_settings_in_the_webview() {
-    support::require_root("the desktop end-to-end test (nginx on loopback)");
+/// Runs an async scenario as root, one app at a time.
+fn scenario(what: &str, f: impl std::future::Future<Output = ()>) {
+    support::require_root(what);
     let _one = ONE_APP.lock().unwrap_or_else(|e| e.into_inner());
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
-        .block_on(webview_scenario());
+        .block_on(f);
+}
+
+#[test]
+fn run_now_history_chart_and_settings_in_the_webview() {
+    scenario(
+        "the desktop end-to-end test (nginx on loopback)",
+        webview_scenario(),
+    );
 }
 
 async fn webview_scenario() {
@@ -472,14 +480,7 @@ fn read_logs(dir: &Path) -> String {
 
 #[test]
 fn the_tray_read_over_dbus_tells_the_run_and_the_health() {
-    support::require_root("the tray test (nginx on loopback)");
-    let _one = ONE_APP.lock().unwrap_or_else(|e| e.into_inner());
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(sni_scenario());
+    scenario("the tray test (nginx on loopback)", sni_scenario());
 }
 
 /// The tray as a panel of today sees it: a StatusNotifierWatcher on the
