@@ -79,7 +79,7 @@ pub async fn fetch(r: H3Request<'_>, m: &mut Measurement) -> Result<H3Outcome, P
             Ok(Err(e)) => return Err(connection_error(addr, &e, r.handshake_timeout)),
             Err(_) => return Err(unavailable(addr, r.handshake_timeout)),
         },
-        _ = wire.refused.notified() => return Err(ProbeError::new(
+        _ = wire.port_closed() => return Err(ProbeError::new(
             ErrorKind::Http3Unavailable,
             format!("HTTP/3 unavailable: UDP port {} is closed at {} (ICMP port unreachable)", addr.port(), addr.ip()),
         )),
@@ -178,21 +178,13 @@ fn stamped_endpoint(addr: SocketAddr) -> std::io::Result<(quinn::Endpoint, Arc<S
     // Linux: the peer's ICMP port unreachable is heard on the socket's error
     // queue (see `udp_refusal`).
     #[cfg(target_os = "linux")]
-    let watch = super::udp_refusal::watch(&socket, addr)?;
+    let refusal = super::udp_refusal::watch(&socket, addr)?;
     let wire = Arc::new(StampedUdp {
         inner: runtime.wrap_udp_socket(socket)?,
         stamps: Mutex::new(WireStamps::default()),
-        refused: tokio::sync::Notify::new(),
+        #[cfg(target_os = "linux")]
+        refusal,
     });
-    #[cfg(target_os = "linux")]
-    {
-        let w = Arc::clone(&wire);
-        tokio::spawn(async move {
-            if watch.refused().await {
-                w.refused.notify_one();
-            }
-        });
-    }
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
         quinn::EndpointConfig::default(),
         None,
@@ -208,8 +200,9 @@ fn stamped_endpoint(addr: SocketAddr) -> std::io::Result<(quinn::Endpoint, Arc<S
 pub struct StampedUdp {
     inner: Arc<dyn quinn::AsyncUdpSocket>,
     stamps: Mutex<WireStamps>,
-    /// Notified when the peer's port is closed (ICMP port unreachable).
-    refused: tokio::sync::Notify,
+    /// Hears the peer's port unreachable (Linux); dropped with the socket.
+    #[cfg(target_os = "linux")]
+    refusal: super::udp_refusal::Refusal,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -219,6 +212,16 @@ struct WireStamps {
 }
 
 impl StampedUdp {
+    /// Resolves when the peer's UDP port is reported closed; never where
+    /// that cannot be heard.
+    async fn port_closed(&self) {
+        #[cfg(target_os = "linux")]
+        if self.refusal.refused().await {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+
     fn stamps(&self) -> WireStamps {
         match self.stamps.lock() {
             Ok(g) => *g,

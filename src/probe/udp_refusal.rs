@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use tokio::io::Interest;
 
 /// Watches a UDP socket's error queue for the peer's port unreachable.
+#[derive(Debug)]
 pub struct Refusal {
     sock: tokio::net::UdpSocket,
     peer: SocketAddr,
