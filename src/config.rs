@@ -195,10 +195,7 @@ fn bounded(message: &str) -> String {
             out.push_str(part);
         }
     }
-    if out.chars().count() > 1000 {
-        out = out.chars().take(1000).collect::<String>() + "… (cut)";
-    }
-    out
+    crate::model::excerpt(&out, 1000)
 }
 
 fn fmt_syntax(path: &str, line: &Option<usize>, message: &str) -> String {

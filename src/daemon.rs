@@ -9,7 +9,7 @@ use waddleperf::agent::AgentLock;
 use waddleperf::config::{Config, Paths};
 use waddleperf::device::DeviceInfo;
 use waddleperf::runtime::Runtime;
-use waddleperf::{notify, schedule, supervise, sync, version};
+use waddleperf::{notify, supervise, sync, version};
 
 pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
     let cfg = Config::load(&paths.config_file)?;
@@ -30,29 +30,17 @@ pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
             lock = %lock.path().display(),
             "agent started"
         );
-        supervise::reset(&rt).await;
-        let (r, id) = (rt.clone(), device.device_id.clone());
-        let scheduler = supervise::spawn(rt.clone(), "scheduler", move || {
-            let (r, id) = (r.clone(), id.clone());
-            async move { schedule::run(&r, &schedule::SystemClock, &id).await }
-        });
-        let r = rt.clone();
-        let notes = supervise::spawn(rt.clone(), "notifications", move || {
-            let r = r.clone();
-            notify::run(r.clone(), Arc::new(notify::DesktopSink))
-        });
         let syncer = sync::Syncer::new(rt.clone(), &paths.data_dir);
-        let uploads = supervise::spawn(rt.clone(), "sync", move || {
-            syncer.clone().run(Arc::new(schedule::SystemClock))
-        });
+        let tasks = supervise::start_agent(
+            &rt,
+            Arc::new(notify::DesktopSink),
+            Some((device.device_id.clone(), syncer)),
+        )
+        .await;
         let stop = signals(&rt, paths).await;
         tracing::info!("{stop}: stopping (a run in progress gets {grace:?} to finish)");
         rt.shutdown(grace).await;
-        for (name, task) in [
-            ("scheduler", scheduler),
-            ("notifications", notes),
-            ("sync", uploads),
-        ] {
+        for (name, task) in tasks {
             if let Err(e) = task.await {
                 tracing::error!("{name} task failed: {e}");
             }

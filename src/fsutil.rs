@@ -59,6 +59,9 @@ pub fn write_atomically(
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     create_private_dir(dir)?;
+    // Elsewhere than Unix the file inherits the folder's access list.
+    #[cfg(not(unix))]
+    let _ = access;
     let tmp = temp_beside(dir, path);
     let result = (|| -> std::io::Result<()> {
         let mut o = std::fs::OpenOptions::new();

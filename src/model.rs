@@ -163,6 +163,18 @@ pub struct Hop {
     pub max_ms: Option<f64>,
 }
 
+/// At most `max` characters of `s`, marked `… (cut)` when cut: how text a
+/// peer or a file gave is quoted in errors and state.
+pub fn excerpt(s: &str, max: usize) -> String {
+    let mut chars = s.chars();
+    let head: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        format!("{head}… (cut)")
+    } else {
+        head
+    }
+}
+
 /// Figures are kept to the microsecond (or the thousandth of a Mbit/s or a
 /// percent) on output: `2.026`, never the `2.0260000000000002` that a sum of
 /// two stamps can give. Values stay exact in memory.

@@ -58,6 +58,44 @@ fn why(outcome: Result<(), tokio::task::JoinError>) -> String {
     }
 }
 
+/// Starts the agent's background tasks under supervision: the notifier
+/// always; with `schedule` (this process owns the schedule: the device id
+/// that places its runs, and the sync worker) the scheduler and the sync
+/// worker too, after forgetting an earlier agent's failures. The same for
+/// the daemon and the desktop app. Each task ends with the runtime.
+pub async fn start_agent(
+    rt: &Runtime,
+    sink: std::sync::Arc<dyn crate::notify::Sink>,
+    schedule: Option<(String, crate::sync::Syncer)>,
+) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
+    use crate::schedule::{self, SystemClock};
+    let r = rt.clone();
+    let mut tasks = vec![(
+        "notifications",
+        spawn(rt.clone(), "notifications", move || {
+            crate::notify::run(r.clone(), std::sync::Arc::clone(&sink))
+        }),
+    )];
+    if let Some((device_id, syncer)) = schedule {
+        reset(rt).await;
+        let r = rt.clone();
+        tasks.push((
+            "scheduler",
+            spawn(rt.clone(), "scheduler", move || {
+                let (r, id) = (r.clone(), device_id.clone());
+                async move { schedule::run(&r, &SystemClock, &id).await }
+            }),
+        ));
+        tasks.push((
+            "sync",
+            spawn(rt.clone(), "sync", move || {
+                syncer.clone().run(std::sync::Arc::new(SystemClock))
+            }),
+        ));
+    }
+    tasks
+}
+
 /// Runs `make()` and starts it again whenever it fails, until the runtime
 /// shuts down.
 pub fn spawn<F, Fut>(rt: Runtime, name: &'static str, make: F) -> tokio::task::JoinHandle<()>

@@ -595,25 +595,9 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
             let agent = shell.agent_note.is_none();
             let (device_id, syncer) = (shell.device.device_id.clone(), shell.syncer.clone());
             tasks.push(tauri::async_runtime::spawn(async move {
-                use waddleperf::{notify, schedule, supervise};
-                if agent {
-                    supervise::reset(&rt).await;
-                }
-                let r = rt.clone();
-                let mut handles = vec![supervise::spawn(rt.clone(), "notifications", move || {
-                    notify::run(r.clone(), Arc::new(notify::DesktopSink))
-                })];
-                if agent {
-                    let r = rt.clone();
-                    handles.push(supervise::spawn(rt.clone(), "scheduler", move || {
-                        let (r, id) = (r.clone(), device_id.clone());
-                        async move { schedule::run(&r, &schedule::SystemClock, &id).await }
-                    }));
-                    handles.push(supervise::spawn(rt.clone(), "sync", move || {
-                        syncer.clone().run(Arc::new(schedule::SystemClock))
-                    }));
-                }
-                for h in handles {
+                let sink = Arc::new(waddleperf::notify::DesktopSink);
+                let schedule = agent.then_some((device_id, syncer));
+                for (_, h) in waddleperf::supervise::start_agent(&rt, sink, schedule).await {
                     let _ = h.await;
                 }
             }));

@@ -407,7 +407,7 @@ impl Probe for HttpProbe {
                     format!(
                         "more than {} redirects: stopped at {url}, which redirects again to {}",
                         self.max_redirects,
-                        crate::sync::api::excerpt(&location, 200)
+                        crate::model::excerpt(&location, 200)
                     ),
                 ));
             }

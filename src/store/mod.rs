@@ -42,6 +42,12 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot create the database file {path}: {source}")]
+    CreateFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot open the database {path}: {source}")]
     Open {
         path: PathBuf,
@@ -217,7 +223,7 @@ impl Store {
         }
         // The history may hold URLs with credentials: the file is the
         // user's alone (SQLite gives its -wal and -shm files the same mode).
-        crate::fsutil::create_private_file(path).map_err(|source| StoreError::CreateDir {
+        crate::fsutil::create_private_file(path).map_err(|source| StoreError::CreateFile {
             path: path.to_owned(),
             source,
         })?;
@@ -251,7 +257,7 @@ impl Store {
         if let Some(first) = damage.into_iter().next() {
             return Err(StoreError::Corrupt {
                 path: path.to_owned(),
-                detail: crate::sync::api::excerpt(first.trim(), 300),
+                detail: crate::model::excerpt(first.trim(), 300),
             });
         }
         Ok(store)

@@ -4,6 +4,7 @@
 //! from "may have been received" — the last matters because the server
 //! answers a duplicate `test_id` with the same generic 400 as any refusal.
 
+use crate::model::excerpt;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -148,17 +149,6 @@ fn retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
             .unwrap_or(Duration::ZERO)
     };
     Some(d.min(MAX_RETRY_AFTER))
-}
-
-/// At most `max` characters of `s`, marked when cut.
-pub(crate) fn excerpt(s: &str, max: usize) -> String {
-    let mut chars = s.chars();
-    let head: String = chars.by_ref().take(max).collect();
-    if chars.next().is_some() {
-        format!("{head}… (cut)")
-    } else {
-        head
-    }
 }
 
 /// The server's own words from an error body (`error` or `message`), else a
