@@ -6,8 +6,7 @@
 //! `cargo bench --bench accuracy` prints a Markdown table.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use waddleperf_testkit as support;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -15,15 +14,15 @@ use support::chain::Chain;
 use support::netns::NetPair;
 use support::servers::{curl, dig, udp_echo_peer, Dnsmasq, Nginx, TestCa};
 use support::{df_ping_passes, median, ping};
-use waddleperf::config::{HttpMode, TcpMode};
-use waddleperf::probe::dns::DnsProbe;
-use waddleperf::probe::http::HttpProbe;
-use waddleperf::probe::mtu::MtuProbe;
-use waddleperf::probe::ping::IcmpProbe;
-use waddleperf::probe::tcp::TcpProbe;
-use waddleperf::probe::trace::TraceProbe;
-use waddleperf::probe::udp::UdpProbe;
-use waddleperf::probe::Probe;
+use waddleperf_engine::config::{HttpMode, TcpMode};
+use waddleperf_engine::probe::dns::DnsProbe;
+use waddleperf_engine::probe::http::HttpProbe;
+use waddleperf_engine::probe::mtu::MtuProbe;
+use waddleperf_engine::probe::ping::IcmpProbe;
+use waddleperf_engine::probe::tcp::TcpProbe;
+use waddleperf_engine::probe::trace::TraceProbe;
+use waddleperf_engine::probe::udp::UdpProbe;
+use waddleperf_engine::probe::Probe;
 
 const DELAY_MS: f64 = 30.0;
 const N: u32 = 41;

@@ -21,15 +21,14 @@
 //! runs; first chart < 300 ms.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use waddleperf_testkit as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::desktop::{Display, Driver, Session};
-use waddleperf::model::{Measurement, TestType};
-use waddleperf::store::Store;
+use waddleperf_engine::model::{Measurement, TestType};
+use waddleperf_engine::store::Store;
 
 const TICKS: f64 = 100.0;
 

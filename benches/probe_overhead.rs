@@ -4,18 +4,17 @@
 //! `cargo bench --bench probe_overhead` prints a Markdown table.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use waddleperf_testkit as support;
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use support::netns::NetPair;
 use support::servers::{curl, Nginx, TestCa};
 use support::{free_port, median};
-use waddleperf::config::{HttpMode, TcpMode};
-use waddleperf::probe::http::HttpProbe;
-use waddleperf::probe::tcp::TcpProbe;
-use waddleperf::probe::Probe;
+use waddleperf_engine::config::{HttpMode, TcpMode};
+use waddleperf_engine::probe::http::HttpProbe;
+use waddleperf_engine::probe::tcp::TcpProbe;
+use waddleperf_engine::probe::Probe;
 
 const N: usize = 41;
 

@@ -6,8 +6,8 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use std::time::Instant;
-use waddleperf::model::{Measurement, TestType};
-use waddleperf::store::{HistoryQuery, SeriesQuery, Store};
+use waddleperf_engine::model::{Measurement, TestType};
+use waddleperf_engine::store::{HistoryQuery, SeriesQuery, Store};
 
 const TARGETS: usize = 20;
 const TOTAL: usize = 1_000_000;

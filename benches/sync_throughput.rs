@@ -6,21 +6,19 @@
 //! machine is shared and absolute rates vary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/unified_api.rs"]
-#[allow(dead_code)]
-mod unified_api;
+use waddleperf_testkit::unified_api;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use std::time::Instant;
 use unified_api::{ApiDouble, User};
-use waddleperf::config::Config;
-use waddleperf::model::{Measurement, TestType};
-use waddleperf::runtime::Runtime;
-use waddleperf::store::Store;
-use waddleperf::sync::api::{Api, EnrollRequest};
-use waddleperf::sync::payload::{upload_body, Destination};
-use waddleperf::sync::secrets::SecretPreference;
-use waddleperf::sync::Syncer;
+use waddleperf_engine::config::Config;
+use waddleperf_engine::model::{Measurement, TestType};
+use waddleperf_engine::runtime::Runtime;
+use waddleperf_engine::store::Store;
+use waddleperf_engine::sync::api::{Api, EnrollRequest};
+use waddleperf_engine::sync::payload::{upload_body, Destination};
+use waddleperf_engine::sync::secrets::SecretPreference;
+use waddleperf_engine::sync::Syncer;
 
 const N: usize = 2_000;
 

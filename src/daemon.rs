@@ -5,18 +5,18 @@
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use std::time::Duration;
-use waddleperf::agent::AgentLock;
-use waddleperf::config::{Config, Paths};
-use waddleperf::device::DeviceInfo;
-use waddleperf::runtime::Runtime;
-use waddleperf::{notify, supervise, sync, version};
+use waddleperf_engine::agent::AgentLock;
+use waddleperf_engine::config::{Config, Paths};
+use waddleperf_engine::device::DeviceInfo;
+use waddleperf_engine::runtime::Runtime;
+use waddleperf_engine::{notify, supervise, sync, version};
 
 pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
     let cfg = Config::load(&paths.config_file)?;
     let _log_guard =
-        waddleperf::logging::init_files("waddleperf", verbose, &paths.log_dir, &cfg.log)?;
+        waddleperf_engine::logging::init_files("waddleperf", verbose, &paths.log_dir, &cfg.log)?;
     let lock = AgentLock::acquire(&paths.data_dir)?;
-    let store = waddleperf::store::Store::open(&paths.db_file)
+    let store = waddleperf_engine::store::Store::open(&paths.db_file)
         .with_context(|| format!("database {}", paths.db_file.display()))?;
     let rt = Runtime::new(store, cfg);
     let device = DeviceInfo::detect();

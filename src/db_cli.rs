@@ -6,9 +6,9 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use waddleperf::agent::AgentLock;
-use waddleperf::config::Paths;
-use waddleperf::store;
+use waddleperf_engine::agent::AgentLock;
+use waddleperf_engine::config::Paths;
+use waddleperf_engine::store;
 
 #[derive(Subcommand)]
 pub enum DbAction {

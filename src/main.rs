@@ -11,25 +11,25 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use waddleperf::agent::AgentLock;
-use waddleperf::config::{
+use waddleperf_engine::agent::AgentLock;
+use waddleperf_engine::config::{
     check_http_url, split_host_port, Config, HttpMode, Paths, TcpMode, DEFAULT_TOML,
 };
-use waddleperf::device::DeviceInfo;
-use waddleperf::export;
-use waddleperf::model::{Measurement, TestType};
-use waddleperf::probe::http::HttpProbe;
-use waddleperf::probe::tcp::TcpProbe;
-use waddleperf::runtime::{AnyProbe, Runtime, Status};
-use waddleperf::store::StoredEvent;
+use waddleperf_engine::device::DeviceInfo;
+use waddleperf_engine::export;
+use waddleperf_engine::model::{Measurement, TestType};
+use waddleperf_engine::probe::http::HttpProbe;
+use waddleperf_engine::probe::tcp::TcpProbe;
+use waddleperf_engine::runtime::{AnyProbe, Runtime, Status};
+use waddleperf_engine::store::StoredEvent;
 
 mod daemon;
 mod db_cli;
 mod sync_cli;
 mod text;
 mod tools_cli;
-use waddleperf::store::{HistoryQuery, Store};
-use waddleperf::version;
+use waddleperf_engine::store::{HistoryQuery, Store};
+use waddleperf_engine::version;
 
 #[derive(Parser)]
 #[command(
@@ -393,7 +393,7 @@ fn usage(e: anyhow::Error) -> anyhow::Error {
 
 fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(waddleperf::logging::stderr_filter(verbose, "error"))
+        .with_env_filter(waddleperf_engine::logging::stderr_filter(verbose, "error"))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
@@ -410,7 +410,7 @@ fn real_main(cli: Cli) -> Result<()> {
             let cfg = load_config(&paths)?;
             let store = open_existing_store(&paths)?;
             let rt = Runtime::new(store, cfg);
-            let syncer = waddleperf::sync::Syncer::new(rt.clone(), &paths.data_dir);
+            let syncer = waddleperf_engine::sync::Syncer::new(rt.clone(), &paths.data_dir);
             let (status, sync) = tokio_rt()?.block_on(async {
                 Ok::<_, anyhow::Error>((rt.status().await?, syncer.status().await?))
             })?;
@@ -550,7 +550,9 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             match output {
                 Some(path) => {
-                    write_atomically(&path, waddleperf::fsutil::Access::Default, |f| write(f))?;
+                    write_atomically(&path, waddleperf_engine::fsutil::Access::Default, |f| {
+                        write(f)
+                    })?;
                     eprintln!("wrote {} results to {}", results.len(), path.display());
                 }
                 None => write(&mut std::io::stdout().lock())?,
@@ -598,7 +600,7 @@ async fn run_cmd(rt: Runtime, json: bool, tier: Option<u8>) -> Result<()> {
     let interactive = !json && std::io::stderr().is_terminal();
     let progress = tokio::spawn(async move {
         while let Ok(ev) = events.recv().await {
-            if let waddleperf::runtime::Event::Result {
+            if let waddleperf_engine::runtime::Event::Result {
                 done,
                 total,
                 result,
@@ -783,7 +785,7 @@ fn build_test(kind: TestKind, cfg: &Config) -> Result<(AnyProbe, CommonTestArgs)
 /// (exit 1), not a failed measurement.
 fn check_ca_file(path: Option<&Path>) -> Result<()> {
     if let Some(p) = path {
-        waddleperf::probe::tls::client_config(false, Some(p), &[])
+        waddleperf_engine::probe::tls::client_config(false, Some(p), &[])
             .map_err(|e| anyhow::anyhow!("--ca-file: {}", e.message))?;
     }
     Ok(())
@@ -1146,7 +1148,7 @@ fn config_cmd(action: ConfigAction, paths: &Paths) -> Result<()> {
             if p.exists() && !force {
                 bail!("{} already exists (use --force to overwrite)", p.display());
             }
-            write_atomically(p, waddleperf::fsutil::Access::Private, |f| {
+            write_atomically(p, waddleperf_engine::fsutil::Access::Private, |f| {
                 f.write_all(DEFAULT_TOML.as_bytes())
             })?;
             writeln!(out, "wrote {}", p.display())?;
@@ -1159,10 +1161,10 @@ fn config_cmd(action: ConfigAction, paths: &Paths) -> Result<()> {
 /// disk or a crash never leaves a half-written file.
 fn write_atomically(
     path: &Path,
-    access: waddleperf::fsutil::Access,
+    access: waddleperf_engine::fsutil::Access,
     f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    waddleperf::fsutil::write_atomically(path, access, f)
+    waddleperf_engine::fsutil::write_atomically(path, access, f)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

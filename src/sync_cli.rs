@@ -5,10 +5,10 @@ use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use clap::Args;
 use std::io::{BufRead, IsTerminal, Write};
-use waddleperf::config::Paths;
-use waddleperf::sync::api::ApiError;
-use waddleperf::sync::secrets::SecretStoreKind;
-use waddleperf::sync::{SyncError, SyncStatus, Syncer};
+use waddleperf_engine::config::Paths;
+use waddleperf_engine::sync::api::ApiError;
+use waddleperf_engine::sync::secrets::SecretStoreKind;
+use waddleperf_engine::sync::{SyncError, SyncStatus, Syncer};
 
 #[derive(Args)]
 pub struct LoginArgs {

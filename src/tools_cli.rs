@@ -6,15 +6,15 @@ use clap::Args;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use waddleperf::config::{check_dns_server, check_host, split_host_port};
-use waddleperf::probe::dns::{self, DnsProbe};
-use waddleperf::probe::icmp::{self, Method};
-use waddleperf::probe::mtu::MtuProbe;
-use waddleperf::probe::ping::IcmpProbe;
-use waddleperf::probe::trace::TraceProbe;
-use waddleperf::probe::udp::{self, UdpProbe};
-use waddleperf::probe::Family;
-use waddleperf::runtime::AnyProbe;
+use waddleperf_engine::config::{check_dns_server, check_host, split_host_port};
+use waddleperf_engine::probe::dns::{self, DnsProbe};
+use waddleperf_engine::probe::icmp::{self, Method};
+use waddleperf_engine::probe::mtu::MtuProbe;
+use waddleperf_engine::probe::ping::IcmpProbe;
+use waddleperf_engine::probe::trace::TraceProbe;
+use waddleperf_engine::probe::udp::{self, UdpProbe};
+use waddleperf_engine::probe::Family;
+use waddleperf_engine::runtime::AnyProbe;
 
 /// `-4` / `-6`.
 #[derive(Args, Clone, Default)]
@@ -28,7 +28,7 @@ pub struct FamilyArgs {
     /// Send with this ICMP method only: `datagram` (unprivileged) or `raw`
     /// (root or CAP_NET_RAW) [default: datagram where allowed, else raw]
     #[arg(long, value_name = "METHOD")]
-    pub method: Option<waddleperf::probe::icmp::Method>,
+    pub method: Option<waddleperf_engine::probe::icmp::Method>,
 }
 
 impl FamilyArgs {
@@ -100,7 +100,10 @@ pub fn udp_probe(
     p.count = s.count;
     p.interval = Duration::from_millis(s.interval);
     p.size = size;
-    p.reply_timeout = reply_wait(timeout, waddleperf::probe::ping::DEFAULT_REPLY_TIMEOUT_MS)?;
+    p.reply_timeout = reply_wait(
+        timeout,
+        waddleperf_engine::probe::ping::DEFAULT_REPLY_TIMEOUT_MS,
+    )?;
     p.family = s.family.family();
     Ok(AnyProbe::Udp(p))
 }
@@ -119,7 +122,10 @@ pub fn icmp_probe(
     p.count = s.count;
     p.interval = Duration::from_millis(s.interval);
     p.size = size;
-    p.reply_timeout = reply_wait(timeout, waddleperf::probe::ping::DEFAULT_REPLY_TIMEOUT_MS)?;
+    p.reply_timeout = reply_wait(
+        timeout,
+        waddleperf_engine::probe::ping::DEFAULT_REPLY_TIMEOUT_MS,
+    )?;
     p.family = s.family.family();
     p.method = s.family.method;
     Ok(AnyProbe::Icmp(p))
@@ -141,7 +147,10 @@ pub fn trace_probe(
     p.rounds = rounds;
     p.interval = Duration::from_millis(interval);
     p.names = !no_names;
-    p.probe_timeout = reply_wait(timeout, waddleperf::probe::trace::DEFAULT_PROBE_TIMEOUT_MS)?;
+    p.probe_timeout = reply_wait(
+        timeout,
+        waddleperf_engine::probe::trace::DEFAULT_PROBE_TIMEOUT_MS,
+    )?;
     p.family = family.family();
     p.method = family.method;
     Ok(AnyProbe::Trace(p))
@@ -156,7 +165,10 @@ pub fn mtu_probe(
     check_host(&host).map_err(anyhow::Error::msg)?;
     let mut p = MtuProbe::new(host);
     p.max = max;
-    p.probe_timeout = reply_wait(timeout, waddleperf::probe::mtu::DEFAULT_PROBE_TIMEOUT_MS)?;
+    p.probe_timeout = reply_wait(
+        timeout,
+        waddleperf_engine::probe::mtu::DEFAULT_PROBE_TIMEOUT_MS,
+    )?;
     p.family = family.family();
     p.method = family.method;
     Ok(AnyProbe::Mtu(p))

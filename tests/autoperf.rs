@@ -6,16 +6,16 @@
 //! that order and the database keeps them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::time::Duration;
 use support::netns::NetPair;
 use support::servers::{Nginx, TestCa};
 use toml::Spanned;
-use waddleperf::autoperf::Health;
-use waddleperf::config::{Config, HttpTarget, Suite, TcpMode, TcpTarget};
-use waddleperf::runtime::{Event, Runtime};
-use waddleperf::store::{HistoryQuery, Store};
+use waddleperf_engine::autoperf::Health;
+use waddleperf_engine::config::{Config, HttpTarget, Suite, TcpMode, TcpTarget};
+use waddleperf_engine::runtime::{Event, Runtime};
+use waddleperf_engine::store::{HistoryQuery, Store};
 
 const DELAY_MS: u64 = 150;
 

@@ -1,13 +1,13 @@
 //! The `waddleperf` binary end to end, against real local peers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::path::Path;
 use std::process::Output;
 use support::servers::{Nginx, Sshd, TestCa};
 use support::{free_port, waddleperf_cmd};
-use waddleperf::model::{ErrorKind, Measurement};
+use waddleperf_engine::model::{ErrorKind, Measurement};
 
 /// `waddleperf` with the config and database in `dir`.
 fn wp(dir: &Path, args: &[&str]) -> Output {

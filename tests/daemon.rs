@@ -4,7 +4,7 @@
 //! duplicates. `status`, `pause` and `events` read the same database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::servers::SilentServer;
 use support::waddleperf_cmd;
-use waddleperf::store::{HistoryQuery, Store};
+use waddleperf_engine::store::{HistoryQuery, Store};
 
 struct Dirs {
     _tmp: tempfile::TempDir,
@@ -95,7 +95,7 @@ fn stop(child: &mut Child) -> (std::process::ExitStatus, Duration) {
     }
 }
 
-fn check_consistent(db: &Path) -> Vec<waddleperf::Measurement> {
+fn check_consistent(db: &Path) -> Vec<waddleperf_engine::Measurement> {
     let store = Store::open(db).unwrap();
     assert!(store.check().unwrap().is_empty(), "database damaged");
     let all = store.history(&HistoryQuery::default()).unwrap();

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use support::desktop::{artifacts_dir, desktop_bin, Display, Driver, Session};
 use support::servers::{Nginx, TestCa};
-use waddleperf::store::{HistoryQuery, Store};
+use waddleperf_engine::store::{HistoryQuery, Store};
 
 /// One app at a time: each test starts it, and the machine has two cores.
 static ONE_APP: Mutex<()> = Mutex::new(());
@@ -256,7 +256,7 @@ async fn webview_scenario() {
     let path = saved.split(" to ").nth(1).unwrap();
     assert!(path.starts_with(display.home.path().join("Downloads").to_str().unwrap()));
     // Parsed, it is the stored results: every id, target, outcome and latency.
-    let stored = waddleperf::store::Store::open(&files.db())
+    let stored = waddleperf_engine::store::Store::open(&files.db())
         .unwrap()
         .history(&Default::default())
         .unwrap();
@@ -293,7 +293,7 @@ async fn webview_scenario() {
         .nth(1)
         .unwrap()
         .to_owned();
-    let exported: Vec<waddleperf::Measurement> = std::fs::read_to_string(&path)
+    let exported: Vec<waddleperf_engine::Measurement> = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -6,16 +6,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
-mod support;
+use waddleperf_testkit as support;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use support::cli_home::{results, text, Home};
-use waddleperf::config::{Config, TcpMode, TcpTarget};
-use waddleperf::runtime::Runtime;
-use waddleperf::store::{HistoryQuery, Store, SCHEMA_VERSION};
+use waddleperf_engine::config::{Config, TcpMode, TcpTarget};
+use waddleperf_engine::runtime::Runtime;
+use waddleperf_engine::store::{HistoryQuery, Store, SCHEMA_VERSION};
 
-const V1: &str = include_str!("../src/store/migrations/0001_init.sql");
-const V2: &str = include_str!("../src/store/migrations/0002_state_events.sql");
+const V1: &str = include_str!("../crates/engine/src/store/migrations/0001_init.sql");
+const V2: &str = include_str!("../crates/engine/src/store/migrations/0002_state_events.sql");
 
 /// A database as version `schema` of WaddlePerf left it, holding one result
 /// waiting to upload (and, from version 2, a pause and an event).
@@ -167,7 +167,7 @@ fn exports_parse_back_to_the_stored_results() {
     }
 
     let json = h.ok(&["export", "--format", "json"]);
-    let back: Vec<waddleperf::Measurement> = json
+    let back: Vec<waddleperf_engine::Measurement> = json
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -209,7 +209,7 @@ fn run_tier_pause_resume_events_and_config_init() {
     ));
     // `run --tier 2`: that tier's suite alone, health unchanged.
     let out = h.ok(&["run", "--tier", "2", "--json"]);
-    let rs: Vec<waddleperf::Measurement> = out
+    let rs: Vec<waddleperf_engine::Measurement> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();

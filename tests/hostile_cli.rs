@@ -5,13 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use support::cli_home::{results, run_measured, text, Home};
 use support::servers::SilentServer;
-use waddleperf::store::Store;
+use waddleperf_engine::store::Store;
 
 /// A usage error: exit 2, the message naming the problem.
 fn fails_with(h: &Home, args: &[&str], needle: &str) -> String {

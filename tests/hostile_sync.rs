@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
-mod support;
+use waddleperf_testkit as support;
 
 use chrono::Utc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use support::cli_home::{
     blocking, config, double, results, run_measured, sign_in, text, Footprint, Home,
 };
 use support::unified_api::{ApiDouble, Fault};
-use waddleperf::store::Store;
+use waddleperf_engine::store::Store;
 
 /// A hostile answer's size.
 const HUGE: usize = 100 << 20;

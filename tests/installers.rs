@@ -2,7 +2,7 @@
 //! read them, and start the agent the way docs/monitoring.md says.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::process::Command;
 use support::{run, waddleperf_bin};

@@ -5,17 +5,17 @@
 //! same test on the same path.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use support::median;
 use support::netns::NetPair;
 use support::servers::{curl, Nginx, TestCa, NGINX_BIG_FILE_BYTES};
-use waddleperf::config::{HttpMode, TcpMode};
-use waddleperf::probe::http::HttpProbe;
-use waddleperf::probe::tcp::TcpProbe;
-use waddleperf::probe::Probe;
+use waddleperf_engine::config::{HttpMode, TcpMode};
+use waddleperf_engine::probe::http::HttpProbe;
+use waddleperf_engine::probe::tcp::TcpProbe;
+use waddleperf_engine::probe::Probe;
 
 /// Timing tests in this file run one at a time so they do not compete for
 /// the CPU (the machines have two cores).

@@ -5,16 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::servers::SilentServer;
-use waddleperf::config::{Config, TcpMode, TcpTarget};
-use waddleperf::notify::{self, DesktopSink, Sink};
-use waddleperf::runtime::Runtime;
-use waddleperf::store::Store;
+use waddleperf_engine::config::{Config, TcpMode, TcpTarget};
+use waddleperf_engine::notify::{self, DesktopSink, Sink};
+use waddleperf_engine::runtime::Runtime;
+use waddleperf_engine::store::Store;
 
 type Shown = Arc<Mutex<Vec<(String, String, String)>>>;
 

@@ -2,15 +2,15 @@
 //! TLS with a generated certificate, plain HTTP), checked against curl.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::time::Duration;
 use support::servers::{curl, Nginx, SilentServer, TestCa, NGINX_FILE_BYTES, NGINX_ROOT_BODY};
 use support::{free_port, median};
-use waddleperf::config::HttpMode;
-use waddleperf::model::ErrorKind;
-use waddleperf::probe::http::HttpProbe;
-use waddleperf::probe::Probe;
+use waddleperf_engine::config::HttpMode;
+use waddleperf_engine::model::ErrorKind;
+use waddleperf_engine::probe::http::HttpProbe;
+use waddleperf_engine::probe::Probe;
 
 struct Fixture {
     ca: TestCa,

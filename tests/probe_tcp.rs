@@ -2,16 +2,16 @@
 //! failure modes (refused, silent server, black hole) with their timing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::time::Duration;
 use support::free_port;
 use support::netns::NetPair;
 use support::servers::{Nginx, SilentServer, Sshd, TestCa};
-use waddleperf::config::TcpMode;
-use waddleperf::model::ErrorKind;
-use waddleperf::probe::tcp::TcpProbe;
-use waddleperf::probe::Probe;
+use waddleperf_engine::config::TcpMode;
+use waddleperf_engine::model::ErrorKind;
+use waddleperf_engine::probe::tcp::TcpProbe;
+use waddleperf_engine::probe::Probe;
 
 fn probe(addr: impl ToString, mode: TcpMode, timeout_ms: u64) -> TcpProbe {
     let mut p = TcpProbe::new(addr.to_string(), mode);
@@ -175,7 +175,7 @@ async fn raw_connect_and_bad_targets() {
 
 #[tokio::test]
 async fn happy_eyeballs_moves_past_a_dead_address() {
-    use waddleperf::probe::net::{connect, ATTEMPT_DELAY};
+    use waddleperf_engine::probe::net::{connect, ATTEMPT_DELAY};
     let pair = NetPair::new();
     pair.black_hole_tcp(9);
     let live = SilentServer::start(b"");

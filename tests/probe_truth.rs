@@ -6,7 +6,7 @@
 //! measured vs truth, and fails outside its stated bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::net::IpAddr;
 use std::process::Command;
@@ -15,16 +15,16 @@ use support::chain::{Chain, PingGroupRange};
 use support::netns::NetPair;
 use support::servers::{self, dig, udp_echo_peer, Caddy, Dnsmasq, TestCa};
 use support::{df_ping_passes, median, ping, run, Ping};
-use waddleperf::config::HttpMode;
-use waddleperf::model::{ErrorKind, Measurement};
-use waddleperf::probe::dns::DnsProbe;
-use waddleperf::probe::http::HttpProbe;
-use waddleperf::probe::icmp::Method;
-use waddleperf::probe::mtu::MtuProbe;
-use waddleperf::probe::ping::IcmpProbe;
-use waddleperf::probe::trace::TraceProbe;
-use waddleperf::probe::udp::UdpProbe;
-use waddleperf::probe::Probe;
+use waddleperf_engine::config::HttpMode;
+use waddleperf_engine::model::{ErrorKind, Measurement};
+use waddleperf_engine::probe::dns::DnsProbe;
+use waddleperf_engine::probe::http::HttpProbe;
+use waddleperf_engine::probe::icmp::Method;
+use waddleperf_engine::probe::mtu::MtuProbe;
+use waddleperf_engine::probe::ping::IcmpProbe;
+use waddleperf_engine::probe::trace::TraceProbe;
+use waddleperf_engine::probe::udp::UdpProbe;
+use waddleperf_engine::probe::Probe;
 
 /// Timing tests run one at a time (two cores), and the tests that open
 /// `ping_group_range` hold it too.

@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
-use waddleperf::config::{check_dns_server, check_host, check_http_url, split_host_port, Config};
-use waddleperf::probe::dns::{parse_record_type, query_name};
+use waddleperf_engine::config::{
+    check_dns_server, check_host, check_http_url, split_host_port, Config,
+};
+use waddleperf_engine::probe::dns::{parse_record_type, query_name};
 
 fn config() -> ProptestConfig {
     ProptestConfig {

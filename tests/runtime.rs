@@ -1,14 +1,14 @@
 //! The runtime handle: one run at a time, joiners share it, events in order.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::time::Duration;
 use support::servers::SilentServer;
-use waddleperf::autoperf::Health;
-use waddleperf::config::{Config, TcpMode, TcpTarget};
-use waddleperf::runtime::{Event, RunReason, Runtime, RuntimeError};
-use waddleperf::store::{HistoryQuery, Store};
+use waddleperf_engine::autoperf::Health;
+use waddleperf_engine::config::{Config, TcpMode, TcpTarget};
+use waddleperf_engine::runtime::{Event, RunReason, Runtime, RuntimeError};
+use waddleperf_engine::store::{HistoryQuery, Store};
 
 fn config(targets: Vec<TcpTarget>) -> Config {
     // Only these targets: none of the default suite's.

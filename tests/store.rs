@@ -1,14 +1,14 @@
 //! Store behaviour on real SQLite files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use support::SmallDisk;
-use waddleperf::model::{ErrorKind, Measurement, TestType};
-use waddleperf::store::{HistoryQuery, SeriesQuery, Store, StoreError, SCHEMA_VERSION};
+use waddleperf_engine::model::{ErrorKind, Measurement, TestType};
+use waddleperf_engine::store::{HistoryQuery, SeriesQuery, Store, StoreError, SCHEMA_VERSION};
 
 fn at(t: DateTime<Utc>, target: &str, latency: Option<f64>, ok: bool) -> Measurement {
     let mut m = Measurement::begin(TestType::Tcp, target);

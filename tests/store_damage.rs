@@ -6,11 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
-mod support;
+use waddleperf_testkit as support;
 
 use std::process::Output;
 use support::cli_home::{results, text, Home};
-use waddleperf::store::{Store, SCHEMA_VERSION};
+use waddleperf_engine::store::{Store, SCHEMA_VERSION};
 
 #[test]
 fn threads_opening_a_new_database_at_once_migrate_it_once() {

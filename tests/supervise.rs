@@ -6,10 +6,10 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use waddleperf::config::Config;
-use waddleperf::runtime::{Event, Runtime};
-use waddleperf::store::Store;
-use waddleperf::supervise;
+use waddleperf_engine::config::Config;
+use waddleperf_engine::runtime::{Event, Runtime};
+use waddleperf_engine::store::Store;
+use waddleperf_engine::supervise;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_panics_is_shown_and_restarted_until_shutdown() {

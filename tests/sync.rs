@@ -4,17 +4,17 @@
 //! server ended, 429 with Retry-After, and a refused result retried.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use std::time::Duration;
 use support::unified_api::{ApiDouble, Fault, User};
-use waddleperf::config::Config;
-use waddleperf::model::{Measurement, TestType};
-use waddleperf::runtime::{Event, Runtime};
-use waddleperf::store::Store;
-use waddleperf::sync::secrets::{SecretPreference, SecretStoreKind};
-use waddleperf::sync::{SyncError, Syncer};
+use waddleperf_engine::config::Config;
+use waddleperf_engine::model::{Measurement, TestType};
+use waddleperf_engine::runtime::{Event, Runtime};
+use waddleperf_engine::store::Store;
+use waddleperf_engine::sync::secrets::{SecretPreference, SecretStoreKind};
+use waddleperf_engine::sync::{SyncError, Syncer};
 
 struct Rig {
     _dir: tempfile::TempDir,
@@ -445,9 +445,9 @@ async fn the_worker_uploads_after_a_run_and_stops_with_the_runtime() {
     let mut cfg = r.rt.config();
     cfg.sync.spread_seconds = 1;
     r.rt.set_config(cfg).unwrap();
-    let task = waddleperf::sync::worker::spawn(
+    let task = waddleperf_engine::sync::worker::spawn(
         r.sync.clone(),
-        std::sync::Arc::new(waddleperf::schedule::SystemClock),
+        std::sync::Arc::new(waddleperf_engine::schedule::SystemClock),
     );
     // The first pass (nothing waiting) happens at once.
     for _ in 0..100 {

@@ -4,14 +4,14 @@
 //! heartbeat, and each injected fault typed the way the sync worker needs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use waddleperf_testkit as support;
 
 use serde_json::json;
 use std::time::Duration;
 use support::unified_api::{ApiDouble, Fault, User};
-use waddleperf::model::{Measurement, TestType};
-use waddleperf::sync::api::{jwt_expiry, Api, ApiError, EnrollRequest};
-use waddleperf::sync::payload::{upload_body, Destination};
+use waddleperf_engine::model::{Measurement, TestType};
+use waddleperf_engine::sync::api::{jwt_expiry, Api, ApiError, EnrollRequest};
+use waddleperf_engine::sync::payload::{upload_body, Destination};
 
 fn alice(mfa: Option<&str>) -> User {
     User {

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
 
-mod support;
+use waddleperf_testkit as support;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use std::process::Command;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::cli_home::{
     blocking, config, double, login_alice, results, sign_in, text, wait_for, Home,
 };
-use waddleperf::store::Store;
+use waddleperf_engine::store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_enroll_sync_status_logout_from_the_cli() {

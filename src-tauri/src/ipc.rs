@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tauri::State;
-use waddleperf::config::ConfigError;
-use waddleperf::runtime::{RunSummary, RuntimeError, Status};
-use waddleperf::settings::Settings;
-use waddleperf::store::{HistoryQuery, Series, SeriesQuery, StoredEvent};
-use waddleperf::sync::{PassSummary, SyncError, SyncStatus};
-use waddleperf::{Measurement, TestType};
+use waddleperf_engine::config::ConfigError;
+use waddleperf_engine::runtime::{RunSummary, RuntimeError, Status};
+use waddleperf_engine::settings::Settings;
+use waddleperf_engine::store::{HistoryQuery, Series, SeriesQuery, StoredEvent};
+use waddleperf_engine::sync::{PassSummary, SyncError, SyncStatus};
+use waddleperf_engine::{Measurement, TestType};
 
 /// What kind of failure, for the UI to act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,7 +95,7 @@ impl From<ConfigError> for IpcError {
 impl From<SyncError> for IpcError {
     fn from(e: SyncError) -> Self {
         match e {
-            SyncError::Api(waddleperf::sync::api::ApiError::MfaRequired) => IpcError::new(
+            SyncError::Api(waddleperf_engine::sync::api::ApiError::MfaRequired) => IpcError::new(
                 ErrorKind::MfaRequired,
                 "enter the one-time code from your authenticator app",
             ),
@@ -128,7 +128,7 @@ pub struct AppInfo {
 #[tauri::command]
 pub async fn app_info(app: tauri::AppHandle, shell: State<'_, Arc<Shell>>) -> Res<AppInfo> {
     Ok(AppInfo {
-        version: waddleperf::version::long_version(),
+        version: waddleperf_engine::version::long_version(),
         config_file: shell.paths.config_file.clone(),
         db_file: shell.paths.db_file.clone(),
         log_dir: shell.paths.log_dir.clone(),
@@ -248,13 +248,13 @@ pub async fn series(shell: State<'_, Arc<Shell>>, query: SeriesArgs) -> Res<Vec<
 }
 
 pub fn check_series(q: &SeriesArgs) -> Res<()> {
-    if !waddleperf::model::CHART_METRICS.contains(&q.metric.as_str()) {
+    if !waddleperf_engine::model::CHART_METRICS.contains(&q.metric.as_str()) {
         return Err(IpcError::invalid(
             "metric",
             format!(
                 "`{}` is not a chart metric (one of {})",
                 q.metric,
-                waddleperf::model::CHART_METRICS.join(", ")
+                waddleperf_engine::model::CHART_METRICS.join(", ")
             ),
         ));
     }
@@ -476,7 +476,8 @@ mod tests {
         );
         let e: IpcError = RuntimeError::ShuttingDown.into();
         assert_eq!(serde_json::to_value(&e)?["kind"], "shutting_down");
-        let e: IpcError = SyncError::Api(waddleperf::sync::api::ApiError::MfaRequired).into();
+        let e: IpcError =
+            SyncError::Api(waddleperf_engine::sync::api::ApiError::MfaRequired).into();
         assert_eq!(e.kind, ErrorKind::MfaRequired);
         Ok(())
     }

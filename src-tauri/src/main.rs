@@ -2,7 +2,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() -> std::process::ExitCode {
-    waddleperf::version::set_client("waddleperf-desktop");
+    waddleperf_engine::version::set_client("waddleperf-desktop");
     let launch = match waddleperf_desktop::Launch::parse(std::env::args()) {
         Ok(l) => l,
         Err(e) => {

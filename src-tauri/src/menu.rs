@@ -2,7 +2,7 @@
 //! runtime handle and to a [`Desktop`] (windows, start at login, quit), so
 //! they are tested by id without a GUI.
 
-use waddleperf::runtime::Runtime;
+use waddleperf_engine::runtime::Runtime;
 
 /// Menu item ids.
 pub mod id {
@@ -116,9 +116,9 @@ pub async fn perform(action: MenuAction, rt: &Runtime, desktop: &dyn Desktop) {
 mod tests {
     use super::*;
     use std::sync::Mutex;
-    use waddleperf::config::Config;
-    use waddleperf::runtime::Event;
-    use waddleperf::store::Store;
+    use waddleperf_engine::config::Config;
+    use waddleperf_engine::runtime::Event;
+    use waddleperf_engine::store::Store;
 
     #[derive(Default)]
     struct Recorder {

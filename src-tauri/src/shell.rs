@@ -13,10 +13,10 @@ use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, Tray
 use tauri::{AppHandle, Emitter, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder};
 use tauri_plugin_autostart::ManagerExt;
 use tokio::sync::broadcast::error::RecvError;
-use waddleperf::config::{Config, Paths};
-use waddleperf::runtime::{Event, Runtime};
-use waddleperf::settings::{self, Settings};
-use waddleperf::sync::Syncer;
+use waddleperf_engine::config::{Config, Paths};
+use waddleperf_engine::runtime::{Event, Runtime};
+use waddleperf_engine::settings::{self, Settings};
+use waddleperf_engine::sync::Syncer;
 
 /// The window's label (and the capability's).
 pub const WINDOW: &str = "main";
@@ -31,7 +31,7 @@ pub struct Shell {
     pub syncer: Syncer,
     pub paths: Paths,
     /// This machine's identity, read once at start.
-    pub device: waddleperf::device::DeviceInfo,
+    pub device: waddleperf_engine::device::DeviceInfo,
     pub agent_note: Option<String>,
     config_note: Mutex<Option<String>>,
     tray: Mutex<TrayState>,
@@ -56,7 +56,7 @@ impl Shell {
             rt,
             syncer,
             paths,
-            device: waddleperf::device::DeviceInfo::detect(),
+            device: waddleperf_engine::device::DeviceInfo::detect(),
             agent_note,
             config_note: Mutex::new(config_note),
             tray: Mutex::new(TrayState::new()),
@@ -121,15 +121,15 @@ pub fn export_file(
 pub fn write_export(
     path: &Path,
     format: ExportFormat,
-    rows: &[waddleperf::Measurement],
+    rows: &[waddleperf_engine::Measurement],
 ) -> Result<(), String> {
     let tmp = path.with_extension("part");
     let result = (|| -> std::io::Result<()> {
         let file = std::fs::File::create(&tmp)?;
         let mut w = std::io::BufWriter::new(file);
         match format {
-            ExportFormat::Csv => waddleperf::export::write_csv(&mut w, rows)?,
-            ExportFormat::Json => waddleperf::export::write_json_lines(&mut w, rows)?,
+            ExportFormat::Csv => waddleperf_engine::export::write_csv(&mut w, rows)?,
+            ExportFormat::Json => waddleperf_engine::export::write_json_lines(&mut w, rows)?,
         }
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -208,10 +208,10 @@ impl Desktop for TauriDesktop {
     fn report(&self, message: &str) {
         tracing::error!("{message}");
         let _ = self.0.emit("app-error", message);
-        let note = waddleperf::notify::DesktopSink;
+        let note = waddleperf_engine::notify::DesktopSink;
         let m = message.to_owned();
         std::thread::spawn(move || {
-            let _ = waddleperf::notify::Sink::show(&note, "WaddlePerf", &m);
+            let _ = waddleperf_engine::notify::Sink::show(&note, "WaddlePerf", &m);
         });
     }
 }
@@ -505,7 +505,7 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
         }
     };
     let log_guard =
-        waddleperf::logging::init_files("waddleperf-desktop", 0, &paths.log_dir, &cfg.log)?;
+        waddleperf_engine::logging::init_files("waddleperf-desktop", 0, &paths.log_dir, &cfg.log)?;
     let log_guard = Arc::new(Mutex::new(Some(log_guard)));
     if let Some(n) = &config_note {
         tracing::error!("configuration: {n}");
@@ -520,14 +520,14 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
     // the runtime's context too.
     let _tokio_context = tokio_rt.enter();
 
-    let lock = waddleperf::agent::AgentLock::acquire(&paths.data_dir);
+    let lock = waddleperf_engine::agent::AgentLock::acquire(&paths.data_dir);
     let agent_note = match &lock {
         Ok(_) => None,
         Err(e) => Some(format!(
             "{e}. That agent runs the schedule; this app shows its results and runs tests on demand."
         )),
     };
-    let store = waddleperf::store::Store::open(&paths.db_file)
+    let store = waddleperf_engine::store::Store::open(&paths.db_file)
         .map_err(|e| anyhow::anyhow!("database {}: {e}", paths.db_file.display()))?;
     let rt = Runtime::new(store, cfg);
     let syncer = Syncer::new(rt.clone(), &paths.data_dir);
@@ -539,7 +539,7 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
         config_note,
     ));
     tracing::info!(
-        version = %waddleperf::version::long_version(),
+        version = %waddleperf_engine::version::long_version(),
         pid = std::process::id(),
         config = %paths.config_file.display(),
         db = %paths.db_file.display(),
@@ -595,9 +595,9 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
             let agent = shell.agent_note.is_none();
             let (device_id, syncer) = (shell.device.device_id.clone(), shell.syncer.clone());
             tasks.push(tauri::async_runtime::spawn(async move {
-                let sink = Arc::new(waddleperf::notify::DesktopSink);
+                let sink = Arc::new(waddleperf_engine::notify::DesktopSink);
                 let schedule = agent.then_some((device_id, syncer));
-                for (_, h) in waddleperf::supervise::start_agent(&rt, sink, schedule).await {
+                for (_, h) in waddleperf_engine::supervise::start_agent(&rt, sink, schedule).await {
                     let _ = h.await;
                 }
             }));

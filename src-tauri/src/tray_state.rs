@@ -3,8 +3,8 @@
 //! summary and the menu's status line. No GUI types: the shell renders it.
 
 use chrono::{DateTime, Local, Utc};
-use waddleperf::autoperf::Health;
-use waddleperf::runtime::{Event, Status};
+use waddleperf_engine::autoperf::Health;
+use waddleperf_engine::runtime::{Event, Status};
 
 /// The tray icon to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +210,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use uuid::Uuid;
-    use waddleperf::runtime::{RunReason, RunSummary};
+    use waddleperf_engine::runtime::{RunReason, RunSummary};
 
     fn finished(results: usize, interrupted: bool) -> Event {
         let now = Utc::now();
@@ -223,8 +223,8 @@ mod tests {
                 tiers: vec![1],
                 results: (0..results)
                     .map(|_| {
-                        let mut m = waddleperf::Measurement::begin(
-                            waddleperf::TestType::Tcp,
+                        let mut m = waddleperf_engine::Measurement::begin(
+                            waddleperf_engine::TestType::Tcp,
                             "127.0.0.1:1",
                         );
                         m.success = true;
@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(s.tooltip(now), "WaddlePerf: no results yet");
         s.apply(&finished(4, false));
         s.apply(&Event::HealthChanged {
-            test_type: waddleperf::TestType::Http,
+            test_type: waddleperf_engine::TestType::Http,
             target: "https://a.example/".into(),
             from: Some(Health::Ok),
             to: Health::Down,
@@ -345,7 +345,7 @@ mod tests {
         assert_eq!(s.status_line(now), "Running tests… 0 of 3");
         // Back to ok: the target leaves the unhealthy list.
         s.apply(&Event::HealthChanged {
-            test_type: waddleperf::TestType::Http,
+            test_type: waddleperf_engine::TestType::Http,
             target: "https://a.example/".into(),
             from: Some(Health::Down),
             to: Health::Ok,

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use waddleperf::model::{Measurement, TestType};
+use waddleperf_engine::model::{Measurement, TestType};
 
 pub struct Home {
     _tmp: tempfile::TempDir,

@@ -1,4 +1,5 @@
-//! Test support shared by the integration tests: network namespaces with
+//! Test support shared by the integration tests and benches (a crate of
+//! its own, `publish = false`, that they depend on like any other): network namespaces with
 //! injected truth (delay line, loss, rate), and real servers (nginx with a
 //! generated certificate, sshd, silent and closed ports, curl as reference).
 //!
@@ -7,7 +8,13 @@
 //! guard drops, pass or fail; names carry the process id and a counter so
 //! parallel tests never collide. These tests need root (CI runs as root):
 //! without it they fail with a message saying so, they never skip.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+// Test peers panic with what went wrong (a test that cannot set up fails);
+// constructors that build namespaces need root, so they are no `Default`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::new_without_default
+)]
 
 pub mod chain;
 #[cfg(target_os = "linux")]
@@ -60,9 +67,28 @@ pub fn require_root(what: &str) {
     );
 }
 
+/// A binary of this workspace, built next to the running test or bench:
+/// `target/<profile>/deps/<test>-<hash>` runs, `target/<profile>/<name>` is
+/// the binary (cargo builds a package's binaries before its tests and
+/// benches run).
+pub fn built_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let bin = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build --workspace, or cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}
+
 /// The `waddleperf` binary under test.
 pub fn waddleperf_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_waddleperf"))
+    built_bin("waddleperf")
 }
 
 /// `waddleperf --config CONFIG --db DB`, with no log filter from the

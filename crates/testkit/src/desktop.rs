@@ -12,20 +12,7 @@ use std::time::{Duration, Instant};
 /// The debug build of the desktop app, next to this test's own target dir
 /// (`cargo test --workspace` builds it before any test runs).
 pub fn desktop_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/debug/deps/desktop-xxxx → target/debug/waddleperf-desktop
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join(format!(
-        "waddleperf-desktop{}",
-        std::env::consts::EXE_SUFFIX
-    ));
-    assert!(
-        bin.exists(),
-        "{} is missing: build the desktop app first (cargo build -p waddleperf-desktop, \
-         or cargo test --workspace)",
-        bin.display()
-    );
-    bin
+    super::built_bin("waddleperf-desktop")
 }
 
 /// Where the tests leave screenshots (CI artifacts): `<target>/e2e`.
