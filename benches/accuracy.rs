@@ -65,7 +65,7 @@ async fn main() {
         reference,
     );
 
-    let mut u = UdpProbe::new(format!("{peer}:7"));
+    let mut u = UdpProbe::new(format!("{peer}:7").parse().unwrap());
     u.count = N;
     u.interval = Duration::from_millis(50);
     let r = u.run().await;
@@ -80,7 +80,7 @@ async fn main() {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..N {
         let mut d = DnsProbe::new("www.wp.test");
-        d.server = Some(dns.addr.to_string());
+        d.server = Some(waddleperf_engine::spec::DnsServer::parse(&dns.addr.to_string()).unwrap());
         ours.push(d.run().await.latency_ms.unwrap());
         theirs.push(tokio::task::block_in_place(|| dig(dns.addr, "www.wp.test", "A")).query_ms);
     }
@@ -96,11 +96,11 @@ async fn main() {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     let (mut ttfb, mut curl_ttfb) = (Vec::new(), Vec::new());
     for _ in 0..N {
-        let r = TcpProbe::new(nginx.http.to_string(), TcpMode::Raw)
+        let r = TcpProbe::new(nginx.http.to_string().parse().unwrap(), TcpMode::Raw)
             .run()
             .await;
         ours.push(r.metrics.connect_ms.unwrap());
-        let mut h = HttpProbe::new(url.clone());
+        let mut h = HttpProbe::new(url.clone().parse().unwrap());
         h.mode = HttpMode::Http1;
         ttfb.push(h.run().await.metrics.ttfb_ms.unwrap());
         let c = tokio::task::block_in_place(|| curl(&url, None, &["--http1.1"]));
@@ -126,7 +126,7 @@ async fn main() {
     // Path MTU and traceroute: exact answers, not times.
     let narrow = Chain::new(1, Some((1, 1400)));
     let mut m = MtuProbe::new(narrow.target().to_string());
-    m.probe_timeout = Duration::from_millis(300);
+    m.reply_wait = Duration::from_millis(300);
     let r = m.run().await;
     let target = IpAddr::V4(narrow.target());
     let ok = |s: u32| df_ping_passes(target, s);

@@ -29,10 +29,12 @@ fn bare_connect(addr: SocketAddr) -> f64 {
 async fn sample(label: &str, tcp: SocketAddr, url: &str, ca: &TestCa, truth: Option<f64>) {
     let (mut ours_c, mut bare_c, mut ours_t, mut curl_t) = (vec![], vec![], vec![], vec![]);
     for _ in 0..N {
-        let r = TcpProbe::new(tcp.to_string(), TcpMode::Raw).run().await;
+        let r = TcpProbe::new(tcp.to_string().parse().unwrap(), TcpMode::Raw)
+            .run()
+            .await;
         ours_c.push(r.metrics.connect_ms.unwrap());
         bare_c.push(tokio::task::block_in_place(|| bare_connect(tcp)));
-        let mut p = HttpProbe::new(url);
+        let mut p = HttpProbe::new(url.parse().unwrap());
         p.mode = HttpMode::Http1;
         p.ca_file = Some(ca.ca_pem.clone());
         let r = p.run().await;

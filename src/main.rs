@@ -12,20 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 use waddleperf_engine::agent::AgentLock;
-use waddleperf_engine::config::{
-    check_http_url, split_host_port, Config, HttpMode, Paths, TcpMode, DEFAULT_TOML,
-};
+use waddleperf_engine::config::{Config, Paths, DEFAULT_TOML};
 use waddleperf_engine::device::DeviceInfo;
 use waddleperf_engine::export;
 use waddleperf_engine::model::{Measurement, TestType};
-use waddleperf_engine::probe::http::HttpProbe;
-use waddleperf_engine::probe::tcp::TcpProbe;
-use waddleperf_engine::runtime::{AnyProbe, Runtime, Status};
+use waddleperf_engine::runtime::{Runtime, Status};
 use waddleperf_engine::store::StoredEvent;
 
 mod daemon;
 mod db_cli;
 mod sync_cli;
+mod test_args;
+use test_args::TestKind;
 mod text;
 mod tools_cli;
 use waddleperf_engine::store::{HistoryQuery, Store};
@@ -159,144 +157,6 @@ enum Command {
     Doctor {
         #[arg(long)]
         json: bool,
-    },
-}
-
-#[derive(Args, Clone)]
-struct CommonTestArgs {
-    /// Timeout in milliseconds: of the whole test for HTTP, TCP and DNS
-    /// [default: probe.timeout_ms]; of each probe's wait for its answer for
-    /// ICMP and UDP [default: 2000], traceroute and MTU [default: 1000]
-    #[arg(long, value_name = "MS")]
-    timeout: Option<u64>,
-    /// Do not store the result
-    #[arg(long)]
-    no_store: bool,
-    /// Print the result as JSON
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Subcommand)]
-enum TestKind {
-    /// HTTP(S) GET with per-phase timing
-    Http {
-        /// URL to fetch (http:// or https://)
-        url: String,
-        /// Do not verify the server's certificate (this test only)
-        #[arg(long)]
-        insecure: bool,
-        /// Extra trusted roots (PEM) for this test
-        #[arg(long, value_name = "PEM")]
-        ca_file: Option<PathBuf>,
-        /// Force HTTP/1.1
-        #[arg(long, conflicts_with = "http2")]
-        http1: bool,
-        /// Force HTTP/2
-        #[arg(long, conflicts_with = "http3")]
-        http2: bool,
-        /// Force HTTP/3 over QUIC (https only); a handshake that gets no
-        /// answer is the error kind `http3_unavailable`
-        #[arg(long, conflicts_with = "http1")]
-        http3: bool,
-        #[command(flatten)]
-        common: CommonTestArgs,
-    },
-    /// TCP connect time; with --tls the handshake and certificate, with --ssh the banner
-    Tcp {
-        /// host:port ([v6]:port for IPv6)
-        target: String,
-        /// TLS handshake after connecting
-        #[arg(long, conflicts_with = "ssh")]
-        tls: bool,
-        /// Wait for the server's SSH banner
-        #[arg(long)]
-        ssh: bool,
-        /// TLS: name to send and verify [default: the host]
-        #[arg(long, requires = "tls")]
-        server_name: Option<String>,
-        /// TLS: do not verify the certificate
-        #[arg(long, requires = "tls")]
-        insecure: bool,
-        /// TLS: extra trusted roots (PEM)
-        #[arg(long, requires = "tls", value_name = "PEM")]
-        ca_file: Option<PathBuf>,
-        #[command(flatten)]
-        common: CommonTestArgs,
-    },
-    /// DNS query time, rcode and answers from a server (default: the
-    /// system's), and the system resolver's time for A/AAAA
-    Dns {
-        /// Name to look up (for PTR, an address is fine)
-        name: String,
-        /// Server to ask: HOST[:PORT] [default: the system's name server]
-        #[arg(long, value_name = "HOST[:PORT]")]
-        server: Option<String>,
-        /// Record type: A, AAAA, CNAME, MX, NS, TXT, SOA, PTR or SRV
-        #[arg(long = "type", short = 't', default_value = "A", value_name = "TYPE")]
-        record_type: String,
-        /// Ask over TCP from the start (UDP falls back to TCP on truncation anyway)
-        #[arg(long)]
-        tcp: bool,
-        #[command(flatten)]
-        common: CommonTestArgs,
-    },
-    /// UDP echo: RTT, loss and jitter to an echo peer (`waddleperf serve --udp-echo`)
-    Udp {
-        /// host:port of the echo peer
-        target: String,
-        #[command(flatten)]
-        sampling: tools_cli::SampleArgs,
-        /// Datagram payload bytes
-        #[arg(long, short = 's', default_value_t = 64, value_name = "BYTES")]
-        size: usize,
-        #[command(flatten)]
-        common: CommonTestArgs,
-    },
-    /// ICMP ping: RTT summary, loss and jitter
-    Icmp {
-        /// Host name or address
-        host: String,
-        #[command(flatten)]
-        sampling: tools_cli::SampleArgs,
-        /// ICMP payload bytes (as ping -s)
-        #[arg(long, short = 's', default_value_t = 56, value_name = "BYTES")]
-        size: usize,
-        #[command(flatten)]
-        common: CommonTestArgs,
-    },
-    /// Traceroute, or MTR with --rounds: per hop address, name, loss, RTT
-    Traceroute {
-        /// Host name or address
-        host: String,
-        /// Highest TTL tried
-        #[arg(long, short = 'm', default_value_t = 30, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
-        max_hops: u8,
-        /// Rounds (more than 1 is MTR mode)
-        #[arg(long, short = 'r', default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
-        rounds: u32,
-        /// Milliseconds between rounds
-        #[arg(long, short = 'i', default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=60_000))]
-        interval: u64,
-        /// Do not look up the hops' reverse names
-        #[arg(long, short = 'n')]
-        no_names: bool,
-        #[command(flatten)]
-        family: tools_cli::FamilyArgs,
-        #[command(flatten)]
-        common: CommonTestArgs,
-    },
-    /// Path MTU: the largest packet that passes with Don't Fragment set
-    Mtu {
-        /// Host name or address
-        host: String,
-        /// Largest packet size tried
-        #[arg(long, default_value_t = 9000, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(576..=65_535))]
-        max: u32,
-        #[command(flatten)]
-        family: tools_cli::FamilyArgs,
-        #[command(flatten)]
-        common: CommonTestArgs,
     },
 }
 
@@ -489,7 +349,8 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Command::Test { kind } => {
             let cfg = load_config(&paths)?;
-            let (probe, common) = build_test(kind, &cfg).map_err(usage)?;
+            let (spec, common) = test_args::spec(kind, &cfg).map_err(usage)?;
+            let probe = waddleperf_engine::probe::build(spec, 1);
             let store = if common.no_store {
                 Store::open_in_memory()?
             } else {
@@ -646,147 +507,6 @@ async fn run_cmd(rt: Runtime, json: bool, tier: Option<u8>) -> Result<()> {
     }
     if let Some(e) = &summary.store_error {
         bail!("results were measured but not stored: {e}");
-    }
-    Ok(())
-}
-
-fn build_test(kind: TestKind, cfg: &Config) -> Result<(AnyProbe, CommonTestArgs)> {
-    let timeout = |common: &CommonTestArgs| -> Result<Duration> {
-        match common.timeout {
-            Some(ms) if !(100..=600_000).contains(&ms) => {
-                bail!("--timeout {ms}: must be from 100 to 600000 ms")
-            }
-            Some(ms) => Ok(Duration::from_millis(ms)),
-            None => Ok(cfg.timeout(None)),
-        }
-    };
-    Ok(match kind {
-        TestKind::Http {
-            url,
-            insecure,
-            ca_file,
-            http1,
-            http2,
-            http3,
-            common,
-        } => {
-            check_http_url(&url).map_err(anyhow::Error::msg)?;
-            check_ca_file(ca_file.as_deref())?;
-            let mut p = HttpProbe::new(url);
-            p.mode = if http1 {
-                HttpMode::Http1
-            } else if http2 {
-                HttpMode::Http2
-            } else if http3 {
-                if !p.url.trim().to_ascii_lowercase().starts_with("https:") {
-                    bail!("--http3 needs an https:// URL");
-                }
-                HttpMode::Http3
-            } else {
-                HttpMode::Auto
-            };
-            p.insecure = insecure;
-            p.ca_file = ca_file;
-            p.timeout = timeout(&common)?;
-            p.max_redirects = cfg.probe.max_redirects;
-            p.max_body_bytes = cfg.probe.max_body_bytes;
-            (AnyProbe::Http(p), common)
-        }
-        TestKind::Tcp {
-            target,
-            tls,
-            ssh,
-            server_name,
-            insecure,
-            ca_file,
-            common,
-        } => {
-            split_host_port(&target).map_err(anyhow::Error::msg)?;
-            check_ca_file(ca_file.as_deref())?;
-            let mode = if tls {
-                TcpMode::Tls
-            } else if ssh {
-                TcpMode::Ssh
-            } else {
-                TcpMode::Raw
-            };
-            let mut p = TcpProbe::new(target, mode);
-            p.server_name = server_name;
-            p.insecure = insecure;
-            p.ca_file = ca_file;
-            p.timeout = timeout(&common)?;
-            (AnyProbe::Tcp(p), common)
-        }
-        TestKind::Dns {
-            name,
-            server,
-            record_type,
-            tcp,
-            common,
-        } => {
-            let t = timeout(&common)?;
-            (
-                tools_cli::dns_probe(name, server, record_type, tcp, t)?,
-                common,
-            )
-        }
-        TestKind::Udp {
-            target,
-            sampling,
-            size,
-            common,
-        } => (
-            tools_cli::udp_probe(target, sampling, size, common.timeout)?,
-            common,
-        ),
-        TestKind::Icmp {
-            host,
-            sampling,
-            size,
-            common,
-        } => (
-            tools_cli::icmp_probe(host, sampling, size, common.timeout)?,
-            common,
-        ),
-        TestKind::Traceroute {
-            host,
-            max_hops,
-            rounds,
-            interval,
-            no_names,
-            family,
-            common,
-        } => (
-            tools_cli::trace_probe(
-                host,
-                max_hops,
-                rounds,
-                interval,
-                no_names,
-                family,
-                common.timeout,
-            )?,
-            common,
-        ),
-        TestKind::Mtu {
-            host,
-            max,
-            family,
-            common,
-        } => (
-            tools_cli::mtu_probe(host, max, family, common.timeout)?,
-            common,
-        ),
-    })
-}
-
-/// One rule for `--ca-file` in every test: a file that cannot be read or
-/// holds no certificate is a mistake in the command, said before measuring
-/// (exit 1), not a failed measurement.
-fn check_ca_file(path: Option<&Path>) -> Result<()> {
-    if let Some(p) = path {
-        waddleperf_engine::probe::tls::client_config(false, Some(p), &[])
-            .map_err(|e| anyhow::anyhow!("--ca-file: {}", e.message))?;
     }
     Ok(())
 }
@@ -1141,6 +861,9 @@ fn config_cmd(action: ConfigAction, paths: &Paths) -> Result<()> {
             }
             let cfg = Config::load(&p)?;
             writeln!(out, "{}: ok ({} targets)", p.display(), cfg.target_count())?;
+            for (key, note) in cfg.deprecations() {
+                writeln!(out, "note: {key}: {note}")?;
+            }
             Ok(())
         }
         ConfigAction::Init { force } => {

@@ -468,6 +468,33 @@ fn config_commands() {
         "{}",
         stderr(&out)
     );
+    // The per-reply wait's old name is still read, with a note; both names
+    // at once is an error naming the line.
+    let old = dir.path().join("old.toml");
+    std::fs::write(
+        &old,
+        "[[suite.icmp]]\nhost = \"192.0.2.1\"\ntimeout_ms = 700\n",
+    )
+    .unwrap();
+    let out = wp(dir.path(), &["config", "validate", old.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("note: suite.icmp[0].timeout_ms: read as `reply_wait_ms`"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::write(
+        &old,
+        "[[suite.icmp]]\nhost = \"192.0.2.1\"\nreply_wait_ms = 700\ntimeout_ms = 700\n",
+    )
+    .unwrap();
+    let out = wp(dir.path(), &["config", "validate", old.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("old.toml:4: `suite.icmp[0].timeout_ms`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

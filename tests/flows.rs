@@ -16,6 +16,7 @@ use waddleperf_engine::store::{HistoryQuery, Store, SCHEMA_VERSION};
 
 const V1: &str = include_str!("../crates/engine/src/store/migrations/0001_init.sql");
 const V2: &str = include_str!("../crates/engine/src/store/migrations/0002_state_events.sql");
+const V3: &str = include_str!("../crates/engine/src/store/migrations/0003_outbox_attempts.sql");
 
 /// A database as version `schema` of WaddlePerf left it, holding one result
 /// waiting to upload (and, from version 2, a pause and an event).
@@ -82,6 +83,114 @@ fn databases_of_schema_1_and_2_are_upgraded_with_their_data() {
             assert_eq!(s.events(None, None, 10).unwrap().len(), 1);
         }
     }
+}
+
+/// Schema 3 kept AutoPerf's tier 3 HTTP/1.1 and HTTP/2 copies of a target in
+/// the tier 1 target's series; schema 4 gives each its own (the target id
+/// names the forced protocol) and rebuilds the roll-ups the charts read.
+#[test]
+fn a_database_of_schema_3_moves_tier3_http_copies_to_their_own_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    let url = "https://example.com/";
+    let hour = (Utc::now() - ChronoDuration::hours(3)).timestamp() / 3600 * 3600;
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for sql in [V1, V2, V3] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "application_id", 0x5750_5246)
+            .unwrap();
+        c.pragma_update(None, "user_version", 3).unwrap();
+        // (tier, recorded protocol, latency): tier 1 over HTTP/2, the two
+        // tier 3 copies, and a tier 3 try that failed before any answer.
+        let rows: [(u8, Option<&str>, f64); 4] = [
+            (1, Some("2"), 10.0),
+            (3, Some("1.1"), 30.0),
+            (3, Some("2"), 20.0),
+            (3, None, 40.0),
+        ];
+        for (i, (tier, version, latency)) in rows.iter().enumerate() {
+            let metrics = match version {
+                Some(v) => format!("{{\"http_version\":\"{v}\"}}"),
+                None => "{}".to_owned(),
+            };
+            c.execute(
+                "INSERT INTO results (id, test_type, target, resolved_ip, started_at, \
+                 duration_ms, success, error_kind, error, tier, latency_ms, metrics) \
+                 VALUES (?1, 'http', ?2, NULL, ?3, 1.0, ?4, NULL, NULL, ?5, ?6, ?7)",
+                rusqlite::params![
+                    uuid::Uuid::now_v7().to_string(),
+                    url,
+                    (hour + 60 * i as i64) * 1_000_000,
+                    version.is_some(),
+                    tier,
+                    latency,
+                    metrics
+                ],
+            )
+            .unwrap();
+        }
+        // Schema 3's roll-up: all four results in the one series.
+        c.execute(
+            "INSERT INTO series (id, target, test_type) VALUES (1, ?1, 'http')",
+            [url],
+        )
+        .unwrap();
+        for (table, unit, width) in [
+            ("rollup_hourly", "hour", 3600),
+            ("rollup_daily", "day", 86_400),
+        ] {
+            c.execute(
+                &format!(
+                    "INSERT INTO {table} (series_id, {unit}, count, failed, latency_ms_n, \
+                     latency_ms_sum, latency_ms_min, latency_ms_max) \
+                     VALUES (1, ?1, 4, 1, 4, 100.0, 10.0, 40.0)"
+                ),
+                [hour / width],
+            )
+            .unwrap();
+        }
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    let mut targets: Vec<String> = s.targets().unwrap().into_iter().map(|t| t.0).collect();
+    targets.sort();
+    assert_eq!(
+        targets,
+        [
+            "https://example.com/",
+            "https://example.com/ http1",
+            "https://example.com/ http2"
+        ]
+    );
+    // Each series' chart, read from the rebuilt roll-ups over whole days.
+    let day = 86_400;
+    let since = chrono::DateTime::from_timestamp(hour / day * day, 0).unwrap();
+    let series = s
+        .series(&waddleperf_engine::store::SeriesQuery {
+            targets: vec![],
+            test_type: None,
+            metric: "latency_ms".into(),
+            since,
+            until: since + ChronoDuration::days(1),
+            bucket_secs: day,
+        })
+        .unwrap();
+    let figures = |t: &str| {
+        let b = &series.iter().find(|x| x.target == t).unwrap().buckets[0];
+        (b.count, b.failed, b.min, b.max)
+    };
+    assert_eq!(figures(url), (2, 1, Some(10.0), Some(40.0)));
+    assert_eq!(
+        figures("https://example.com/ http1"),
+        (1, 0, Some(30.0), Some(30.0))
+    );
+    assert_eq!(
+        figures("https://example.com/ http2"),
+        (1, 0, Some(20.0), Some(20.0))
+    );
+    assert!(s.check().unwrap().is_empty());
 }
 
 fn tcp_config(target: &str, retention_days: u32) -> Config {

@@ -55,7 +55,7 @@ async fn tcp_connect_is_the_injected_delay() {
     let _delay = pair.delay_line(Duration::from_millis(DELAY_MS as u64), Duration::ZERO);
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
     for _ in 0..15 {
-        let mut p = TcpProbe::new(nginx.http.to_string(), TcpMode::Raw);
+        let mut p = TcpProbe::new(nginx.http.to_string().parse().unwrap(), TcpMode::Raw);
         p.timeout = Duration::from_secs(3);
         let r = p.run().await;
         assert!(r.success, "{r:?}");
@@ -91,7 +91,7 @@ async fn http_phases_show_each_round_trip() {
         let (mut c, mut t, mut f, mut total) = (vec![], vec![], vec![], vec![]);
         let (mut curl_tls, mut curl_ttfb, mut curl_total) = (vec![], vec![], vec![]);
         for _ in 0..7 {
-            let mut p = HttpProbe::new(url.clone());
+            let mut p = HttpProbe::new(url.clone().parse().unwrap());
             p.mode = mode;
             p.ca_file = Some(ca.ca_pem.clone());
             let r = p.run().await;
@@ -164,7 +164,7 @@ async fn throughput_matches_a_tbf_rate() {
     let rate = 40.0;
     pair.rate("40mbit");
     let url = format!("https://{}/files/2m.bin", nginx.https);
-    let mut p = HttpProbe::new(url.clone());
+    let mut p = HttpProbe::new(url.clone().parse().unwrap());
     p.ca_file = Some(ca.ca_pem.clone());
     p.mode = HttpMode::Http1;
     let r = p.run().await;

@@ -29,7 +29,7 @@ impl Fixture {
         format!("https://localhost:{}{path}", self.nginx.https.port())
     }
     fn probe(&self, path: &str, mode: HttpMode) -> HttpProbe {
-        let mut p = HttpProbe::new(self.https(path));
+        let mut p = HttpProbe::new(self.https(path).parse().unwrap());
         p.mode = mode;
         p.ca_file = Some(self.ca.ca_pem.clone());
         p.timeout = Duration::from_secs(5);
@@ -196,7 +196,7 @@ async fn certificates_are_checked_by_default() {
 async fn http2_forced_against_a_server_without_it_is_a_protocol_error() {
     let f = fixture(30);
     let url = format!("https://localhost:{}/", f.nginx.https_h1.port());
-    let mut p = HttpProbe::new(url.clone());
+    let mut p = HttpProbe::new(url.clone().parse().unwrap());
     p.mode = HttpMode::Http2;
     p.ca_file = Some(f.ca.ca_pem.clone());
     p.timeout = Duration::from_secs(5);
@@ -221,7 +221,11 @@ async fn a_certificate_for_another_name_is_refused_for_its_name() {
     // 127.0.0.1, where it listens: the connection works, the name does not.
     let ca = TestCa::new(&["DNS:localhost".into()], 30);
     let nginx = Nginx::start(&ca, "127.0.0.1", free_port(), free_port(), None);
-    let mut p = HttpProbe::new(format!("https://127.0.0.1:{}/", nginx.https.port()));
+    let mut p = HttpProbe::new(
+        format!("https://127.0.0.1:{}/", nginx.https.port())
+            .parse()
+            .unwrap(),
+    );
     p.ca_file = Some(ca.ca_pem.clone());
     p.timeout = Duration::from_secs(5);
     let r = p.run().await;
@@ -239,7 +243,11 @@ async fn a_certificate_for_another_name_is_refused_for_its_name() {
         "the connection itself worked"
     );
     // The same server by the name it has: accepted.
-    let mut p = HttpProbe::new(format!("https://localhost:{}/", nginx.https.port()));
+    let mut p = HttpProbe::new(
+        format!("https://localhost:{}/", nginx.https.port())
+            .parse()
+            .unwrap(),
+    );
     p.ca_file = Some(ca.ca_pem.clone());
     p.timeout = Duration::from_secs(5);
     assert!(p.run().await.success);
@@ -316,9 +324,13 @@ async fn error_status_fails_with_timings_kept() {
 #[tokio::test]
 async fn plain_http_by_address() {
     let f = fixture(30);
-    let r = HttpProbe::new(format!("http://127.0.0.1:{}/", f.nginx.http.port()))
-        .run()
-        .await;
+    let r = HttpProbe::new(
+        format!("http://127.0.0.1:{}/", f.nginx.http.port())
+            .parse()
+            .unwrap(),
+    )
+    .run()
+    .await;
     assert!(r.success, "{r:?}");
     assert_eq!(r.metrics.http_version.as_deref(), Some("1.1"));
     assert_eq!(r.metrics.dns_ms, None, "an address literal is not resolved");
@@ -329,7 +341,7 @@ async fn plain_http_by_address() {
 #[tokio::test]
 async fn garbage_and_silence_are_clear_errors() {
     let garbage = SilentServer::start(b"this is not http\r\n\r\n");
-    let r = HttpProbe::new(format!("http://{}/", garbage.addr))
+    let r = HttpProbe::new(format!("http://{}/", garbage.addr).parse().unwrap())
         .run()
         .await;
     assert!(!r.success);
@@ -340,7 +352,7 @@ async fn garbage_and_silence_are_clear_errors() {
     );
 
     let silent = SilentServer::start(b"");
-    let mut p = HttpProbe::new(format!("http://{}/", silent.addr));
+    let mut p = HttpProbe::new(format!("http://{}/", silent.addr).parse().unwrap());
     p.timeout = Duration::from_millis(400);
     let r = p.run().await;
     assert_eq!(r.error_kind, Some(ErrorKind::Timeout), "{r:?}");
@@ -353,12 +365,14 @@ async fn garbage_and_silence_are_clear_errors() {
 
     let held = support::closed_port();
     let closed = held.port;
-    let r = HttpProbe::new(format!("http://127.0.0.1:{closed}/"))
+    let r = HttpProbe::new(format!("http://127.0.0.1:{closed}/").parse().unwrap())
         .run()
         .await;
     assert_eq!(r.error_kind, Some(ErrorKind::Refused), "{r:?}");
 
-    let r = HttpProbe::new("http://no-such-host.invalid/").run().await;
+    let r = HttpProbe::new("http://no-such-host.invalid/".parse().unwrap())
+        .run()
+        .await;
     assert_eq!(r.error_kind, Some(ErrorKind::Dns), "{r:?}");
 }
 
@@ -415,7 +429,7 @@ async fn ttfb_is_never_below_the_servers_turnaround_and_follows_its_delay() {
     let busy = SlowServer::start(Duration::from_micros(500), Duration::ZERO);
     let url = format!("http://{}/", busy.addr);
     for run in 0..40 {
-        let mut p = HttpProbe::new(url.clone());
+        let mut p = HttpProbe::new(url.clone().parse().unwrap());
         p.mode = HttpMode::Http1;
         p.timeout = Duration::from_secs(5);
         let m = p.run().await;
@@ -434,7 +448,7 @@ async fn ttfb_is_never_below_the_servers_turnaround_and_follows_its_delay() {
     let url = format!("http://{}/", slow.addr);
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..5 {
-        let mut p = HttpProbe::new(url.clone());
+        let mut p = HttpProbe::new(url.clone().parse().unwrap());
         p.mode = HttpMode::Http1;
         p.timeout = Duration::from_secs(5);
         let m = p.run().await;

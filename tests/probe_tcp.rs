@@ -14,7 +14,7 @@ use waddleperf_engine::probe::tcp::TcpProbe;
 use waddleperf_engine::probe::Probe;
 
 fn probe(addr: impl ToString, mode: TcpMode, timeout_ms: u64) -> TcpProbe {
-    let mut p = TcpProbe::new(addr.to_string(), mode);
+    let mut p = TcpProbe::new(addr.to_string().parse().unwrap(), mode);
     p.timeout = Duration::from_millis(timeout_ms);
     p
 }

@@ -170,7 +170,7 @@ async fn ipv6_icmp_and_udp_follow_the_delay_line_and_agree_with_ping() {
     };
     assert_eq!(raw.metrics.icmp_method.as_deref(), Some("raw"));
     assert_eq!(dgram.metrics.icmp_method.as_deref(), Some("datagram"));
-    let mut u = UdpProbe::new(format!("[{}]:7", pair.peer_ip6));
+    let mut u = UdpProbe::new(format!("[{}]:7", pair.peer_ip6).parse().unwrap());
     u.count = 20;
     u.interval = Duration::from_millis(50);
     let udp = u.run().await;
@@ -203,17 +203,17 @@ async fn icmp_and_udp_loss_are_within_the_binomial_range() {
     let mut p = IcmpProbe::new(pair.peer_ip.to_string());
     p.count = LOSS_N;
     p.interval = Duration::from_millis(10);
-    p.reply_timeout = Duration::from_millis(1000);
+    p.reply_wait = Duration::from_millis(1000);
     let icmp = p.run().await;
     let reference =
         tokio::task::block_in_place(|| ping(IpAddr::V4(pair.peer_ip), LOSS_N, "0.01", "1"));
     let (ps, pr) = (reference.sent, reference.received);
     let ping_loss = f64::from(ps - pr) * 100.0 / f64::from(ps);
 
-    let mut u = UdpProbe::new(format!("{}:7", pair.peer_ip));
+    let mut u = UdpProbe::new(format!("{}:7", pair.peer_ip).parse().unwrap());
     u.count = LOSS_N;
     u.interval = Duration::from_millis(10);
-    u.reply_timeout = Duration::from_millis(1000);
+    u.reply_wait = Duration::from_millis(1000);
     let udp = u.run().await;
 
     for (name, r) in [("icmp", &icmp), ("udp", &udp)] {
@@ -242,7 +242,7 @@ async fn udp_mean_is_the_delay_line_and_jitter_follows_injected_jitter() {
     let _echo = udp_echo_peer(&pair.peer_ip.to_string(), 7, &pair);
     let target = format!("{}:7", pair.peer_ip);
     let udp = |count: u32| {
-        let mut u = UdpProbe::new(target.clone());
+        let mut u = UdpProbe::new(target.clone().parse().unwrap());
         u.count = count;
         u.interval = Duration::from_millis(40);
         u
@@ -300,7 +300,7 @@ async fn icmp_total_loss_is_a_result_with_loss_100() {
     let mut p = IcmpProbe::new(pair.peer_ip.to_string());
     p.count = 4;
     p.interval = Duration::from_millis(20);
-    p.reply_timeout = Duration::from_millis(300);
+    p.reply_wait = Duration::from_millis(300);
     let r = p.run().await;
     println!("icmp to a host that ignores echoes: {r:?}");
     assert!(!r.success);
@@ -319,8 +319,9 @@ async fn dns_answers_rcode_and_time_agree_with_the_server_and_dig() {
     let _delay = pair.delay_line(ms(DELAY_MS), Duration::ZERO);
     let ask = |name: &str, ty: &str| {
         let mut p = DnsProbe::new(name);
-        p.server = Some(server.addr.to_string());
-        p.record_type = ty.into();
+        p.server =
+            Some(waddleperf_engine::spec::DnsServer::parse(&server.addr.to_string()).unwrap());
+        p.record_type = waddleperf_engine::spec::parse_record_type(ty).unwrap();
         p.timeout = Duration::from_secs(3);
         p
     };
@@ -565,7 +566,7 @@ async fn traceroute_finds_the_three_routers_in_order() {
 
 fn mtu_probe(target: IpAddr) -> MtuProbe {
     let mut p = MtuProbe::new(target.to_string());
-    p.probe_timeout = Duration::from_millis(300);
+    p.reply_wait = Duration::from_millis(300);
     p
 }
 
@@ -668,7 +669,7 @@ async fn http3_against_caddy_times_the_quic_handshake_and_blocked_udp_is_its_own
     let caddy = Caddy::start(&ca, &ip, 8443, &pair);
     let url = format!("https://{}/", caddy.addr);
     let probe = |mode| {
-        let mut p = HttpProbe::new(url.clone());
+        let mut p = HttpProbe::new(url.clone().parse().unwrap());
         p.mode = mode;
         p.ca_file = Some(ca.ca_pem.clone());
         p.timeout = Duration::from_secs(4);

@@ -5,10 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
-use waddleperf_engine::config::{
-    check_dns_server, check_host, check_http_url, split_host_port, Config,
+use waddleperf_engine::config::Config;
+use waddleperf_engine::spec::{
+    parse_host, parse_http_url, parse_record_type, query_name, DnsServer, HostPort,
 };
-use waddleperf_engine::probe::dns::{parse_record_type, query_name};
+
+/// `host:port` as a pair, as the parser returns it.
+fn split_host_port(s: &str) -> Result<(String, u16), String> {
+    HostPort::parse(s).map(|hp| (hp.host, hp.port))
+}
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -59,11 +64,11 @@ proptest! {
 
     #[test]
     fn urls_hosts_and_dns_servers_never_panic(s in typed()) {
-        if let Err(e) = check_http_url(&s) {
+        if let Err(e) = parse_http_url(&s) {
             prop_assert!(names(&e, &s), "{e:?} for {s:?}");
         }
-        let _ = check_host(&s);
-        let _ = check_dns_server(&s);
+        let _ = parse_host(&s);
+        let _ = DnsServer::parse(&s);
         if let Err(e) = parse_record_type(&s) {
             prop_assert!(!e.is_empty());
         }

@@ -5,16 +5,10 @@
 //! events.
 
 use crate::autoperf::{self, Breach, EscalationState, Health, Tier3, Transition};
-use crate::config::{Config, Suite, Thresholds};
+use crate::config::Config;
 use crate::model::{ErrorKind, Measurement, TestType};
-use crate::probe::dns::DnsProbe;
-use crate::probe::http::HttpProbe;
-use crate::probe::mtu::MtuProbe;
-use crate::probe::ping::IcmpProbe;
-use crate::probe::tcp::TcpProbe;
-use crate::probe::trace::TraceProbe;
-use crate::probe::udp::UdpProbe;
-use crate::probe::Probe;
+use crate::plan::{Planned, Plans};
+pub use crate::probe::AnyProbe;
 use crate::store::{
     HistoryQuery, NewEvent, Series, SeriesQuery, Store, StoreError, StoreStats, StoredEvent,
 };
@@ -271,88 +265,6 @@ struct PauseState {
     paused: bool,
 }
 
-/// A probe of any type, as built from the configuration or the CLI.
-#[derive(Debug, Clone)]
-pub enum AnyProbe {
-    Http(HttpProbe),
-    Tcp(TcpProbe),
-    Dns(DnsProbe),
-    Udp(UdpProbe),
-    Icmp(IcmpProbe),
-    Trace(TraceProbe),
-    Mtu(MtuProbe),
-}
-
-/// Calls the same method on whichever probe it is.
-macro_rules! each_probe {
-    ($self:expr, $p:ident => $e:expr) => {
-        match $self {
-            AnyProbe::Http($p) => $e,
-            AnyProbe::Tcp($p) => $e,
-            AnyProbe::Dns($p) => $e,
-            AnyProbe::Udp($p) => $e,
-            AnyProbe::Icmp($p) => $e,
-            AnyProbe::Trace($p) => $e,
-            AnyProbe::Mtu($p) => $e,
-        }
-    };
-}
-
-impl AnyProbe {
-    pub async fn run(&self) -> Measurement {
-        each_probe!(self, p => p.run().await)
-    }
-
-    pub fn test_type(&self) -> TestType {
-        each_probe!(self, p => p.test_type())
-    }
-
-    pub fn target(&self) -> String {
-        each_probe!(self, p => p.target())
-    }
-
-    /// The longest the test may take.
-    pub fn timeout(&self) -> std::time::Duration {
-        each_probe!(self, p => p.timeout())
-    }
-
-    /// Tests that load the link (bandwidth) run alone, never beside others.
-    pub fn exclusive(&self) -> bool {
-        self.test_type() == TestType::Bandwidth
-    }
-}
-
-/// A probe of a suite with the thresholds that apply to its target.
-#[derive(Debug, Clone)]
-pub struct Planned {
-    pub probe: AnyProbe,
-    pub thresholds: Thresholds,
-}
-
-/// A suite as probes, in config order.
-pub fn plan(suite: &Suite, cfg: &Config) -> Vec<Planned> {
-    let base = &cfg.autoperf.thresholds;
-    let mut out = Vec::with_capacity(suite.len());
-    macro_rules! add {
-        ($($list:ident => $variant:ident($probe:ty)),*) => {$(
-            out.extend(suite.$list.iter().map(|t| Planned {
-                probe: AnyProbe::$variant(<$probe>::from_target(t.get_ref(), cfg)),
-                thresholds: base.with(t.get_ref().thresholds.as_ref()),
-            }));
-        )*};
-    }
-    add!(
-        http => Http(HttpProbe),
-        tcp => Tcp(TcpProbe),
-        dns => Dns(DnsProbe),
-        udp => Udp(UdpProbe),
-        icmp => Icmp(IcmpProbe),
-        traceroute => Trace(TraceProbe),
-        mtu => Mtu(MtuProbe)
-    );
-    out
-}
-
 /// A state document, or its default when absent or unreadable (logged).
 fn state_or_default<T: serde::de::DeserializeOwned + Default>(s: &Store, key: &str) -> T {
     s.state_get(key)
@@ -367,7 +279,8 @@ type RunSlot = Option<watch::Receiver<Option<Arc<RunSummary>>>>;
 
 struct Inner {
     store: Mutex<Store>,
-    config: RwLock<Config>,
+    /// The configuration and its tiers' probes, planned once per change.
+    config: RwLock<(Config, Arc<Plans>)>,
     events: broadcast::Sender<Event>,
     current: tokio::sync::Mutex<RunSlot>,
     /// Pause/resume, settings and shutdown wake the scheduler.
@@ -399,7 +312,10 @@ impl Runtime {
         Runtime {
             inner: Arc::new(Inner {
                 store: Mutex::new(store),
-                config: RwLock::new(config),
+                config: RwLock::new({
+                    let plans = Arc::new(Plans::new(&config));
+                    (config, plans)
+                }),
                 events,
                 current: tokio::sync::Mutex::new(None),
                 changes: Notify::new(),
@@ -420,9 +336,17 @@ impl Runtime {
     }
 
     pub fn config(&self) -> Config {
+        self.config_and_plans().0
+    }
+
+    /// The configuration and the probes of its tiers, as one snapshot.
+    fn config_and_plans(&self) -> (Config, Arc<Plans>) {
         match self.inner.config.read() {
-            Ok(c) => c.clone(),
-            Err(p) => p.into_inner().clone(),
+            Ok(c) => (c.0.clone(), Arc::clone(&c.1)),
+            Err(p) => {
+                let c = p.into_inner();
+                (c.0.clone(), Arc::clone(&c.1))
+            }
         }
     }
 
@@ -430,9 +354,13 @@ impl Runtime {
     /// scheduler, at once) uses it.
     pub fn set_config(&self, cfg: Config) -> Result<(), RuntimeError> {
         cfg.validate("settings", None)?;
+        let next = {
+            let plans = Arc::new(Plans::new(&cfg));
+            (cfg, plans)
+        };
         match self.inner.config.write() {
-            Ok(mut c) => *c = cfg,
-            Err(p) => *p.into_inner() = cfg,
+            Ok(mut c) => *c = next,
+            Err(p) => *p.into_inner() = next,
         }
         self.inner.changes.notify_waiters();
         Ok(())
@@ -680,11 +608,11 @@ impl Runtime {
     /// One run: tier 1 (or a forced tier), then AutoPerf — health, tier
     /// changes, and tiers 2 and 3 when escalated.
     async fn execute(&self, reason: RunReason, forced: Option<u8>) -> Arc<RunSummary> {
-        let cfg = self.config();
+        let (cfg, plans) = self.config_and_plans();
         let run_id = Uuid::now_v7();
         let started_at = Utc::now();
         let first_tier = forced.unwrap_or(1);
-        let tier1 = plan(&cfg.tier_suite(first_tier), &cfg);
+        let tier1 = plans.tier(first_tier);
         let mut progress = Progress {
             run_id,
             done: 0,
@@ -704,7 +632,7 @@ impl Runtime {
         let mut tiers = vec![first_tier];
         let mut transitions = Vec::new();
         let first = self
-            .run_tier_suite(first_tier, &tier1, &cfg, &mut progress)
+            .run_tier_suite(first_tier, tier1, &cfg, &mut progress)
             .await;
         // Each tier 1 result's breaches, computed once for health and escalation.
         let tier1_breaches: Vec<Vec<Breach>> = tier1
@@ -725,8 +653,8 @@ impl Runtime {
                 transitions.push(tr);
             }
             if state.level >= 2 {
-                let tier2 = plan(&cfg.tier_suite(2), &cfg);
-                let second = self.more_tier(2, &tier2, &cfg, &mut progress).await;
+                let tier2 = plans.tier(2);
+                let second = self.more_tier(2, tier2, &cfg, &mut progress).await;
                 tiers.push(2);
                 results.extend(second.iter().cloned());
                 if !progress.interrupted {
@@ -739,8 +667,8 @@ impl Runtime {
                         Tier3::Run(tr) => {
                             self.transition(&tr).await;
                             transitions.push(tr);
-                            let tier3 = plan(&cfg.tier_suite(3), &cfg);
-                            let third = self.more_tier(3, &tier3, &cfg, &mut progress).await;
+                            let tier3 = plans.tier(3);
+                            let third = self.more_tier(3, tier3, &cfg, &mut progress).await;
                             tiers.push(3);
                             results.extend(third);
                         }

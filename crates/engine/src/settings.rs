@@ -192,6 +192,7 @@ mod tests {
         s.mtu.push(MtuTarget {
             host: " example.net ".into(),
             max: Some(1500),
+            reply_wait_ms: None,
             timeout_ms: None,
             family: None,
             thresholds: None,

@@ -10,11 +10,7 @@
 //! without it they fail with a message saying so, they never skip.
 // Test peers panic with what went wrong (a test that cannot set up fails);
 // constructors that build namespaces need root, so they are no `Default`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::new_without_default
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::new_without_default)]
 
 pub mod chain;
 #[cfg(target_os = "linux")]

@@ -12,113 +12,46 @@
 //! (`/etc/resolv.conf` on Unix).
 
 use super::{ms, Probe, ProbeError};
-use crate::config::{Config, DnsTarget};
 use crate::model::{ErrorKind, Measurement, TestType};
+use crate::spec::{self, query_name, DnsServer, DnsSpec};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-/// The record types a test may ask for.
-pub const RECORD_TYPES: [&str; 9] = ["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV"];
+pub use crate::spec::{parse_record_type, RECORD_TYPES};
 
+/// One DNS test: its spec and the tier it runs in.
 #[derive(Debug, Clone)]
 pub struct DnsProbe {
-    /// The name to query (for PTR, an IP address is turned into its
-    /// `in-addr.arpa` / `ip6.arpa` name).
-    pub name: String,
-    /// `HOST[:PORT]`; `None` queries the system's name server.
-    pub server: Option<String>,
-    /// One of [`RECORD_TYPES`].
-    pub record_type: String,
-    /// Ask over TCP from the start.
-    pub tcp: bool,
-    pub timeout: Duration,
+    pub spec: DnsSpec,
     pub tier: u8,
 }
+super::spec_probe!(DnsProbe, DnsSpec);
 
 impl DnsProbe {
     pub fn new(name: impl Into<String>) -> Self {
         DnsProbe {
-            name: name.into(),
-            server: None,
-            record_type: "A".into(),
-            tcp: false,
-            timeout: Duration::from_millis(crate::config::ProbeDefaults::default().timeout_ms),
-            tier: 1,
-        }
-    }
-
-    pub fn from_target(t: &DnsTarget, cfg: &Config) -> Self {
-        DnsProbe {
-            name: t.name.trim().to_owned(),
-            server: t.server.as_ref().map(|s| s.trim().to_owned()),
-            record_type: t.record_type.as_deref().unwrap_or("A").to_ascii_uppercase(),
-            tcp: t.tcp,
-            timeout: cfg.timeout(t.timeout_ms),
+            spec: DnsSpec::new(name),
             tier: 1,
         }
     }
 }
 
-/// Canonical upper-case record type, or a message listing the choices.
-pub fn parse_record_type(s: &str) -> Result<RecordType, String> {
-    let up = s.trim().to_ascii_uppercase();
-    if !RECORD_TYPES.contains(&up.as_str()) {
-        return Err(format!(
-            "unknown record type `{s}` (expected one of: {})",
-            RECORD_TYPES.join(", ")
-        ));
+/// The server's address (resolved through the system when it is a name).
+async fn server_addr(s: &DnsServer) -> Result<SocketAddr, ProbeError> {
+    if let Ok(ip) = s.host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, s.port()));
     }
-    RecordType::from_str(&up).map_err(|e| format!("record type `{s}`: {e}"))
-}
-
-/// The name to ask for: for PTR an address becomes its reverse name.
-pub fn query_name(name: &str, rtype: RecordType) -> Result<Name, String> {
-    let n = name.trim();
-    if rtype == RecordType::PTR {
-        if let Ok(ip) = n.parse::<IpAddr>() {
-            return Ok(Name::from(ip));
-        }
-    }
-    if n.is_empty() {
-        return Err("the name to query is empty".into());
-    }
-    let mut q = Name::from_utf8(n).map_err(|e| format!("`{n}` is not a valid DNS name: {e}"))?;
-    q.set_fqdn(true);
-    Ok(q)
-}
-
-/// `HOST[:PORT]` (port 53 by default; `[v6]:port` for IPv6 with a port).
-async fn server_addr(s: &str) -> Result<SocketAddr, ProbeError> {
-    let s = s.trim();
-    if let Ok(ip) = s
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
-        return Ok(SocketAddr::new(ip, 53));
-    }
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let (host, port) = match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (
-            h,
-            p.parse::<u16>().map_err(|_| {
-                ProbeError::new(ErrorKind::Config, format!("server `{s}`: bad port `{p}`"))
-            })?,
-        ),
-        _ => (s, 53),
-    };
-    let r = super::net::resolve(host, port).await?;
-    r.addrs
-        .first()
-        .copied()
-        .ok_or_else(|| ProbeError::new(ErrorKind::Dns, format!("server `{host}` has no address")))
+    let r = super::net::resolve(&s.host, s.port()).await?;
+    r.addrs.first().copied().ok_or_else(|| {
+        ProbeError::new(
+            ErrorKind::Dns,
+            format!("server `{}` has no address", s.host),
+        )
+    })
 }
 
 /// The first `nameserver` of `/etc/resolv.conf`.
@@ -322,20 +255,7 @@ impl Probe for DnsProbe {
     /// The name, then the type and server when they are not the defaults,
     /// as `dig` writes them: `example.com MX @192.0.2.53`.
     fn target(&self) -> String {
-        let mut t = self.name.trim().to_owned();
-        let ty = self.record_type.trim().to_ascii_uppercase();
-        if ty != "A" {
-            t.push(' ');
-            t.push_str(&ty);
-        }
-        if let Some(s) = &self.server {
-            t.push_str(" @");
-            t.push_str(s.trim());
-        }
-        if self.tcp {
-            t.push_str(" +tcp");
-        }
-        t
+        spec::dns_id(&self.name, self.record_type, self.server.as_ref(), self.tcp)
     }
 
     fn timeout(&self) -> Duration {
@@ -347,8 +267,7 @@ impl Probe for DnsProbe {
     }
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
-        let rtype = parse_record_type(&self.record_type)
-            .map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
+        let rtype = self.record_type;
         m.metrics.record_type = Some(rtype.to_string());
         let qname =
             query_name(&self.name, rtype).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
@@ -463,8 +382,8 @@ mod tests {
     fn targets_read_like_dig() {
         let mut p = DnsProbe::new("example.com");
         assert_eq!(p.target(), "example.com");
-        p.record_type = "mx".into();
-        p.server = Some("192.0.2.53".into());
+        p.record_type = RecordType::MX;
+        p.server = Some(DnsServer::parse("192.0.2.53").unwrap());
         assert_eq!(p.target(), "example.com MX @192.0.2.53");
     }
 
@@ -479,7 +398,7 @@ mod tests {
             }
         });
         let mut p = DnsProbe::new("example.com");
-        p.server = Some(addr.to_string());
+        p.server = Some(DnsServer::parse(&addr.to_string()).unwrap());
         p.timeout = Duration::from_secs(2);
         let r = p.run().await;
         assert_eq!(r.error_kind, Some(ErrorKind::Protocol), "{r:?}");

@@ -18,55 +18,31 @@ use super::net::{connect, resolve};
 use super::tls::{self, ALPN_H2, ALPN_HTTP1};
 use super::wire::{Stamped, Stamps};
 use super::{ms, Probe, ProbeError};
-use crate::config::{check_http_url, Config, HttpMode, HttpTarget};
+use crate::kinds::HttpMode;
 use crate::model::{ErrorKind, Measurement, Metrics, RedirectHop, TestType};
+use crate::spec::{self, parse_http_url, HttpSpec};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, HOST, LOCATION, USER_AGENT};
 use hyper::{Request, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use url::Url;
 
-/// One HTTP(S) test.
+/// One HTTP(S) test: its spec and the tier it runs in.
 #[derive(Debug, Clone)]
 pub struct HttpProbe {
-    pub url: String,
-    pub mode: HttpMode,
-    pub insecure: bool,
-    pub ca_file: Option<PathBuf>,
-    pub timeout: Duration,
-    pub max_redirects: u32,
-    pub max_body_bytes: u64,
+    pub spec: HttpSpec,
     pub tier: u8,
 }
+super::spec_probe!(HttpProbe, HttpSpec);
 
 impl HttpProbe {
-    pub fn new(url: impl Into<String>) -> Self {
-        let d = crate::config::ProbeDefaults::default();
+    /// A fetch of `url` with the default options.
+    pub fn new(url: Url) -> Self {
         HttpProbe {
-            url: url.into(),
-            mode: HttpMode::Auto,
-            insecure: false,
-            ca_file: None,
-            timeout: Duration::from_millis(d.timeout_ms),
-            max_redirects: d.max_redirects,
-            max_body_bytes: d.max_body_bytes,
-            tier: 1,
-        }
-    }
-
-    pub fn from_target(t: &HttpTarget, cfg: &Config) -> Self {
-        HttpProbe {
-            url: t.url.trim().to_owned(),
-            mode: t.mode,
-            insecure: t.insecure,
-            ca_file: t.ca_file.clone(),
-            timeout: cfg.timeout(t.timeout_ms),
-            max_redirects: cfg.probe.max_redirects,
-            max_body_bytes: cfg.probe.max_body_bytes,
+            spec: HttpSpec::new(url),
             tier: 1,
         }
     }
@@ -355,7 +331,7 @@ impl Probe for HttpProbe {
     }
 
     fn target(&self) -> String {
-        self.url.trim().to_owned()
+        spec::http_id(&self.written, self.mode)
     }
 
     fn timeout(&self) -> Duration {
@@ -367,8 +343,7 @@ impl Probe for HttpProbe {
     }
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
-        let mut url =
-            check_http_url(&self.url).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
+        let mut url = self.url.clone();
         let mut chain: Vec<RedirectHop> = Vec::new();
         loop {
             let hop = self.fetch(&url, m).await?;
@@ -418,7 +393,7 @@ impl Probe for HttpProbe {
                     format!("redirect to an invalid location `{location}`: {e}"),
                 )
             })?;
-            url = check_http_url(next.as_str()).map_err(|e| {
+            url = parse_http_url(next.as_str()).map_err(|e| {
                 ProbeError::new(ErrorKind::Protocol, format!("redirect refused: {e}"))
             })?;
             clear_hop(m);
@@ -514,11 +489,10 @@ mod tests {
         assert_eq!(host_for_header("example.com"), "example.com");
     }
 
-    #[tokio::test]
-    async fn bad_url_is_a_config_result_not_a_panic() {
-        let r = HttpProbe::new("ftp://example.com/").run().await;
-        assert!(!r.success);
-        assert_eq!(r.error_kind, Some(ErrorKind::Config));
-        assert!(r.error.unwrap().contains("ftp"));
+    #[test]
+    fn a_bad_url_is_refused_at_the_spec_naming_the_scheme() {
+        let e = HttpSpec::parse("ftp://example.com/").unwrap_err();
+        assert_eq!(e.field, "url");
+        assert!(e.message.contains("ftp"), "{e}");
     }
 }

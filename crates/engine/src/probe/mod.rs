@@ -20,6 +20,7 @@ mod udp_refusal;
 mod wire;
 
 use crate::model::{ErrorKind, Measurement, SampleStats, TestType};
+use crate::spec::TestSpec;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -150,10 +151,10 @@ pub fn loss_pct(sent: u32, received: u32) -> f64 {
     f64::from(sent - received.min(sent)) * 100.0 / f64::from(sent)
 }
 
-/// The longest a sampled test (ICMP, UDP) may take: the sends, the last
-/// reply's wait, and a margin.
-pub fn sampled_limit(count: u32, interval: Duration, reply_timeout: Duration) -> Duration {
-    interval * count.saturating_sub(1) + reply_timeout + Duration::from_secs(5)
+/// The limit of a test that sends `count` probes `interval` apart: its
+/// pacing, then `allowance` (the spec's `timeout`) for the last answers.
+pub fn sampled_limit(count: u32, interval: Duration, allowance: Duration) -> Duration {
+    interval * count.saturating_sub(1) + allowance
 }
 
 /// Resolves `host` (an address or a name, through the system resolver, as
@@ -191,13 +192,94 @@ pub async fn resolve_one(
     Ok(pick)
 }
 
-/// An address family a test may be pinned to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Family {
-    #[serde(rename = "ipv4")]
-    V4,
-    #[serde(rename = "ipv6")]
-    V6,
+pub use crate::kinds::Family;
+
+/// A probe is its spec and the tier it runs in; it reads its spec's fields
+/// as its own.
+macro_rules! spec_probe {
+    ($probe:ty, $spec:ty) => {
+        impl std::ops::Deref for $probe {
+            type Target = $spec;
+            fn deref(&self) -> &$spec {
+                &self.spec
+            }
+        }
+        impl std::ops::DerefMut for $probe {
+            fn deref_mut(&mut self) -> &mut $spec {
+                &mut self.spec
+            }
+        }
+    };
+}
+pub(crate) use spec_probe;
+
+/// A probe of any type.
+#[derive(Debug, Clone)]
+pub enum AnyProbe {
+    Http(http::HttpProbe),
+    Tcp(tcp::TcpProbe),
+    Dns(dns::DnsProbe),
+    Udp(udp::UdpProbe),
+    Icmp(ping::IcmpProbe),
+    Trace(trace::TraceProbe),
+    Mtu(mtu::MtuProbe),
+}
+
+/// The one way a spec becomes a probe.
+pub fn build(spec: TestSpec, tier: u8) -> AnyProbe {
+    match spec {
+        TestSpec::Http(spec) => AnyProbe::Http(http::HttpProbe { spec, tier }),
+        TestSpec::Tcp(spec) => AnyProbe::Tcp(tcp::TcpProbe { spec, tier }),
+        TestSpec::Dns(spec) => AnyProbe::Dns(dns::DnsProbe { spec, tier }),
+        TestSpec::Udp(spec) => AnyProbe::Udp(udp::UdpProbe { spec, tier }),
+        TestSpec::Icmp(spec) => AnyProbe::Icmp(ping::IcmpProbe { spec, tier }),
+        TestSpec::Trace(spec) => AnyProbe::Trace(trace::TraceProbe { spec, tier }),
+        TestSpec::Mtu(spec) => AnyProbe::Mtu(mtu::MtuProbe { spec, tier }),
+    }
+}
+
+/// Calls the same method on whichever probe it is.
+macro_rules! each_probe {
+    ($self:expr, $p:ident => $e:expr) => {
+        match $self {
+            AnyProbe::Http($p) => $e,
+            AnyProbe::Tcp($p) => $e,
+            AnyProbe::Dns($p) => $e,
+            AnyProbe::Udp($p) => $e,
+            AnyProbe::Icmp($p) => $e,
+            AnyProbe::Trace($p) => $e,
+            AnyProbe::Mtu($p) => $e,
+        }
+    };
+}
+
+impl AnyProbe {
+    pub async fn run(&self) -> Measurement {
+        each_probe!(self, p => p.run().await)
+    }
+
+    pub fn test_type(&self) -> TestType {
+        each_probe!(self, p => p.test_type())
+    }
+
+    pub fn target(&self) -> String {
+        each_probe!(self, p => p.target())
+    }
+
+    /// The longest the test may take.
+    pub fn timeout(&self) -> Duration {
+        each_probe!(self, p => p.timeout())
+    }
+
+    /// The tier the probe runs in.
+    pub fn tier(&self) -> u8 {
+        each_probe!(self, p => p.tier)
+    }
+
+    /// Tests that load the link (bandwidth) run alone, never beside others.
+    pub fn exclusive(&self) -> bool {
+        self.test_type() == TestType::Bandwidth
+    }
 }
 
 #[cfg(test)]

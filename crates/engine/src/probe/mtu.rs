@@ -11,49 +11,26 @@
 //! cannot be measured at all).
 
 use super::icmp::{Echo, Outcome, Session, SessionOptions, V4_OVERHEAD, V6_OVERHEAD};
-use super::{ms, resolve_one, Family, Probe, ProbeError};
-use crate::config::{Config, MtuTarget};
+use super::{ms, resolve_one, Probe, ProbeError};
 use crate::model::{ErrorKind, Measurement, TestType};
+use crate::spec::MtuSpec;
 use std::time::Duration;
 
-pub const DEFAULT_MAX: u32 = 9_000;
-pub const DEFAULT_PROBE_TIMEOUT_MS: u64 = 1_000;
 /// Tries of a size that gets no answer before it counts as too big.
 const SILENT_TRIES: u32 = 2;
 
+/// One test: its spec and the tier it runs in.
 #[derive(Debug, Clone)]
 pub struct MtuProbe {
-    pub host: String,
-    /// The largest packet size considered.
-    pub max: u32,
-    /// How long each echo waits.
-    pub probe_timeout: Duration,
-    pub family: Option<Family>,
-    /// Send with this ICMP method only (tests, `--method`); `None`: the
-    /// datagram socket where allowed, else a raw one.
-    pub method: Option<super::icmp::Method>,
+    pub spec: MtuSpec,
     pub tier: u8,
 }
+super::spec_probe!(MtuProbe, MtuSpec);
 
 impl MtuProbe {
     pub fn new(host: impl Into<String>) -> Self {
         MtuProbe {
-            host: host.into(),
-            max: DEFAULT_MAX,
-            probe_timeout: Duration::from_millis(DEFAULT_PROBE_TIMEOUT_MS),
-            family: None,
-            method: None,
-            tier: 1,
-        }
-    }
-
-    pub fn from_target(t: &MtuTarget, _cfg: &Config) -> Self {
-        MtuProbe {
-            host: t.host.trim().to_owned(),
-            max: t.max.unwrap_or(DEFAULT_MAX),
-            probe_timeout: Duration::from_millis(t.timeout_ms.unwrap_or(DEFAULT_PROBE_TIMEOUT_MS)),
-            family: t.family,
-            method: None,
+            spec: MtuSpec::new(host),
             tier: 1,
         }
     }
@@ -70,7 +47,7 @@ impl Probe for MtuProbe {
 
     /// At most ~14 halvings, each with its silent retries.
     fn timeout(&self) -> Duration {
-        self.probe_timeout * (16 * SILENT_TRIES) + Duration::from_secs(5)
+        self.reply_wait * (16 * SILENT_TRIES) + self.timeout
     }
 
     fn tier(&self) -> u8 {
@@ -95,7 +72,7 @@ impl Probe for MtuProbe {
             dst,
             ttl: None,
             payload: (packet - overhead) as usize,
-            timeout: self.probe_timeout,
+            timeout: self.reply_wait,
         };
         let (mut sent, mut received) = (0u32, 0u32);
         // A small echo first: the target must answer at all.

@@ -4,59 +4,24 @@
 //! result with `loss_pct` 100 (the test fails, and keeps its figures).
 
 use super::icmp::{Echo, Outcome, Session, SessionOptions};
-use super::{ms, record_samples, resolve_one, Family, Probe, ProbeError};
-use crate::config::{Config, IcmpTarget};
+use super::{ms, record_samples, resolve_one, Probe, ProbeError};
 use crate::model::{ErrorKind, Measurement, TestType};
+use crate::spec::IcmpSpec;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const DEFAULT_COUNT: u32 = 10;
-pub const DEFAULT_INTERVAL_MS: u64 = 200;
-/// `ping`'s default: 56 bytes of payload, 84-byte IPv4 packets.
-pub const DEFAULT_SIZE: usize = 56;
-/// How long each probe of a sampled test (ICMP, UDP) waits for its reply
-/// unless the target says otherwise.
-pub const DEFAULT_REPLY_TIMEOUT_MS: u64 = 2_000;
-
+/// One test: its spec and the tier it runs in.
 #[derive(Debug, Clone)]
 pub struct IcmpProbe {
-    pub host: String,
-    pub count: u32,
-    pub interval: Duration,
-    /// Payload bytes per echo.
-    pub size: usize,
-    /// How long each echo waits for its reply.
-    pub reply_timeout: Duration,
-    pub family: Option<Family>,
-    /// Send with this ICMP method only (tests, `--method`); `None`: the
-    /// datagram socket where allowed, else a raw one.
-    pub method: Option<super::icmp::Method>,
+    pub spec: IcmpSpec,
     pub tier: u8,
 }
+super::spec_probe!(IcmpProbe, IcmpSpec);
 
 impl IcmpProbe {
     pub fn new(host: impl Into<String>) -> Self {
         IcmpProbe {
-            host: host.into(),
-            count: DEFAULT_COUNT,
-            interval: Duration::from_millis(DEFAULT_INTERVAL_MS),
-            size: DEFAULT_SIZE,
-            reply_timeout: Duration::from_millis(DEFAULT_REPLY_TIMEOUT_MS),
-            family: None,
-            method: None,
-            tier: 1,
-        }
-    }
-
-    pub fn from_target(t: &IcmpTarget, _cfg: &Config) -> Self {
-        IcmpProbe {
-            host: t.host.trim().to_owned(),
-            count: t.count.unwrap_or(DEFAULT_COUNT),
-            interval: Duration::from_millis(t.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS)),
-            size: t.size.unwrap_or(DEFAULT_SIZE),
-            reply_timeout: Duration::from_millis(t.timeout_ms.unwrap_or(DEFAULT_REPLY_TIMEOUT_MS)),
-            family: t.family,
-            method: None,
+            spec: IcmpSpec::new(host),
             tier: 1,
         }
     }
@@ -104,7 +69,7 @@ impl Probe for IcmpProbe {
 
     /// The longest the test may take: the sends, then the last reply's wait.
     fn timeout(&self) -> Duration {
-        super::sampled_limit(self.count, self.interval, self.reply_timeout)
+        super::sampled_limit(self.count, self.interval, self.timeout)
     }
 
     fn tier(&self) -> u8 {
@@ -127,7 +92,7 @@ impl Probe for IcmpProbe {
                 dst,
                 ttl: None,
                 payload: self.size,
-                timeout: self.reply_timeout,
+                timeout: self.reply_wait,
             };
             tasks.spawn(async move {
                 tokio::time::sleep_until(at).await;

@@ -4,9 +4,9 @@
 
 use super::net::{connect, resolve};
 use super::{ms, tls, Probe, ProbeError};
-use crate::config::{split_host_port, Config, TcpMode, TcpTarget};
+use crate::kinds::TcpMode;
 use crate::model::{ErrorKind, Measurement, TestType};
-use std::path::PathBuf;
+use crate::spec::{self, HostPort, TcpSpec};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -15,39 +15,18 @@ use tokio::net::TcpStream;
 /// server may send other lines first; we read at most this much looking for it.
 const SSH_PREAMBLE_LIMIT: usize = 8 * 1024;
 
+/// One TCP test: its spec and the tier it runs in.
 #[derive(Debug, Clone)]
 pub struct TcpProbe {
-    /// `host:port`.
-    pub address: String,
-    pub mode: TcpMode,
-    pub server_name: Option<String>,
-    pub insecure: bool,
-    pub ca_file: Option<PathBuf>,
-    pub timeout: Duration,
+    pub spec: TcpSpec,
     pub tier: u8,
 }
+super::spec_probe!(TcpProbe, TcpSpec);
 
 impl TcpProbe {
-    pub fn new(address: impl Into<String>, mode: TcpMode) -> Self {
+    pub fn new(address: HostPort, mode: TcpMode) -> Self {
         TcpProbe {
-            address: address.into(),
-            mode,
-            server_name: None,
-            insecure: false,
-            ca_file: None,
-            timeout: Duration::from_millis(crate::config::ProbeDefaults::default().timeout_ms),
-            tier: 1,
-        }
-    }
-
-    pub fn from_target(t: &TcpTarget, cfg: &Config) -> Self {
-        TcpProbe {
-            address: t.target.trim().to_owned(),
-            mode: t.mode,
-            server_name: t.server_name.clone(),
-            insecure: t.insecure,
-            ca_file: t.ca_file.clone(),
-            timeout: cfg.timeout(t.timeout_ms),
+            spec: TcpSpec::new(address, mode),
             tier: 1,
         }
     }
@@ -139,12 +118,7 @@ impl Probe for TcpProbe {
     /// `host:port` for raw connects; `tls://host:port` and `ssh://host:port`
     /// for the other modes, so each mode is its own series in history.
     fn target(&self) -> String {
-        let a = self.address.trim();
-        match self.mode {
-            TcpMode::Raw => a.to_owned(),
-            TcpMode::Tls => format!("tls://{a}"),
-            TcpMode::Ssh => format!("ssh://{a}"),
-        }
+        spec::tcp_id(&self.address, self.mode)
     }
 
     fn timeout(&self) -> Duration {
@@ -156,17 +130,16 @@ impl Probe for TcpProbe {
     }
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
-        let (host, port) =
-            split_host_port(&self.address).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
+        let (host, port) = (self.address.host.as_str(), self.address.port);
         // TLS set-up is local work: done before anything is timed.
         let tls_setup = match self.mode {
             TcpMode::Tls => Some((
                 tls::client_config(self.insecure, self.ca_file.as_deref(), &[])?,
-                tls::server_name(self.server_name.as_deref().unwrap_or(&host))?,
+                tls::server_name(self.server_name.as_deref().unwrap_or(host))?,
             )),
             _ => None,
         };
-        let resolved = resolve(&host, port).await?;
+        let resolved = resolve(host, port).await?;
         m.metrics.dns_ms = resolved.dns_ms;
         let conn = connect(&resolved.addrs).await?;
         m.resolved_ip = Some(conn.addr.ip().to_string());
@@ -202,8 +175,17 @@ mod tests {
 
     #[test]
     fn targets_name_their_mode() {
-        assert_eq!(TcpProbe::new("a:1", TcpMode::Raw).target(), "a:1");
-        assert_eq!(TcpProbe::new("a:1", TcpMode::Tls).target(), "tls://a:1");
-        assert_eq!(TcpProbe::new("a:1", TcpMode::Ssh).target(), "ssh://a:1");
+        assert_eq!(
+            TcpProbe::new(HostPort::parse("a:1").unwrap(), TcpMode::Raw).target(),
+            "a:1"
+        );
+        assert_eq!(
+            TcpProbe::new(HostPort::parse("a:1").unwrap(), TcpMode::Tls).target(),
+            "tls://a:1"
+        );
+        assert_eq!(
+            TcpProbe::new(HostPort::parse("a:1").unwrap(), TcpMode::Ssh).target(),
+            "ssh://a:1"
+        );
     }
 }

@@ -12,63 +12,31 @@
 //! error queue; Windows uses the ICMP API), and on a raw socket otherwise.
 
 use super::icmp::{Echo, Outcome, Session, SessionOptions};
-use super::{ms, resolve_one, Family, Probe, ProbeError};
-use crate::config::{Config, TraceTarget};
+use super::{ms, resolve_one, Probe, ProbeError};
 use crate::model::{ErrorKind, Hop, Measurement, SampleStats, TestType};
+use crate::spec::TraceSpec;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const DEFAULT_MAX_HOPS: u8 = 30;
-pub const DEFAULT_ROUNDS: u32 = 1;
-pub const DEFAULT_INTERVAL_MS: u64 = 1_000;
-pub const DEFAULT_PROBE_TIMEOUT_MS: u64 = 1_000;
 /// Reverse names are looked up for at most this long, all hops at once.
 pub const NAME_WAIT: Duration = Duration::from_millis(1_000);
 /// Gap between the probes of one round.
 const SPACING: Duration = Duration::from_millis(3);
 
+/// One test: its spec and the tier it runs in.
 #[derive(Debug, Clone)]
 pub struct TraceProbe {
-    pub host: String,
-    pub max_hops: u8,
-    pub rounds: u32,
-    pub interval: Duration,
-    pub probe_timeout: Duration,
-    pub names: bool,
-    pub family: Option<Family>,
-    /// Send with this ICMP method only (tests, `--method`); `None`: the
-    /// datagram socket where allowed, else a raw one.
-    pub method: Option<super::icmp::Method>,
+    pub spec: TraceSpec,
     pub tier: u8,
 }
+super::spec_probe!(TraceProbe, TraceSpec);
 
 impl TraceProbe {
     pub fn new(host: impl Into<String>) -> Self {
         TraceProbe {
-            host: host.into(),
-            max_hops: DEFAULT_MAX_HOPS,
-            rounds: DEFAULT_ROUNDS,
-            interval: Duration::from_millis(DEFAULT_INTERVAL_MS),
-            probe_timeout: Duration::from_millis(DEFAULT_PROBE_TIMEOUT_MS),
-            names: true,
-            family: None,
-            method: None,
-            tier: 1,
-        }
-    }
-
-    pub fn from_target(t: &TraceTarget, _cfg: &Config) -> Self {
-        TraceProbe {
-            host: t.host.trim().to_owned(),
-            max_hops: t.max_hops.unwrap_or(DEFAULT_MAX_HOPS),
-            rounds: t.rounds.unwrap_or(DEFAULT_ROUNDS),
-            interval: Duration::from_millis(t.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS)),
-            probe_timeout: Duration::from_millis(t.timeout_ms.unwrap_or(DEFAULT_PROBE_TIMEOUT_MS)),
-            names: t.names.unwrap_or(true),
-            family: t.family,
-            method: None,
+            spec: TraceSpec::new(host),
             tier: 1,
         }
     }
@@ -156,12 +124,12 @@ impl Probe for TraceProbe {
         self.host.trim().to_owned()
     }
 
+    /// The rounds' pacing and the spacing of each round's probes, then the
+    /// spec's limit for the last answers and the hop names.
     fn timeout(&self) -> Duration {
         self.interval * self.rounds.saturating_sub(1)
             + SPACING * u32::from(self.max_hops)
-            + self.probe_timeout
-            + NAME_WAIT
-            + Duration::from_secs(5)
+            + self.timeout
     }
 
     fn tier(&self) -> u8 {
@@ -190,7 +158,7 @@ impl Probe for TraceProbe {
                     dst,
                     ttl: Some(ttl),
                     payload: 32,
-                    timeout: self.probe_timeout,
+                    timeout: self.reply_wait,
                 };
                 let at = tokio::time::Instant::now() + SPACING * u32::from(ttl - 1);
                 tasks.spawn(async move {

@@ -12,11 +12,10 @@
 //! (RFC 5357). A plain echo peer returns the field unfilled and the whole
 //! round trip stands.
 
-use super::ping::{DEFAULT_COUNT, DEFAULT_INTERVAL_MS, DEFAULT_REPLY_TIMEOUT_MS};
 use super::rxtime::SentAt;
-use super::{ms, record_samples, resolve_one, Family, Probe, ProbeError};
-use crate::config::{split_host_port, Config, UdpTarget};
+use super::{ms, record_samples, resolve_one, Probe, ProbeError};
 use crate::model::{ErrorKind, Measurement, TestType};
+use crate::spec::{HostPort, UdpSpec};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
@@ -28,42 +27,19 @@ pub const HEADER: usize = 12;
 /// turnaround in nanoseconds (u64, big-endian), sent as [`UNFILLED`].
 pub const STAMPED: usize = 20;
 pub const UNFILLED: [u8; 8] = [0xff; 8];
-pub const DEFAULT_SIZE: usize = 64;
 
+/// One UDP echo test: its spec and the tier it runs in.
 #[derive(Debug, Clone)]
 pub struct UdpProbe {
-    /// `host:port`.
-    pub address: String,
-    pub count: u32,
-    pub interval: Duration,
-    /// Datagram payload bytes (at least the 12-byte header).
-    pub size: usize,
-    pub reply_timeout: Duration,
-    pub family: Option<Family>,
+    pub spec: UdpSpec,
     pub tier: u8,
 }
+super::spec_probe!(UdpProbe, UdpSpec);
 
 impl UdpProbe {
-    pub fn new(address: impl Into<String>) -> Self {
+    pub fn new(address: HostPort) -> Self {
         UdpProbe {
-            address: address.into(),
-            count: DEFAULT_COUNT,
-            interval: Duration::from_millis(DEFAULT_INTERVAL_MS),
-            size: DEFAULT_SIZE,
-            reply_timeout: Duration::from_millis(DEFAULT_REPLY_TIMEOUT_MS),
-            family: None,
-            tier: 1,
-        }
-    }
-
-    pub fn from_target(t: &UdpTarget, _cfg: &Config) -> Self {
-        UdpProbe {
-            address: t.target.trim().to_owned(),
-            count: t.count.unwrap_or(DEFAULT_COUNT),
-            interval: Duration::from_millis(t.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS)),
-            size: t.size.unwrap_or(DEFAULT_SIZE),
-            reply_timeout: Duration::from_millis(t.timeout_ms.unwrap_or(DEFAULT_REPLY_TIMEOUT_MS)),
-            family: t.family,
+            spec: UdpSpec::new(address),
             tier: 1,
         }
     }
@@ -129,11 +105,11 @@ impl Probe for UdpProbe {
     }
 
     fn target(&self) -> String {
-        self.address.trim().to_owned()
+        self.address.to_string()
     }
 
     fn timeout(&self) -> Duration {
-        super::sampled_limit(self.count, self.interval, self.reply_timeout)
+        super::sampled_limit(self.count, self.interval, self.timeout)
     }
 
     fn tier(&self) -> u8 {
@@ -141,10 +117,8 @@ impl Probe for UdpProbe {
     }
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
-        let (host, port) =
-            split_host_port(&self.address).map_err(|e| ProbeError::new(ErrorKind::Config, e))?;
-        let ip = resolve_one(&host, self.family, m).await?;
-        let peer = SocketAddr::new(ip, port);
+        let ip = resolve_one(&self.address.host, self.family, m).await?;
+        let peer = SocketAddr::new(ip, self.address.port);
         let local = super::net::local_any(peer);
         let sock = UdpSocket::bind(local)
             .await
@@ -181,7 +155,7 @@ impl Probe for UdpProbe {
                 break;
             }
             let send_at = start + self.interval * next as u32;
-            let deadline = last_send + self.reply_timeout;
+            let deadline = last_send + self.reply_wait;
             tokio::select! {
                 biased;
                 r = recv_stamped(&sock, &mut buf) => {
@@ -353,7 +327,7 @@ mod tests {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = sock.local_addr().unwrap();
         std::thread::spawn(move || serve_echo(&sock));
-        let mut p = UdpProbe::new(addr.to_string());
+        let mut p = UdpProbe::new(addr.into());
         p.count = 5;
         p.interval = Duration::from_millis(10);
         let r = p.run().await;
@@ -372,7 +346,7 @@ mod tests {
                 let _ = plain.send_to(&b[..n], from);
             }
         });
-        let mut p = UdpProbe::new(addr.to_string());
+        let mut p = UdpProbe::new(addr.into());
         p.count = 5;
         p.interval = Duration::from_millis(10);
         let r = p.run().await;
@@ -381,10 +355,10 @@ mod tests {
 
         // A bound socket that never answers: 100 % loss, as a result.
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut p = UdpProbe::new(silent.local_addr().unwrap().to_string());
+        let mut p = UdpProbe::new(silent.local_addr().unwrap().into());
         p.count = 3;
         p.interval = Duration::from_millis(10);
-        p.reply_timeout = Duration::from_millis(200);
+        p.reply_wait = Duration::from_millis(200);
         let r = p.run().await;
         assert!(!r.success);
         assert_eq!(r.error_kind, Some(ErrorKind::Timeout));

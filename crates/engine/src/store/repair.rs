@@ -12,7 +12,7 @@
 //! recovered results; settings and sync state (`state`) and the event log are
 //! copied where readable.
 
-use super::{Result, Store, StoreError, RESULT_COLUMNS};
+use super::{RawRow, Result, Store, StoreError, RESULT_COLUMNS};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -195,7 +195,7 @@ pub fn recover(src: &Path, dst: &Path) -> Result<Recovery> {
     let damaged = scan(&old, "results", RESULT_COLUMNS, |row| {
         // Column 0 is the rowid; the result's columns follow.
         let raw = (|| {
-            Ok::<_, rusqlite::Error>(super::RawRow {
+            Ok::<_, rusqlite::Error>(RawRow {
                 id: row.get(1)?,
                 test_type: row.get(2)?,
                 target: row.get(3)?,

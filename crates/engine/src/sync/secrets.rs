@@ -24,16 +24,7 @@ pub enum SecretStoreKind {
     File,
 }
 
-/// The `[sync] secret_store` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SecretPreference {
-    /// The keychain when one answers, else the 0600 file.
-    #[default]
-    Auto,
-    Keychain,
-    File,
-}
+pub use crate::config::SecretPreference;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SecretError {

@@ -24,7 +24,6 @@ use unix as sys;
 use windows as sys;
 
 use super::ProbeError;
-use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -33,51 +32,7 @@ pub const V4_OVERHEAD: u32 = 28;
 /// IPv6 header plus ICMPv6 header: payload + 48 = packet.
 pub const V6_OVERHEAD: u32 = 48;
 
-/// How echoes are sent on this machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// `SOCK_DGRAM` + `IPPROTO_ICMP`: no privilege needed where allowed.
-    Datagram,
-    /// `SOCK_RAW`: needs root or `CAP_NET_RAW`.
-    Raw,
-    /// The Windows ICMP helper API.
-    WindowsApi,
-}
-
-impl Method {
-    /// The name results and the CLI use: `datagram`, `raw`, `windows_api`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Datagram => "datagram",
-            Method::Raw => "raw",
-            Method::WindowsApi => "windows_api",
-        }
-    }
-}
-
-impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Method, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "datagram" => Ok(Method::Datagram),
-            "raw" => Ok(Method::Raw),
-            "windows_api" | "windows" => Ok(Method::WindowsApi),
-            other => Err(format!(
-                "unknown ICMP method `{other}` (datagram, raw or windows_api)"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Method::Datagram => "unprivileged datagram ICMP socket",
-            Method::Raw => "raw ICMP socket",
-            Method::WindowsApi => "Windows ICMP API (IcmpSendEcho2)",
-        })
-    }
-}
+pub use crate::kinds::Method;
 
 /// Options a session is opened with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

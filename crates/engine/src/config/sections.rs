@@ -1,0 +1,261 @@
+//! The configuration's sections besides the suites: schedule, AutoPerf and
+//! its thresholds, notifications, sync, logs, store, probe defaults.
+
+use crate::defaults as d;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Schedule {
+    pub interval_minutes: u32,
+    pub run_on_start: bool,
+    /// Fixed offset into the interval; `None` derives one from the device id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset_seconds: Option<u32>,
+    pub concurrency: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutoPerf {
+    pub enabled: bool,
+    pub escalate_after: u32,
+    pub deescalate_after: u32,
+    pub tier3_cooldown_minutes: u32,
+    pub thresholds: Thresholds,
+}
+
+/// The AutoPerf thresholds (see `measurements.md`): tier 1 → 2 and health
+/// from the first four, tier 2 → 3 from the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Above: headline latency of TCP connect, ICMP and UDP tests.
+    pub latency_ms: f64,
+    /// Above: loss of sampled tests.
+    pub loss_pct: f64,
+    /// Above: HTTP total time.
+    pub http_total_ms: f64,
+    /// Above: DNS query time.
+    pub dns_ms: f64,
+    /// Below: bandwidth test download or upload.
+    pub throughput_mbps: f64,
+    /// Above: jitter of sampled tests.
+    pub jitter_ms: f64,
+    /// Above: traceroute hop count.
+    pub hops: f64,
+    /// Below: days before a TLS certificate expires.
+    pub cert_days_left: f64,
+}
+
+/// Per-target overrides of [`Thresholds`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_total_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput_mbps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hops: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_days_left: Option<f64>,
+}
+
+impl Thresholds {
+    /// These thresholds with a target's overrides applied.
+    pub fn with(&self, o: Option<&ThresholdOverrides>) -> Thresholds {
+        let Some(o) = o else {
+            return self.clone();
+        };
+        Thresholds {
+            latency_ms: o.latency_ms.unwrap_or(self.latency_ms),
+            loss_pct: o.loss_pct.unwrap_or(self.loss_pct),
+            http_total_ms: o.http_total_ms.unwrap_or(self.http_total_ms),
+            dns_ms: o.dns_ms.unwrap_or(self.dns_ms),
+            throughput_mbps: o.throughput_mbps.unwrap_or(self.throughput_mbps),
+            jitter_ms: o.jitter_ms.unwrap_or(self.jitter_ms),
+            hops: o.hops.unwrap_or(self.hops),
+            cert_days_left: o.cert_days_left.unwrap_or(self.cert_days_left),
+        }
+    }
+
+    /// Each threshold by name, for validation and display.
+    pub fn named(&self) -> [(&'static str, f64); 8] {
+        [
+            ("latency_ms", self.latency_ms),
+            ("loss_pct", self.loss_pct),
+            ("http_total_ms", self.http_total_ms),
+            ("dns_ms", self.dns_ms),
+            ("throughput_mbps", self.throughput_mbps),
+            ("jitter_ms", self.jitter_ms),
+            ("hops", self.hops),
+            ("cert_days_left", self.cert_days_left),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notifications {
+    pub enabled: bool,
+    pub min_interval_minutes: u32,
+}
+
+/// Upload of results to the WaddlePerf unified API (`docs/sync.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Upload when signed in and enrolled.
+    pub enabled: bool,
+    /// The server `waddleperf login` uses when none is given (fleet configs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Extra trusted roots (PEM) for a private server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Minutes between passes when nothing else wakes the worker (retries,
+    /// heartbeat).
+    pub interval_minutes: u32,
+    /// After a run, uploads wait a random 0..spread seconds so a fleet does
+    /// not hit the server at the same second.
+    pub spread_seconds: u32,
+    /// Uploads in flight at once.
+    pub concurrency: u32,
+    /// The longest wait between retries (exponential backoff with full jitter
+    /// grows up to this).
+    pub backoff_max_minutes: u32,
+    /// Where sign-in tokens go: "auto" (the OS keychain, else a 0600 file),
+    /// "keychain" or "file".
+    pub secret_store: SecretPreference,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            enabled: true,
+            server: None,
+            ca_file: None,
+            interval_minutes: 15,
+            spread_seconds: 60,
+            concurrency: 2,
+            backoff_max_minutes: 60,
+            secret_store: SecretPreference::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub retention_days: u32,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeDefaults {
+    pub timeout_ms: u64,
+    pub max_redirects: u32,
+    pub max_body_bytes: u64,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            interval_minutes: 60,
+            run_on_start: true,
+            offset_seconds: None,
+            concurrency: 4,
+        }
+    }
+}
+
+impl Default for AutoPerf {
+    fn default() -> Self {
+        AutoPerf {
+            enabled: true,
+            escalate_after: 2,
+            deescalate_after: 3,
+            tier3_cooldown_minutes: 360,
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            latency_ms: 100.0,
+            loss_pct: 5.0,
+            http_total_ms: 2000.0,
+            dns_ms: 1000.0,
+            throughput_mbps: 10.0,
+            jitter_ms: 50.0,
+            hops: 20.0,
+            cert_days_left: 7.0,
+        }
+    }
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Notifications {
+            enabled: true,
+            min_interval_minutes: 30,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            retention_days: 14,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            retention_days: 365,
+        }
+    }
+}
+
+impl Default for ProbeDefaults {
+    fn default() -> Self {
+        ProbeDefaults {
+            timeout_ms: d::TIMEOUT_MS,
+            max_redirects: d::MAX_REDIRECTS,
+            max_body_bytes: d::MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// The `[sync] secret_store` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretPreference {
+    /// The keychain when one answers, else the 0600 file.
+    #[default]
+    Auto,
+    Keychain,
+    File,
+}

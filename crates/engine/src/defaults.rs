@@ -1,0 +1,50 @@
+//! Every default a test falls back to, in one place: the config file's
+//! defaults, the CLI's flag defaults and the probes' own all read these.
+
+use std::ops::RangeInclusive;
+
+/// `[probe] timeout_ms`: how long any test may run beyond its planned
+/// pacing (for a single exchange such as an HTTP fetch, the whole test).
+pub const TIMEOUT_MS: u64 = 10_000;
+/// The range a time limit or reply wait may take, in milliseconds.
+pub const TIMEOUT_RANGE_MS: RangeInclusive<u64> = 100..=600_000;
+/// `[probe] max_redirects`.
+pub const MAX_REDIRECTS: u32 = 10;
+/// `[probe] max_body_bytes`.
+pub const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+
+/// DNS: the record type asked for, and the server port.
+pub const DNS_RECORD_TYPE: &str = "A";
+pub const DNS_PORT: u16 = 53;
+
+/// ICMP echo: probes, spacing, payload bytes (as `ping`), reply wait.
+pub const ICMP_COUNT: u32 = 10;
+pub const ICMP_INTERVAL_MS: u64 = 200;
+pub const ICMP_SIZE: usize = 56;
+pub const ICMP_REPLY_WAIT_MS: u64 = 2_000;
+/// ICMP payload range.
+pub const ICMP_SIZES: RangeInclusive<usize> = 0..=65_000;
+
+/// UDP echo: as ICMP, with a 64-byte datagram.
+pub const UDP_COUNT: u32 = ICMP_COUNT;
+pub const UDP_INTERVAL_MS: u64 = ICMP_INTERVAL_MS;
+pub const UDP_SIZE: usize = 64;
+pub const UDP_REPLY_WAIT_MS: u64 = ICMP_REPLY_WAIT_MS;
+/// Datagram bytes: at least the 12-byte sequence and time header.
+pub const UDP_SIZES: RangeInclusive<usize> = 12..=65_000;
+
+/// Probes a sampled test may send, and the spacing between them.
+pub const COUNT_RANGE: RangeInclusive<u32> = 1..=10_000;
+pub const INTERVAL_RANGE_MS: RangeInclusive<u64> = 10..=60_000;
+
+/// Traceroute / MTR.
+pub const TRACE_MAX_HOPS: u8 = 30;
+pub const TRACE_HOPS: RangeInclusive<u8> = 1..=64;
+pub const TRACE_ROUNDS: u32 = 1;
+pub const TRACE_INTERVAL_MS: u64 = 1_000;
+pub const TRACE_REPLY_WAIT_MS: u64 = 1_000;
+
+/// Path MTU discovery: the largest packet tried, and the reply wait.
+pub const MTU_MAX: u32 = 9_000;
+pub const MTU_SIZES: RangeInclusive<u32> = 576..=65_535;
+pub const MTU_REPLY_WAIT_MS: u64 = 1_000;

@@ -1,0 +1,100 @@
+//! The small vocabularies every layer shares: how an HTTP test picks its
+//! protocol, what a TCP test does after connecting, an address family, an
+//! ICMP sending method. The config file, the specs, the probes, the results
+//! and the UI all name them the same way.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How the HTTP probe picks a protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpMode {
+    /// HTTPS: offer `h2` and `http/1.1` over ALPN and use what the server picks.
+    /// Plain HTTP: HTTP/1.1.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only (over TLS via ALPN; over plain HTTP with prior knowledge).
+    Http2,
+    /// HTTP/3 over QUIC (HTTPS only).
+    Http3,
+}
+
+/// What the TCP probe does after connecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpMode {
+    #[default]
+    Raw,
+    Tls,
+    Ssh,
+}
+
+/// An address family a test may be pinned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Family {
+    #[serde(rename = "ipv4")]
+    V4,
+    #[serde(rename = "ipv6")]
+    V6,
+}
+
+/// How echoes are sent on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `SOCK_DGRAM` + `IPPROTO_ICMP`: no privilege needed where allowed.
+    Datagram,
+    /// `SOCK_RAW`: needs root or `CAP_NET_RAW`.
+    Raw,
+    /// The Windows ICMP helper API.
+    WindowsApi,
+}
+
+impl Method {
+    /// The name results and the CLI use: `datagram`, `raw`, `windows_api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Datagram => "datagram",
+            Method::Raw => "raw",
+            Method::WindowsApi => "windows_api",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Method, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "datagram" => Ok(Method::Datagram),
+            "raw" => Ok(Method::Raw),
+            "windows_api" | "windows" => Ok(Method::WindowsApi),
+            other => Err(format!(
+                "unknown ICMP method `{other}` (datagram, raw or windows_api)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::Datagram => "unprivileged datagram ICMP socket",
+            Method::Raw => "raw ICMP socket",
+            Method::WindowsApi => "Windows ICMP API (IcmpSendEcho2)",
+        })
+    }
+}
+
+impl HttpMode {
+    /// The name the config file and target ids use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMode::Auto => "auto",
+            HttpMode::Http1 => "http1",
+            HttpMode::Http2 => "http2",
+            HttpMode::Http3 => "http3",
+        }
+    }
+}

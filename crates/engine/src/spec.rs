@@ -1,0 +1,640 @@
+//! Test specs: a target parsed once, at the edge (the config file, CLI
+//! arguments, settings from the UI), into typed values a probe runs as they
+//! are: a parsed [`Url`], a [`RecordType`], a host and a port. Nothing here
+//! reads a file or knows a file format; [`crate::probe::build`] turns a spec
+//! into a probe, and [`TestSpec::id`] is the one way a target's identity (its
+//! series in the history) is written.
+
+use crate::defaults as d;
+use crate::kinds::{Family, HttpMode, Method, TcpMode};
+use crate::model::TestType;
+use hickory_proto::rr::Name;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+use url::Url;
+
+pub use hickory_proto::rr::RecordType;
+
+/// What is wrong with a value, and which field of the spec it is (the
+/// config file names it as a key, the CLI as a flag).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SpecError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl SpecError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> SpecError {
+        SpecError {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// "`v` is out of range (lo to hi unit)" when `v` is outside `r`.
+pub fn out_of_range<T>(v: T, r: std::ops::RangeInclusive<T>, unit: &str) -> Option<String>
+where
+    T: PartialOrd + fmt::Display,
+{
+    (!r.contains(&v)).then(|| format!("{v} is out of range ({} to {}{unit})", r.start(), r.end()))
+}
+
+/// A time limit or reply wait in milliseconds, checked against
+/// [`d::TIMEOUT_RANGE_MS`].
+pub fn millis(field: &'static str, ms: u64) -> Result<Duration, SpecError> {
+    match out_of_range(ms, d::TIMEOUT_RANGE_MS, " ms") {
+        Some(m) => Err(SpecError::new(field, m)),
+        None => Ok(Duration::from_millis(ms)),
+    }
+}
+
+/// A host and port (`host:port`, `[v6]:port` for IPv6 literals).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    /// Parses `host:port` / `[v6]:port`, saying what is wrong.
+    pub fn parse(s: &str) -> Result<HostPort, String> {
+        let s = s.trim();
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("`{s}`: missing `]` after the IPv6 address"))?;
+            let p = after
+                .strip_prefix(':')
+                .ok_or_else(|| format!("`{s}`: expected `[address]:port`"))?;
+            (h, p)
+        } else {
+            let (h, p) = s
+                .rsplit_once(':')
+                .ok_or_else(|| format!("`{s}`: expected host:port (e.g. example.com:443)"))?;
+            if h.contains(':') {
+                return Err(format!(
+                    "`{s}`: write IPv6 addresses in brackets, e.g. [2001:db8::1]:443"
+                ));
+            }
+            (h, p)
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}`: the host is empty"));
+        }
+        if host.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(format!("`{s}`: `{host}` is not a host name or address"));
+        }
+        // Digits only: `+80` and ` 80` are not ports.
+        let port: u16 = port
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| port.parse().ok())
+            .flatten()
+            .ok_or_else(|| format!("`{s}`: port `{port}` is not a number from 1 to 65535"))?;
+        if port == 0 {
+            return Err(format!("`{s}`: port 0 cannot be tested"));
+        }
+        Ok(HostPort {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl FromStr for HostPort {
+    type Err = String;
+    fn from_str(s: &str) -> Result<HostPort, String> {
+        HostPort::parse(s)
+    }
+}
+
+impl From<SocketAddr> for HostPort {
+    fn from(a: SocketAddr) -> HostPort {
+        HostPort {
+            host: a.ip().to_string(),
+            port: a.port(),
+        }
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Checks a host name or IP address as a test target; the host, trimmed.
+pub fn parse_host(s: &str) -> Result<String, String> {
+    let h = s.trim();
+    if h.is_empty() {
+        return Err("the host is empty".into());
+    }
+    let bare = h.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<IpAddr>().is_ok() {
+        return Ok(h.to_owned());
+    }
+    if h.contains(':') {
+        return Err(format!(
+            "`{h}`: a host name or address without a port (IPv6 addresses as 2001:db8::1)"
+        ));
+    }
+    if h.len() > 253
+        || !h
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' || !c.is_ascii())
+    {
+        return Err(format!("`{h}` is not a host name or address"));
+    }
+    Ok(h.to_owned())
+}
+
+/// Parses and checks an HTTP(S) URL the probe can test.
+pub fn parse_http_url(s: &str) -> Result<Url, String> {
+    let u = Url::parse(s.trim()).map_err(|e| format!("`{s}` is not a valid URL: {e}"))?;
+    match u.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(format!(
+                "`{s}`: scheme `{other}` is not supported (use http or https)"
+            ))
+        }
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{s}` has no host"));
+    }
+    Ok(u)
+}
+
+/// The record types a test may ask for.
+pub const RECORD_TYPES: [&str; 9] = ["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "PTR", "SRV"];
+
+/// A record type from its name, in any case, or a message listing the choices.
+pub fn parse_record_type(s: &str) -> Result<RecordType, String> {
+    let up = s.trim().to_ascii_uppercase();
+    if !RECORD_TYPES.contains(&up.as_str()) {
+        return Err(format!(
+            "unknown record type `{s}` (expected one of: {})",
+            RECORD_TYPES.join(", ")
+        ));
+    }
+    RecordType::from_str(&up).map_err(|e| format!("record type `{s}`: {e}"))
+}
+
+/// The name to ask for: for PTR an address becomes its reverse name.
+pub fn query_name(name: &str, rtype: RecordType) -> Result<Name, String> {
+    let n = name.trim();
+    if rtype == RecordType::PTR {
+        if let Ok(ip) = n.parse::<IpAddr>() {
+            return Ok(Name::from(ip));
+        }
+    }
+    if n.is_empty() {
+        return Err("the name to query is empty".into());
+    }
+    let mut q = Name::from_utf8(n).map_err(|e| format!("`{n}` is not a valid DNS name: {e}"))?;
+    q.set_fqdn(true);
+    Ok(q)
+}
+
+/// A name server as written: `host`, `host:port`, an address, `[v6]:port`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DnsServer {
+    /// A host name or address (IPv6 without brackets).
+    pub host: String,
+    /// The port when one was written (else [`d::DNS_PORT`]).
+    pub port: Option<u16>,
+}
+
+impl DnsServer {
+    pub fn parse(s: &str) -> Result<DnsServer, String> {
+        let t = s.trim();
+        let bare = t.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(DnsServer {
+                host: ip.to_string(),
+                port: None,
+            });
+        }
+        if let Ok(a) = t.parse::<SocketAddr>() {
+            return Ok(DnsServer {
+                host: a.ip().to_string(),
+                port: Some(a.port()),
+            });
+        }
+        match t.rsplit_once(':') {
+            Some(_) => HostPort::parse(t).map(|hp| DnsServer {
+                host: hp.host,
+                port: Some(hp.port),
+            }),
+            None => parse_host(t).map(|host| DnsServer { host, port: None }),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(d::DNS_PORT)
+    }
+}
+
+impl fmt::Display for DnsServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            None => f.write_str(&self.host),
+            Some(p) => HostPort {
+                host: self.host.clone(),
+                port: p,
+            }
+            .fmt(f),
+        }
+    }
+}
+
+/// An HTTP(S) fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSpec {
+    pub url: Url,
+    /// The URL as written (trimmed): the target's identity.
+    pub written: String,
+    pub mode: HttpMode,
+    pub insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    /// The whole test's limit.
+    pub timeout: Duration,
+    pub max_redirects: u32,
+    pub max_body_bytes: u64,
+}
+
+impl HttpSpec {
+    pub fn new(url: Url) -> HttpSpec {
+        HttpSpec {
+            written: url.as_str().to_owned(),
+            url,
+            mode: HttpMode::Auto,
+            insecure: false,
+            ca_file: None,
+            timeout: Duration::from_millis(d::TIMEOUT_MS),
+            max_redirects: d::MAX_REDIRECTS,
+            max_body_bytes: d::MAX_BODY_BYTES,
+        }
+    }
+
+    /// Parses `s` as the URL, keeping it as written for the identity.
+    pub fn parse(s: &str) -> Result<HttpSpec, SpecError> {
+        let url = parse_http_url(s).map_err(|m| SpecError::new("url", m))?;
+        Ok(HttpSpec {
+            written: s.trim().to_owned(),
+            ..HttpSpec::new(url)
+        })
+    }
+
+    /// Mode and URL agree (HTTP/3 runs over QUIC, so HTTPS only).
+    pub fn check(&self) -> Result<(), SpecError> {
+        if self.mode == HttpMode::Http3 && self.url.scheme() != "https" {
+            return Err(SpecError::new("mode", "HTTP/3 needs an https:// URL"));
+        }
+        Ok(())
+    }
+}
+
+/// A TCP connect, then a TLS handshake or an SSH banner by mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpSpec {
+    pub address: HostPort,
+    pub mode: TcpMode,
+    /// TLS: the name sent as SNI and verified (default: the host).
+    pub server_name: Option<String>,
+    pub insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+impl TcpSpec {
+    pub fn new(address: HostPort, mode: TcpMode) -> TcpSpec {
+        TcpSpec {
+            address,
+            mode,
+            server_name: None,
+            insecure: false,
+            ca_file: None,
+            timeout: Duration::from_millis(d::TIMEOUT_MS),
+        }
+    }
+
+    /// TLS options apply only in TLS mode.
+    pub fn check(&self) -> Result<(), SpecError> {
+        if self.mode != TcpMode::Tls
+            && (self.server_name.is_some() || self.insecure || self.ca_file.is_some())
+        {
+            return Err(SpecError::new(
+                "mode",
+                "server_name, insecure and ca_file apply only with mode = \"tls\"",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One DNS query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsSpec {
+    /// The name to query (for PTR, an address is turned into its reverse name).
+    pub name: String,
+    /// `None` asks the system's name server.
+    pub server: Option<DnsServer>,
+    pub record_type: RecordType,
+    /// Ask over TCP from the start.
+    pub tcp: bool,
+    pub timeout: Duration,
+}
+
+impl DnsSpec {
+    pub fn new(name: impl Into<String>) -> DnsSpec {
+        DnsSpec {
+            name: name.into(),
+            server: None,
+            record_type: RecordType::A,
+            tcp: false,
+            timeout: Duration::from_millis(d::TIMEOUT_MS),
+        }
+    }
+
+    /// The name can be asked for with this record type.
+    pub fn check(&self) -> Result<(), SpecError> {
+        query_name(&self.name, self.record_type)
+            .map(drop)
+            .map_err(|m| SpecError::new("name", m))
+    }
+}
+
+/// UDP echo to a peer (`waddleperf serve --udp-echo`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UdpSpec {
+    pub address: HostPort,
+    pub count: u32,
+    pub interval: Duration,
+    /// Datagram bytes, header included.
+    pub size: usize,
+    /// How long each datagram waits for its echo.
+    pub reply_wait: Duration,
+    pub family: Option<Family>,
+    /// How long the test may run beyond its pacing.
+    pub timeout: Duration,
+}
+
+impl UdpSpec {
+    pub fn new(address: HostPort) -> UdpSpec {
+        UdpSpec {
+            address,
+            count: d::UDP_COUNT,
+            interval: Duration::from_millis(d::UDP_INTERVAL_MS),
+            size: d::UDP_SIZE,
+            reply_wait: Duration::from_millis(d::UDP_REPLY_WAIT_MS),
+            family: None,
+            timeout: Duration::from_millis(d::TIMEOUT_MS),
+        }
+    }
+}
+
+/// ICMP echo (ping).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IcmpSpec {
+    pub host: String,
+    pub count: u32,
+    pub interval: Duration,
+    /// Payload bytes per echo.
+    pub size: usize,
+    /// How long each echo waits for its reply.
+    pub reply_wait: Duration,
+    pub family: Option<Family>,
+    /// Send with this method only; `None`: datagram where allowed, else raw.
+    pub method: Option<Method>,
+    /// How long the test may run beyond its pacing.
+    pub timeout: Duration,
+}
+
+impl IcmpSpec {
+    pub fn new(host: impl Into<String>) -> IcmpSpec {
+        IcmpSpec {
+            host: host.into(),
+            count: d::ICMP_COUNT,
+            interval: Duration::from_millis(d::ICMP_INTERVAL_MS),
+            size: d::ICMP_SIZE,
+            reply_wait: Duration::from_millis(d::ICMP_REPLY_WAIT_MS),
+            family: None,
+            method: None,
+            timeout: Duration::from_millis(d::TIMEOUT_MS),
+        }
+    }
+}
+
+/// A traceroute, or an MTR with `rounds` > 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSpec {
+    pub host: String,
+    pub max_hops: u8,
+    pub rounds: u32,
+    pub interval: Duration,
+    /// How long each probe waits for its answer.
+    pub reply_wait: Duration,
+    /// Look up the hops' reverse names.
+    pub names: bool,
+    pub family: Option<Family>,
+    pub method: Option<Method>,
+    /// How long the test may run beyond its pacing.
+    pub timeout: Duration,
+}
+
+impl TraceSpec {
+    pub fn new(host: impl Into<String>) -> TraceSpec {
+        TraceSpec {
+            host: host.into(),
+            max_hops: d::TRACE_MAX_HOPS,
+            rounds: d::TRACE_ROUNDS,
+            interval: Duration::from_millis(d::TRACE_INTERVAL_MS),
+            reply_wait: Duration::from_millis(d::TRACE_REPLY_WAIT_MS),
+            names: true,
+            family: None,
+            method: None,
+            timeout: Duration::from_millis(d::TIMEOUT_MS),
+        }
+    }
+}
+
+/// Path MTU discovery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MtuSpec {
+    pub host: String,
+    /// The largest packet size tried.
+    pub max: u32,
+    /// How long each probe waits.
+    pub reply_wait: Duration,
+    pub family: Option<Family>,
+    pub method: Option<Method>,
+    /// How long the test may run beyond its planned probes.
+    pub timeout: Duration,
+}
+
+impl MtuSpec {
+    pub fn new(host: impl Into<String>) -> MtuSpec {
+        MtuSpec {
+            host: host.into(),
+            max: d::MTU_MAX,
+            reply_wait: Duration::from_millis(d::MTU_REPLY_WAIT_MS),
+            family: None,
+            method: None,
+            timeout: Duration::from_millis(d::TIMEOUT_MS),
+        }
+    }
+}
+
+/// A test of any type, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestSpec {
+    Http(HttpSpec),
+    Tcp(TcpSpec),
+    Dns(DnsSpec),
+    Udp(UdpSpec),
+    Icmp(IcmpSpec),
+    Trace(TraceSpec),
+    Mtu(MtuSpec),
+}
+
+impl TestSpec {
+    pub fn test_type(&self) -> TestType {
+        match self {
+            TestSpec::Http(_) => TestType::Http,
+            TestSpec::Tcp(_) => TestType::Tcp,
+            TestSpec::Dns(_) => TestType::Dns,
+            TestSpec::Udp(_) => TestType::Udp,
+            TestSpec::Icmp(_) => TestType::Icmp,
+            TestSpec::Trace(_) => TestType::Traceroute,
+            TestSpec::Mtu(_) => TestType::Mtu,
+        }
+    }
+
+    /// The target's identity: with the test type, its series in the history.
+    pub fn id(&self) -> String {
+        match self {
+            TestSpec::Http(s) => http_id(&s.written, s.mode),
+            TestSpec::Tcp(s) => tcp_id(&s.address, s.mode),
+            TestSpec::Dns(s) => dns_id(&s.name, s.record_type, s.server.as_ref(), s.tcp),
+            TestSpec::Udp(s) => s.address.to_string(),
+            TestSpec::Icmp(s) => s.host.trim().to_owned(),
+            TestSpec::Trace(s) => s.host.trim().to_owned(),
+            TestSpec::Mtu(s) => s.host.trim().to_owned(),
+        }
+    }
+}
+
+/// An HTTP target's identity: the URL as written, then the mode unless it is
+/// `auto` (`https://example.com/ http2`), so a forced protocol is a series
+/// of its own.
+pub fn http_id(written: &str, mode: HttpMode) -> String {
+    match mode {
+        HttpMode::Auto => written.trim().to_owned(),
+        m => format!("{} {}", written.trim(), m.as_str()),
+    }
+}
+
+/// `host:port`, `tls://host:port` or `ssh://host:port`.
+pub fn tcp_id(address: &HostPort, mode: TcpMode) -> String {
+    match mode {
+        TcpMode::Raw => address.to_string(),
+        TcpMode::Tls => format!("tls://{address}"),
+        TcpMode::Ssh => format!("ssh://{address}"),
+    }
+}
+
+/// The name, then the type and server when they are not the defaults, as
+/// `dig` writes them: `example.com MX @192.0.2.53`, `+tcp` last.
+pub fn dns_id(name: &str, rtype: RecordType, server: Option<&DnsServer>, tcp: bool) -> String {
+    let mut t = name.trim().to_owned();
+    if rtype != RecordType::A {
+        t.push(' ');
+        t.push_str(&rtype.to_string());
+    }
+    if let Some(s) = server {
+        t.push_str(" @");
+        t.push_str(&s.to_string());
+    }
+    if tcp {
+        t.push_str(" +tcp");
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        let hp = HostPort::parse(" example.com:443 ").unwrap();
+        assert_eq!((hp.host.as_str(), hp.port), ("example.com", 443));
+        let v6 = HostPort::parse("[2001:db8::1]:53").unwrap();
+        assert_eq!(v6.host, "2001:db8::1");
+        assert_eq!(v6.to_string(), "[2001:db8::1]:53");
+        for bad in [
+            "example.com",
+            "2001:db8::1:53",
+            "h:+80",
+            "h:0",
+            ":80",
+            "[::1]80",
+        ] {
+            assert!(HostPort::parse(bad).is_err(), "{bad}");
+        }
+        let err = |s: &str| HostPort::parse(s).unwrap_err();
+        assert_eq!(HostPort::parse("[::1]:22").unwrap().host, "::1");
+        assert!(err(":80").contains("empty"));
+        assert!(err("a:0").contains("port 0"));
+        assert!(err("a:x").contains("`x`"));
+        assert!(err("127.0.0.1:+80").contains("`+80`"));
+        assert!(HostPort::parse("a:").is_err());
+        assert!(HostPort::parse("a:65536").is_err());
+    }
+
+    #[test]
+    fn dns_servers_keep_their_written_form() {
+        for (s, shown, port) in [
+            ("192.0.2.53", "192.0.2.53", 53),
+            ("192.0.2.53:5353", "192.0.2.53:5353", 5353),
+            ("[2001:db8::53]:5353", "[2001:db8::53]:5353", 5353),
+            ("2001:db8::53", "2001:db8::53", 53),
+            ("ns.example", "ns.example", 53),
+        ] {
+            let d = DnsServer::parse(s).unwrap();
+            assert_eq!((d.to_string().as_str(), d.port()), (shown, port), "{s}");
+        }
+        assert!(DnsServer::parse("ns.example:x").is_err());
+    }
+
+    #[test]
+    fn ids_are_written_one_way() {
+        let mut h = HttpSpec::parse("https://example.com").unwrap();
+        assert_eq!(TestSpec::Http(h.clone()).id(), "https://example.com");
+        h.mode = HttpMode::Http2;
+        assert_eq!(TestSpec::Http(h).id(), "https://example.com http2");
+        let t = TcpSpec::new(HostPort::parse("[::1]:443").unwrap(), TcpMode::Tls);
+        assert_eq!(TestSpec::Tcp(t).id(), "tls://[::1]:443");
+        let mut q = DnsSpec::new("example.com");
+        q.record_type = RecordType::MX;
+        q.server = Some(DnsServer::parse("192.0.2.53").unwrap());
+        assert_eq!(TestSpec::Dns(q).id(), "example.com MX @192.0.2.53");
+    }
+
+    #[test]
+    fn http3_needs_https() {
+        let mut h = HttpSpec::parse("http://example.com/").unwrap();
+        h.mode = HttpMode::Http3;
+        assert_eq!(h.check().unwrap_err().field, "mode");
+    }
+}
