@@ -20,7 +20,7 @@ pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
         .with_context(|| format!("database {}", paths.db_file.display()))?;
     let rt = Runtime::new(store, cfg);
     let device = DeviceInfo::detect();
-    let result = crate::tokio_rt()?.block_on(async {
+    let result = crate::open::tokio_rt()?.block_on(async {
         tracing::info!(
             version = %version::long_version(),
             pid = std::process::id(),

@@ -70,8 +70,8 @@ pub struct SyncArgs {
 }
 
 fn syncer(paths: &Paths) -> Result<Syncer> {
-    let cfg = crate::load_config(paths)?;
-    let rt = crate::open_runtime(paths, cfg)?;
+    let cfg = crate::open::load_config(paths)?;
+    let rt = crate::open::open_runtime(paths, cfg)?;
     Ok(Syncer::new(rt, &paths.data_dir))
 }
 
@@ -104,7 +104,7 @@ pub fn login(paths: &Paths, a: LoginArgs) -> Result<()> {
         bail!("stdin is not a terminal: pass the password with --password-stdin");
     };
     let s = syncer(paths)?;
-    let rt = crate::tokio_rt()?;
+    let rt = crate::open::tokio_rt()?;
     let first = rt.block_on(s.login(
         a.server.as_deref(),
         &username,
@@ -143,7 +143,7 @@ pub fn login(paths: &Paths, a: LoginArgs) -> Result<()> {
 
 pub fn logout(paths: &Paths) -> Result<()> {
     let s = syncer(paths)?;
-    match crate::tokio_rt()?.block_on(s.logout())? {
+    match crate::open::tokio_rt()?.block_on(s.logout())? {
         Some(a) => println!(
             "signed out of {} ({}); results keep queueing here until you sign in again",
             a.server, a.username
@@ -155,7 +155,7 @@ pub fn logout(paths: &Paths) -> Result<()> {
 
 pub fn enroll(paths: &Paths, a: EnrollArgs) -> Result<()> {
     let s = syncer(paths)?;
-    let e = crate::tokio_rt()?.block_on(s.enroll(
+    let e = crate::open::tokio_rt()?.block_on(s.enroll(
         a.server.as_deref(),
         a.org,
         &a.secret,
@@ -173,7 +173,7 @@ pub fn enroll(paths: &Paths, a: EnrollArgs) -> Result<()> {
 /// the pass could not start.
 pub fn sync(paths: &Paths, a: SyncArgs) -> Result<()> {
     let s = syncer(paths)?;
-    let rt = crate::tokio_rt()?;
+    let rt = crate::open::tokio_rt()?;
     let mut out = std::io::stdout().lock();
     if a.dead_letters {
         let dead = rt.block_on(s.dead_letters())?;
@@ -243,7 +243,7 @@ pub fn sync(paths: &Paths, a: SyncArgs) -> Result<()> {
             }
         )?;
         if let Some(next) = summary.next_attempt_at {
-            writeln!(out, "next attempt {}", crate::when(&next))?;
+            writeln!(out, "next attempt {}", crate::print::when(&next))?;
         }
     }
     if let Some(e) = summary.error {
@@ -284,7 +284,7 @@ pub fn print_status(out: &mut impl Write, s: &SyncStatus) -> std::io::Result<()>
                     "account       SIGNED OUT of {} ({}) since {}: {}; results keep queueing, run `waddleperf login`",
                     a.server,
                     a.username,
-                    crate::when(&so.at),
+                    crate::print::when(&so.at),
                     so.reason
                 )?,
                 None => writeln!(out, "account       {} on {}", a.username, a.server)?,
@@ -312,7 +312,7 @@ pub fn print_status(out: &mut impl Write, s: &SyncStatus) -> std::io::Result<()>
             Some(lost) => writeln!(
                 out,
                 "enrollment    LOST since {}: device {} \"{}\" no longer exists on {} ({}); results keep queueing, run `waddleperf enroll --force --org {} --secret SECRET`",
-                crate::when(&lost.at),
+                crate::print::when(&lost.at),
                 e.id,
                 e.device_name,
                 e.server,
@@ -329,7 +329,7 @@ pub fn print_status(out: &mut impl Write, s: &SyncStatus) -> std::io::Result<()>
     let p = &s.progress;
     let last = p
         .last_success_at
-        .map_or("never".to_owned(), |t| crate::when(&t));
+        .map_or("never".to_owned(), |t| crate::print::when(&t));
     writeln!(
         out,
         "last sync     {last}; {} delivered in all; {} waiting, {} dead letter(s)",
@@ -339,7 +339,11 @@ pub fn print_status(out: &mut impl Write, s: &SyncStatus) -> std::io::Result<()>
         writeln!(out, "sync error    {e}")?;
     }
     if let Some(nb) = p.not_before {
-        writeln!(out, "next attempt  {} (backing off)", crate::when(&nb))?;
+        writeln!(
+            out,
+            "next attempt  {} (backing off)",
+            crate::print::when(&nb)
+        )?;
     }
     Ok(())
 }

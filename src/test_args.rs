@@ -203,7 +203,6 @@ fn flag(e: SpecError) -> anyhow::Error {
         "url" | "target" | "host" | "name" => return anyhow::anyhow!(e.message),
         "type" => "--type",
         "server" => "--server",
-        "mode" => "--http3",
         "size" => "--size",
         "reply_wait_ms" => "--wait",
         _ => "--timeout",
@@ -256,7 +255,9 @@ pub fn spec(kind: TestKind, cfg: &Config) -> Result<(TestSpec, CommonTestArgs)> 
                 max_body_bytes: cfg.probe.max_body_bytes,
                 ..HttpSpec::parse(&url).map_err(flag)?
             };
-            s.check().map_err(flag)?;
+            if s.check().is_err() {
+                bail!("--http3 needs an https:// URL");
+            }
             (TestSpec::Http(s), common)
         }
         TestKind::Tcp {

@@ -26,7 +26,7 @@ pub fn serve(udp_echo: Option<u16>, bind: IpAddr) -> Result<()> {
     println!("UDP echo listening on {local}");
     std::io::stdout().flush()?;
     tracing::info!(%local, "UDP echo responder started");
-    crate::tokio_rt()?.block_on(async {
+    crate::open::tokio_rt()?.block_on(async {
         tokio::select! {
             r = done_rx => {
                 let r = r.map_err(|_| anyhow::anyhow!("the UDP echo thread ended"))?;

@@ -264,7 +264,10 @@ fn sighup_reloads_the_configuration_and_a_bad_file_keeps_the_one_in_effect() {
     wait_until("a plan within a minute", Duration::from_secs(20), || {
         next_run(&d).is_some_and(|t| t - chrono::Utc::now() <= chrono::Duration::seconds(61))
     });
-    assert!(d.log_text().contains("configuration reloaded"));
+    // The log line is written after the new plan is in effect: wait for it.
+    wait_until("the reload in the log", Duration::from_secs(10), || {
+        d.log_text().contains("configuration reloaded")
+    });
     assert!(
         far - chrono::Utc::now() > chrono::Duration::hours(1),
         "{far}"

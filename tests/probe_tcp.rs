@@ -163,10 +163,11 @@ async fn raw_connect_and_bad_targets() {
     assert_eq!(r.resolved_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(r.metrics.dns_ms, None);
 
-    let r = probe("localhost-without-port", TcpMode::Raw, 2000)
-        .run()
-        .await;
-    assert_eq!(r.error_kind, Some(ErrorKind::Config), "{r:?}");
+    // A target without a port is refused where it is parsed, before any probe.
+    let e = "localhost-without-port"
+        .parse::<waddleperf_engine::spec::HostPort>()
+        .unwrap_err();
+    assert!(e.contains("expected host:port"), "{e}");
     let r = probe("no-such-host.invalid:80", TcpMode::Raw, 2000)
         .run()
         .await;

@@ -2,128 +2,16 @@
 //! the UI as [`IpcError`]: a kind the UI can switch on, a message for people
 //! and, for settings, the key that is wrong.
 
+pub use crate::ipc_types::*;
 use crate::shell::Shell;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use chrono::Utc;
 use std::sync::Arc;
 use tauri::State;
-use waddleperf_engine::config::ConfigError;
-use waddleperf_engine::runtime::{RunSummary, RuntimeError, Status};
+use waddleperf_engine::runtime::{RunSummary, Status};
 use waddleperf_engine::settings::Settings;
 use waddleperf_engine::store::{HistoryQuery, Series, SeriesQuery, StoredEvent};
-use waddleperf_engine::sync::{PassSummary, SyncError, SyncStatus};
-use waddleperf_engine::{Measurement, TestType};
-
-/// What kind of failure, for the UI to act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// A setting or an argument is not acceptable (`key` says which).
-    Invalid,
-    /// The history database failed.
-    Store,
-    /// A file could not be written or read.
-    Io,
-    /// The app is quitting.
-    ShuttingDown,
-    /// The server wants a one-time code: ask for it and call again.
-    MfaRequired,
-    /// Sign-in or upload failed.
-    Sync,
-    Internal,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
-#[error("{message}")]
-pub struct IpcError {
-    pub kind: ErrorKind,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-}
-
-impl IpcError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> IpcError {
-        IpcError {
-            kind,
-            message: message.into(),
-            key: None,
-        }
-    }
-
-    pub fn invalid(key: &str, message: impl Into<String>) -> IpcError {
-        IpcError {
-            kind: ErrorKind::Invalid,
-            message: message.into(),
-            key: Some(key.to_owned()),
-        }
-    }
-}
-
-impl From<RuntimeError> for IpcError {
-    fn from(e: RuntimeError) -> Self {
-        let kind = match &e {
-            RuntimeError::Store(_) => ErrorKind::Store,
-            RuntimeError::ShuttingDown => ErrorKind::ShuttingDown,
-            RuntimeError::Config(_) => ErrorKind::Invalid,
-            RuntimeError::Poisoned | RuntimeError::Task(_) => ErrorKind::Internal,
-        };
-        let key = match &e {
-            RuntimeError::Config(c) => c.key().map(str::to_owned),
-            _ => None,
-        };
-        IpcError {
-            kind,
-            message: e.to_string(),
-            key,
-        }
-    }
-}
-
-impl From<ConfigError> for IpcError {
-    fn from(e: ConfigError) -> Self {
-        IpcError {
-            kind: ErrorKind::Invalid,
-            key: e.key().map(str::to_owned),
-            // The UI shows the message next to the field: no file prefix.
-            message: e.field_message(),
-        }
-    }
-}
-
-impl From<SyncError> for IpcError {
-    fn from(e: SyncError) -> Self {
-        match e {
-            SyncError::Api(waddleperf_engine::sync::api::ApiError::MfaRequired) => IpcError::new(
-                ErrorKind::MfaRequired,
-                "enter the one-time code from your authenticator app",
-            ),
-            SyncError::Runtime(r) => r.into(),
-            other => IpcError::new(ErrorKind::Sync, other.to_string()),
-        }
-    }
-}
-
-type Res<T> = Result<T, IpcError>;
-
-/// The app, its paths and what it is doing, for the window's header and the
-/// Settings page.
-#[derive(Debug, Serialize)]
-pub struct AppInfo {
-    pub version: String,
-    pub config_file: PathBuf,
-    pub db_file: PathBuf,
-    pub log_dir: PathBuf,
-    /// Set when another agent (the `waddleperf daemon`) runs the schedule for
-    /// this database; this app then only shows and runs on demand.
-    pub agent_note: Option<String>,
-    /// Set when the configuration file could not be used at start.
-    pub config_note: Option<String>,
-    pub autostart: Option<bool>,
-    pub device_id: String,
-    pub hostname: String,
-}
+use waddleperf_engine::sync::{PassSummary, SyncStatus};
+use waddleperf_engine::Measurement;
 
 #[tauri::command]
 pub async fn app_info(app: tauri::AppHandle, shell: State<'_, Arc<Shell>>) -> Res<AppInfo> {
@@ -134,7 +22,7 @@ pub async fn app_info(app: tauri::AppHandle, shell: State<'_, Arc<Shell>>) -> Re
         log_dir: shell.paths.log_dir.clone(),
         agent_note: shell.agent_note.clone(),
         config_note: shell.config_note(),
-        autostart: crate::shell::autostart_enabled(&app).ok(),
+        autostart: crate::window::autostart_enabled(&app).ok(),
         device_id: shell.device.device_id.clone(),
         hostname: shell.device.hostname.clone(),
     })
@@ -162,20 +50,6 @@ pub async fn resume(shell: State<'_, Arc<Shell>>) -> Res<()> {
     Ok(shell.rt.resume().await?)
 }
 
-/// A history query from the UI.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryArgs {
-    pub targets: Option<Vec<String>>,
-    pub test_type: Option<TestType>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    pub limit: Option<usize>,
-}
-
-/// The most results one history call returns.
-pub const HISTORY_MAX: usize = 10_000;
-
 async fn read_history(shell: &Shell, q: HistoryArgs, cap: usize) -> Res<Vec<Measurement>> {
     let limit = q.limit.unwrap_or(cap).min(cap);
     let targets = q.targets.unwrap_or_default();
@@ -202,12 +76,6 @@ pub async fn history(shell: State<'_, Arc<Shell>>, query: HistoryArgs) -> Res<Ve
     read_history(&shell, query, HISTORY_MAX).await
 }
 
-#[derive(Debug, Serialize)]
-pub struct StoredTarget {
-    pub target: String,
-    pub test_type: TestType,
-}
-
 /// Every target with stored results.
 #[tauri::command]
 pub async fn targets(shell: State<'_, Arc<Shell>>) -> Res<Vec<StoredTarget>> {
@@ -217,20 +85,6 @@ pub async fn targets(shell: State<'_, Arc<Shell>>) -> Res<Vec<StoredTarget>> {
         .map(|(target, test_type)| StoredTarget { target, test_type })
         .collect())
 }
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeriesArgs {
-    pub targets: Vec<String>,
-    pub test_type: Option<TestType>,
-    pub metric: String,
-    pub since: DateTime<Utc>,
-    pub until: DateTime<Utc>,
-    pub bucket_secs: i64,
-}
-
-/// Buckets per chart at most: more points than a screen has pixels is waste.
-pub const MAX_BUCKETS: i64 = 5_000;
 
 /// Bucketed aggregates (min, mean, max, loss) of one metric per target.
 #[tauri::command]
@@ -245,39 +99,6 @@ pub async fn series(shell: State<'_, Arc<Shell>>, query: SeriesArgs) -> Res<Vec<
         bucket_secs: query.bucket_secs,
     };
     Ok(shell.rt.series(q).await?)
-}
-
-pub fn check_series(q: &SeriesArgs) -> Res<()> {
-    if !waddleperf_engine::model::CHART_METRICS.contains(&q.metric.as_str()) {
-        return Err(IpcError::invalid(
-            "metric",
-            format!(
-                "`{}` is not a chart metric (one of {})",
-                q.metric,
-                waddleperf_engine::model::CHART_METRICS.join(", ")
-            ),
-        ));
-    }
-    if q.until <= q.since {
-        return Err(IpcError::invalid(
-            "until",
-            "the range ends before it starts",
-        ));
-    }
-    if q.bucket_secs < 60 {
-        return Err(IpcError::invalid(
-            "bucket_secs",
-            format!("{} s is shorter than a minute", q.bucket_secs),
-        ));
-    }
-    let buckets = (q.until - q.since).num_seconds() / q.bucket_secs;
-    if buckets > MAX_BUCKETS {
-        return Err(IpcError::invalid(
-            "bucket_secs",
-            format!("{buckets} buckets is more than {MAX_BUCKETS}: use wider buckets"),
-        ));
-    }
-    Ok(())
 }
 
 /// The newest logged events (escalations, health changes, pause), oldest
@@ -300,19 +121,6 @@ pub async fn settings_set(shell: State<'_, Arc<Shell>>, settings: Settings) -> R
     shell.save_settings(&settings)
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportFormat {
-    Csv,
-    Json,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Exported {
-    pub path: PathBuf,
-    pub count: usize,
-}
-
 /// Writes the results the query selects to a file in the Downloads folder
 /// (CSV, or JSON with one object per line, as `waddleperf export` writes).
 #[tauri::command]
@@ -322,13 +130,13 @@ pub async fn export(
     query: HistoryArgs,
 ) -> Res<Exported> {
     let rows = read_history(&shell, query, usize::MAX).await?;
-    let dir = crate::shell::export_dir();
-    let path = crate::shell::export_file(&dir, format, Utc::now())
+    let dir = crate::export::export_dir();
+    let path = crate::export::export_file(&dir, format, Utc::now())
         .map_err(|e| IpcError::new(ErrorKind::Io, e))?;
     let count = rows.len();
     let target = path.clone();
     tauri::async_runtime::spawn_blocking(move || {
-        crate::shell::write_export(&target, format, &rows)
+        crate::export::write_export(&target, format, &rows)
     })
     .await
     .map_err(|e| IpcError::new(ErrorKind::Internal, e.to_string()))?
@@ -338,22 +146,13 @@ pub async fn export(
 
 #[tauri::command]
 pub async fn set_autostart(app: tauri::AppHandle, on: bool) -> Res<bool> {
-    crate::shell::set_autostart(&app, on).map_err(|e| IpcError::new(ErrorKind::Io, e))?;
-    crate::shell::autostart_enabled(&app).map_err(|e| IpcError::new(ErrorKind::Io, e))
+    crate::window::set_autostart(&app, on).map_err(|e| IpcError::new(ErrorKind::Io, e))?;
+    crate::window::autostart_enabled(&app).map_err(|e| IpcError::new(ErrorKind::Io, e))
 }
 
 #[tauri::command]
 pub async fn account(shell: State<'_, Arc<Shell>>) -> Res<SyncStatus> {
     Ok(shell.syncer.status().await?)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoginArgs {
-    pub server: Option<String>,
-    pub username: String,
-    pub password: String,
-    pub mfa_code: Option<String>,
 }
 
 /// Signs in; the tokens go to the OS keychain (or the 0600 file, which the
@@ -384,15 +183,6 @@ pub async fn login(shell: State<'_, Arc<Shell>>, args: LoginArgs) -> Res<SyncSta
 pub async fn logout(shell: State<'_, Arc<Shell>>) -> Res<SyncStatus> {
     shell.syncer.logout().await?;
     Ok(shell.syncer.status().await?)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollArgs {
-    pub server: Option<String>,
-    pub org_id: i64,
-    pub secret: String,
-    pub name: Option<String>,
 }
 
 #[tauri::command]
@@ -434,6 +224,9 @@ pub async fn retry_dead(shell: State<'_, Arc<Shell>>) -> Res<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use waddleperf_engine::config::ConfigError;
+    use waddleperf_engine::runtime::RuntimeError;
+    use waddleperf_engine::sync::SyncError;
 
     fn q(metric: &str, hours: i64, bucket_secs: i64) -> SeriesArgs {
         let until = Utc::now();

@@ -26,11 +26,11 @@ export function shape(series: Series[], field: Field = "mean"): Shaped {
       const i = index.get(Math.floor(Date.parse(b.start) / 1000));
       if (i === undefined) continue;
       if (field === "loss_pct") {
-        mean[i] = b.loss_pct;
+        mean[i] = b.loss_pct ?? null;
       } else {
-        mean[i] = b.mean;
-        min[i] = b.min;
-        max[i] = b.max;
+        mean[i] = b.mean ?? null;
+        min[i] = b.min ?? null;
+        max[i] = b.max ?? null;
       }
     }
     return { target: s.target, mean, min, max };

@@ -15,7 +15,7 @@ export function renderHeader(s: Status): void {
   else parts.push("No runs yet");
   if (s.paused) parts.push("monitoring paused");
   else if (s.agent?.next_run) parts.push(`next ${fmtAgo(s.agent.next_run)}`);
-  const failed = Object.entries(s.task_failures ?? {});
+  const failed = Object.entries(s.task_failures ?? {}).flatMap(([name, f]) => (f ? [[name, f] as const] : []));
   if (failed.length > 0) parts.push(`restarted after a failure: ${failed.map(([name, f]) => `${name} (${f.failures}×, ${f.last_error})`).join(", ")}`);
   top.textContent = parts.join(" · ");
 }

@@ -6,7 +6,7 @@ export const status = (over: Partial<Status> = {}): Status => ({
   paused: false,
   targets: 2,
   targets_health: [],
-  autoperf: {},
+  autoperf: { level: 1, tier1_breach_runs: 0, tier1_healthy_runs: 0, tier2_breach_runs: 0 },
   connectivity: { lost: false },
   store: { results: 0, outbox_pending: 0, outbox_dead: 0, newest: null },
   ...over,

@@ -65,7 +65,7 @@ describe("overview progress", () => {
     expect((el("progress-bar") as HTMLProgressElement).value).toBe(2);
     page.onEvent({
       event: "run_finished",
-      summary: { run_id: "r", reason: "on_demand", started_at: "", finished_at: "", tiers: [1, 2], results: [result("a:1", true), result("b:1", false)], interrupted: true },
+      summary: { run_id: "r", reason: "on_demand", started_at: "", finished_at: "", tiers: [1, 2], results: [result("a:1", true), result("b:1", false)], transitions: [], interrupted: true },
     });
     expect(el("progress-text").textContent).toBe("Done: 2 tests, 1 failed (interrupted)");
     // A new run clears the old rows.

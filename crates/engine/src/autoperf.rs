@@ -26,6 +26,7 @@ use std::fmt;
 /// A target's health, from its latest tier 1 result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum Health {
     Ok,
     Degraded,
@@ -50,6 +51,7 @@ impl fmt::Display for Health {
 
 /// One threshold crossed by one result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Breach {
     pub test_type: TestType,
     pub target: String,
@@ -68,6 +70,7 @@ pub struct Breach {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum Limit {
     /// The value must not exceed the threshold.
     Max,
@@ -207,6 +210,7 @@ pub fn health_from(m: &Measurement, tier1_breaches: &[Breach]) -> Health {
 
 /// The escalation state kept between runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct EscalationState {
     /// 1 (tier 1 only) or 2 (tier 2 runs after every tier 1 run).
     pub level: u8,
@@ -235,6 +239,7 @@ impl Default for EscalationState {
 
 /// A change of tier decided by the state machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Transition {
     pub from: u8,
     pub to: u8,
@@ -246,6 +251,7 @@ pub struct Transition {
 
 /// What to do after the tier 2 results of a run.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum Tier3 {
     /// Tier 2 is fine (or has not breached long enough).
     No,

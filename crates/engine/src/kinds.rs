@@ -9,6 +9,7 @@ use std::fmt;
 /// How the HTTP probe picks a protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum HttpMode {
     /// HTTPS: offer `h2` and `http/1.1` over ALPN and use what the server picks.
     /// Plain HTTP: HTTP/1.1.
@@ -25,6 +26,7 @@ pub enum HttpMode {
 /// What the TCP probe does after connecting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum TcpMode {
     #[default]
     Raw,
@@ -34,6 +36,7 @@ pub enum TcpMode {
 
 /// An address family a test may be pinned to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum Family {
     #[serde(rename = "ipv4")]
     V4,

@@ -21,6 +21,8 @@ pub mod spec;
 pub mod store;
 pub mod supervise;
 pub mod sync;
+#[cfg(test)]
+mod ts_types;
 pub mod version;
 
 pub use model::{ErrorKind, Measurement, Metrics, TestType};

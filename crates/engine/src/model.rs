@@ -12,6 +12,7 @@ use uuid::Uuid;
 /// Which probe produced a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum TestType {
     Http,
     Tcp,
@@ -73,6 +74,7 @@ impl FromStr for TestType {
 /// Why a test failed. A failed test is still a result and is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum ErrorKind {
     /// The name did not resolve.
     Dns,
@@ -136,6 +138,7 @@ impl FromStr for ErrorKind {
 
 /// One traceroute hop (used by the trace probe).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Hop {
     pub ttl: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,6 +207,7 @@ pub mod round_us {
 /// One earlier hop of an HTTP redirect chain. The result's phase figures
 /// describe the final response only; each earlier hop is kept here on its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct RedirectHop {
     pub url: String,
     pub status_code: u16,
@@ -215,6 +219,7 @@ pub struct RedirectHop {
 /// probe fills the ones that apply and the rest are omitted from JSON.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct Metrics {
     // phases, each on its own (not cumulative)
     #[serde(
@@ -396,6 +401,7 @@ pub const CHART_METRICS: [&str; 12] = [
 /// One test's result. Serialises flat: common fields first, then the metrics
 /// under their canonical names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Measurement {
     pub id: Uuid,
     pub test_type: TestType,
@@ -404,6 +410,7 @@ pub struct Measurement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_ip: Option<String>,
     #[serde(with = "rfc3339_utc")]
+    #[cfg_attr(test, ts(type = "string"))]
     pub started_at: DateTime<Utc>,
     /// Wall time of the whole test, milliseconds.
     #[serde(serialize_with = "round_us::val")]

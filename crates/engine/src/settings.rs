@@ -17,6 +17,7 @@ use toml::Spanned;
 /// The editable part of the configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Settings {
     pub schedule: Schedule,
     pub autoperf: AutoPerf,

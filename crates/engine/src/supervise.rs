@@ -5,28 +5,14 @@
 //! (1 s, doubling, at most 5 minutes). Nothing is silently gone.
 
 use crate::runtime::{Event, Runtime};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use chrono::Utc;
 use std::future::Future;
 use std::time::Duration;
 
-/// The `state` key of the failures since the agent started.
-pub const TASKS: &str = "agent.tasks";
+pub use crate::runtime::{TaskFailure, TaskFailures, TASKS};
+
 /// The longest wait before a restart.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-/// A supervised task that has failed since the agent started.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskFailure {
-    /// Times it failed (each followed by a restart).
-    pub failures: u32,
-    pub last_error: String,
-    pub last_failed_at: DateTime<Utc>,
-}
-
-/// Failures by task name.
-pub type TaskFailures = BTreeMap<String, TaskFailure>;
 
 /// Starts supervising for one agent: the failures of an earlier agent are
 /// forgotten.

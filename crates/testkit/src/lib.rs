@@ -17,6 +17,7 @@ pub mod chain;
 pub mod cli_home;
 #[cfg(target_os = "linux")]
 pub mod desktop;
+pub mod generated;
 pub mod netns;
 pub mod servers;
 #[cfg(target_os = "linux")]

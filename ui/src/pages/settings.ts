@@ -217,13 +217,13 @@ export class SettingsPage {
   }
 
   private addHttp(): void {
-    this.s.http.push({ url: "", mode: "auto" });
+    this.s.http.push({ url: "", mode: "auto", insecure: false });
     this.renderTargets();
     document.getElementById(`http-${this.s.http.length - 1}-url`)?.focus();
   }
 
   private addTcp(): void {
-    this.s.tcp.push({ target: "", mode: "raw" });
+    this.s.tcp.push({ target: "", mode: "raw", insecure: false });
     this.renderTargets();
     document.getElementById(`tcp-${this.s.tcp.length - 1}-target`)?.focus();
   }
@@ -331,7 +331,7 @@ export class SettingsPage {
       }
     });
     const parts = [`${st.pending} results waiting to upload`, `${st.dead} refused by the server`];
-    if (st.progress.last_success) parts.push(`last upload ${fmtAgo(st.progress.last_success as string)}`);
+    if (st.progress.last_success_at) parts.push(`last upload ${fmtAgo(st.progress.last_success_at)}`);
     this.account.append(h("p", { id: "sync-state", class: "muted" }, parts.join(" · ")), h("div", { class: "actions" }, sync, st.dead > 0 ? this.retryButton(msg) : null), msg);
   }
 

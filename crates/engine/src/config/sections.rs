@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Schedule {
     pub interval_minutes: u32,
     pub run_on_start: bool,
@@ -18,6 +19,7 @@ pub struct Schedule {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct AutoPerf {
     pub enabled: bool,
     pub escalate_after: u32,
@@ -30,6 +32,7 @@ pub struct AutoPerf {
 /// from the first four, tier 2 → 3 from the rest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Thresholds {
     /// Above: headline latency of TCP connect, ICMP and UDP tests.
     pub latency_ms: f64,
@@ -52,6 +55,7 @@ pub struct Thresholds {
 /// Per-target overrides of [`Thresholds`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct ThresholdOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
@@ -106,6 +110,7 @@ impl Thresholds {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Notifications {
     pub enabled: bool,
     pub min_interval_minutes: u32,
@@ -163,12 +168,14 @@ pub struct LogConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct StoreConfig {
     pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct ProbeDefaults {
     pub timeout_ms: u64,
     pub max_redirects: u32,

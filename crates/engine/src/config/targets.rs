@@ -50,6 +50,7 @@ impl Suite {
 /// A DNS query to test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct DnsTarget {
     /// The name to look up (for PTR, an address may be given).
     pub name: String,
@@ -71,6 +72,7 @@ pub struct DnsTarget {
 /// A UDP echo peer to test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct UdpTarget {
     /// `host:port` of the echo peer.
     pub target: String,
@@ -96,6 +98,7 @@ pub struct UdpTarget {
 /// A host to ping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct IcmpTarget {
     pub host: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,6 +123,7 @@ pub struct IcmpTarget {
 /// A route to trace (MTR with `rounds` > 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct TraceTarget {
     pub host: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,6 +150,7 @@ pub struct TraceTarget {
 /// A host whose path MTU to find.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct MtuTarget {
     pub host: String,
     /// The largest packet size tried (default 9000).
@@ -209,6 +214,7 @@ impl TraceTarget {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct HttpTarget {
     pub url: String,
     #[serde(default)]
@@ -225,6 +231,7 @@ pub struct HttpTarget {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct TcpTarget {
     /// `host:port` (`[v6]:port` for IPv6 literals).
     pub target: String,

@@ -13,6 +13,7 @@
 //! again over HTTP/3, as a browser does on its next visit; when that works
 //! the result is the HTTP/3 one, else the TCP one stands.
 
+use super::body::{record_transfer, BodyCount};
 use super::http3::{self, H3Request};
 use super::net::{connect, resolve};
 use super::tls::{self, ALPN_H2, ALPN_HTTP1};
@@ -271,54 +272,6 @@ impl HttpProbe {
             alt_svc_h3,
         })
     }
-}
-
-/// Body bytes counted up to `probe.max_body_bytes`: a longer body is cut
-/// there, and says so. Shared by HTTP/1.1, HTTP/2 and HTTP/3.
-pub(super) struct BodyCount {
-    pub bytes: u64,
-    max: u64,
-    truncated: bool,
-}
-
-impl BodyCount {
-    pub fn new(max: u64) -> BodyCount {
-        BodyCount {
-            bytes: 0,
-            max,
-            truncated: false,
-        }
-    }
-
-    /// Counts a chunk; `false` once the limit is passed (stop reading).
-    pub fn add(&mut self, len: usize) -> bool {
-        let room = self.max.saturating_sub(self.bytes);
-        let len = len as u64;
-        if len > room {
-            self.bytes += room;
-            self.truncated = true;
-            return false;
-        }
-        self.bytes += len;
-        true
-    }
-
-    pub fn record(&self, m: &mut Measurement) {
-        m.metrics.body_truncated = self.truncated.then_some(true);
-    }
-}
-
-/// Records the end of a response read now: `total_ms` from `start`, the
-/// body bytes and their rate since the request was `sent`; the headline
-/// latency is the TTFB. Shared by HTTP/1.1, HTTP/2 and HTTP/3.
-pub(super) fn record_transfer(m: &mut Measurement, start: Instant, sent: Instant, bytes: u64) {
-    let end = Instant::now();
-    m.metrics.total_ms = Some(ms(end - start));
-    m.metrics.bytes = Some(bytes);
-    let transfer = (end - sent).as_secs_f64();
-    m.metrics.throughput_mbps =
-        (bytes > 0 && transfer > 0.0).then(|| bytes as f64 * 8.0 / 1e6 / transfer);
-    m.latency_ms = m.metrics.ttfb_ms;
 }
 
 /// How long an `Alt-Svc` HTTP/3 try may wait for its handshake in `auto`

@@ -156,7 +156,7 @@ async fn exchange(
         .get(hyper::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let mut count = super::http::BodyCount::new(r.max_body_bytes);
+    let mut count = super::body::BodyCount::new(r.max_body_bytes);
     while let Some(chunk) = stream
         .recv_data()
         .await
@@ -167,7 +167,7 @@ async fn exchange(
         }
     }
     count.record(m);
-    super::http::record_transfer(m, start, sent, count.bytes);
+    super::body::record_transfer(m, start, sent, count.bytes);
     Ok(H3Outcome { status, location })
 }
 

@@ -3,6 +3,7 @@
 //! a probe that has not finished when the timeout runs out is stopped and
 //! reported as `timeout`, keeping the phases it had measured.
 
+mod body;
 pub mod dns;
 pub mod http;
 mod http3;

@@ -21,6 +21,7 @@ mod results;
 mod rollups;
 mod state;
 use results::{row_to_raw, RawRow, RESULT_COLUMNS};
+pub use state::ENROLLMENT;
 mod repair;
 pub use outbox::{DeadLetter, OutboxItem};
 pub use repair::{check_file, recover, IntegrityReport, Recovery};
@@ -140,8 +141,10 @@ pub struct SeriesQuery {
 
 /// One bucket of a series.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Bucket {
     #[serde(with = "crate::model::rfc3339_utc")]
+    #[cfg_attr(test, ts(type = "string"))]
     pub start: DateTime<Utc>,
     /// Results in the bucket.
     pub count: u64,
@@ -159,6 +162,7 @@ pub struct Bucket {
 
 /// One target's buckets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Series {
     pub target: String,
     pub test_type: TestType,
@@ -180,9 +184,11 @@ pub struct NewEvent {
 
 /// A logged event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct StoredEvent {
     pub id: i64,
     #[serde(with = "crate::model::rfc3339_utc")]
+    #[cfg_attr(test, ts(type = "string"))]
     pub at: DateTime<Utc>,
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,11 +199,13 @@ pub struct StoredEvent {
 
 /// Counts for `status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct StoreStats {
     pub results: u64,
     pub outbox_pending: u64,
     pub outbox_dead: u64,
     #[serde(with = "crate::model::opt_rfc3339_utc")]
+    #[cfg_attr(test, ts(type = "string | null"))]
     pub newest: Option<DateTime<Utc>>,
 }
 

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// The state document of this device's enrollment (written by sync; while
+/// it exists, retention spares results not yet uploaded).
+pub const ENROLLMENT: &str = "sync.enrollment";
+
 impl Store {
     /// A state document, or `None` when it was never written.
     pub fn state_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {

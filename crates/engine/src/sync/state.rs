@@ -7,12 +7,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub const ACCOUNT: &str = "sync.account";
-pub const ENROLLMENT: &str = "sync.enrollment";
+pub use crate::store::ENROLLMENT;
 pub const PROGRESS: &str = "sync.progress";
 
 /// The signed-in person. The tokens are in the secret store under
 /// `secret_key`; the password is never kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Account {
     pub server: String,
     pub username: String,
@@ -31,6 +32,7 @@ pub struct Account {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct SignedOut {
     pub at: DateTime<Utc>,
     pub reason: String,
@@ -38,6 +40,7 @@ pub struct SignedOut {
 
 /// This device's enrollment: `id` goes into every upload as `device_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Enrolled {
     pub server: String,
     pub id: i64,
@@ -54,6 +57,7 @@ pub struct Enrolled {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Lost {
     pub at: DateTime<Utc>,
     pub reason: String,
@@ -61,6 +65,7 @@ pub struct Lost {
 
 /// The worker's progress, for `status` and for backoff across restarts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Progress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_pass_at: Option<DateTime<Utc>>,
