@@ -79,7 +79,7 @@ step "Lints (cargo clippy -D warnings)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "Windows type-check (x86_64-pc-windows-gnu)"
-cargo check --locked --target x86_64-pc-windows-gnu -p waddleperf-engine -p waddleperf
+cargo check --locked --target x86_64-pc-windows-gnu -p waddleperf-engine -p waddleperf -p waddleperf-testkit
 
 step "Desktop app (debug build, for its end-to-end tests)"
 cargo build --locked -p waddleperf-desktop

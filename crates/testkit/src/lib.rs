@@ -12,13 +12,16 @@
 // constructors that build namespaces need root, so they are no `Default`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::new_without_default)]
 
+#[cfg(target_os = "linux")]
 pub mod chain;
 #[cfg(target_os = "linux")]
 pub mod cli_home;
 #[cfg(target_os = "linux")]
 pub mod desktop;
 pub mod generated;
+#[cfg(target_os = "linux")]
 pub mod netns;
+#[cfg(target_os = "linux")]
 pub mod servers;
 #[cfg(target_os = "linux")]
 pub mod session_bus;
