@@ -28,11 +28,11 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     apt-get install -y -qq --no-install-recommends \
         nginx openssh-server openssh-client curl iproute2 iptables openssl ca-certificates \
         gcc-mingw-w64-x86-64 pkg-config dbus systemd python3 gnome-keyring libsecret-tools >/dev/null
-    # Probe peers and references: dnsmasq (DNS; -base: no system service),
+    # Probe peers and references: dnsmasq (DNS; -base: no system service), iperf3,
     # caddy (HTTP/3), dig, ping, traceroute; unshare and mount (util-linux)
     # give a DNS test its own /etc/resolv.conf.
     apt-get install -y -qq --no-install-recommends \
-        dnsmasq-base caddy bind9-dnsutils iputils-ping traceroute util-linux mount >/dev/null
+        dnsmasq-base caddy bind9-dnsutils iputils-ping traceroute util-linux mount iperf3 >/dev/null
     # The desktop app: WebKitGTK 4.1, GTK 3, AppIndicator (build); Xvfb, the
     # WebKit WebDriver, xdotool, ImageMagick and an XEmbed tray (its tests).
     # Not dbus-x11: GLib would autolaunch a session bus that outlives the app.

@@ -73,7 +73,7 @@ pub(crate) fn print_test(out: &mut dyn Write, m: &Measurement) -> std::io::Resul
                 }
                 other => other.to_string(),
             };
-            writeln!(out, "  {k:<12} {shown}")?;
+            writeln!(out, "  {k:<13} {shown}")?;
         }
     }
     if let Some(l) = m.latency_ms {

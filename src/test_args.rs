@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use waddleperf_engine::config::Config;
 use waddleperf_engine::defaults as d;
-use waddleperf_engine::kinds::{Family, HttpMode, Method, TcpMode};
+use waddleperf_engine::kinds::{BandwidthKind, Direction, Family, HttpMode, Method, TcpMode};
 use waddleperf_engine::spec::{
-    self, DnsServer, DnsSpec, HostPort, HttpSpec, IcmpSpec, MtuSpec, SpecError, TcpSpec, TestSpec,
-    TraceSpec, UdpSpec,
+    self, BandwidthSpec, DnsServer, DnsSpec, HostPort, HttpSpec, IcmpSpec, MtuSpec, SpecError,
+    TcpSpec, TestSpec, TraceSpec, UdpSpec,
 };
 
 /// `-4` / `-6`, and the ICMP method.
@@ -195,6 +195,46 @@ pub enum TestKind {
         #[command(flatten)]
         common: CommonTestArgs,
     },
+    /// Bandwidth: the link loaded for a set time over parallel TCP streams
+    /// (slow start left out), against an iperf3 server (`iperf3 -s`); runs
+    /// alone, nothing else measures meanwhile
+    Bandwidth {
+        /// The server: HOST[:PORT] (port 5201 by default)
+        server: String,
+        /// The kind of server
+        #[arg(long, value_enum, default_value_t = KindArg::Iperf3)]
+        kind: KindArg,
+        /// Seconds measured
+        #[arg(long, short = 't', default_value_t = d::BANDWIDTH_SECONDS, value_name = "N")]
+        seconds: u32,
+        /// Parallel TCP streams
+        #[arg(long, short = 'P', default_value_t = d::BANDWIDTH_STREAMS, value_name = "N")]
+        streams: u32,
+        /// Seconds of TCP slow start left out before the measured ones
+        #[arg(long, short = 'O', default_value_t = d::BANDWIDTH_OMIT, value_name = "N")]
+        omit: u32,
+        /// Download: the server sends (iperf3 --reverse)
+        #[arg(long, short = 'R', conflicts_with = "bidir")]
+        reverse: bool,
+        /// Both directions at once
+        #[arg(long)]
+        bidir: bool,
+        /// UDP instead of TCP, paced at --bitrate: reports jitter, loss and
+        /// out-of-order datagrams
+        #[arg(long, short = 'u')]
+        udp: bool,
+        /// UDP bits per second per stream, with K, M or G (default 1M)
+        #[arg(long, short = 'b', value_name = "RATE", requires = "udp")]
+        bitrate: Option<String>,
+        #[command(flatten)]
+        common: CommonTestArgs,
+    },
+}
+
+/// `--kind` of `test bandwidth`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum KindArg {
+    Iperf3,
 }
 
 /// A spec error in the words of the command line: the field as its flag.
@@ -205,6 +245,10 @@ fn flag(e: SpecError) -> anyhow::Error {
         "server" => "--server",
         "size" => "--size",
         "reply_wait_ms" => "--wait",
+        "streams" => "--streams",
+        "seconds" => "--seconds",
+        "omit" => "--omit",
+        "bitrate" => "--bitrate",
         _ => "--timeout",
     };
     anyhow::anyhow!("{name}: {}", e.message)
@@ -398,6 +442,49 @@ pub fn spec(kind: TestKind, cfg: &Config) -> Result<(TestSpec, CommonTestArgs)> 
                 ..MtuSpec::new(host(&h)?)
             };
             (TestSpec::Mtu(s), common)
+        }
+        TestKind::Bandwidth {
+            server,
+            kind,
+            seconds,
+            streams,
+            omit,
+            reverse,
+            bidir,
+            udp,
+            bitrate,
+            common,
+        } => {
+            no_wait(&common, "bandwidth")?;
+            let udp_bitrate = match (udp, bitrate) {
+                (false, _) => None,
+                (true, None) => Some(d::UDP_BITRATE),
+                (true, Some(b)) => Some(
+                    BandwidthSpec::parse_bitrate(&b)
+                        .map_err(|m| anyhow::anyhow!("--bitrate: {m}"))?,
+                ),
+            };
+            let server = BandwidthSpec::parse_server(&server).map_err(anyhow::Error::msg)?;
+            let s = BandwidthSpec {
+                kind: match kind {
+                    KindArg::Iperf3 => BandwidthKind::Iperf3,
+                },
+                direction: if bidir {
+                    Direction::Bidir
+                } else if reverse {
+                    Direction::Download
+                } else {
+                    Direction::Upload
+                },
+                streams,
+                seconds,
+                omit,
+                udp_bitrate,
+                timeout: limit(&common)?,
+                ..BandwidthSpec::new(server)
+            };
+            s.check().map_err(flag)?;
+            (TestSpec::Bandwidth(s), common)
         }
     })
 }

@@ -125,8 +125,12 @@ fn failure(m: &Measurement) -> Breach {
     }
 }
 
-/// Tier 1 thresholds crossed by a result (a failure is one breach).
+/// Tier 1 thresholds crossed by a result (a failure is one breach; a busy
+/// server says nothing about the network).
 pub fn tier1_breaches(m: &Measurement, t: &Thresholds) -> Vec<Breach> {
+    if m.error_kind == Some(ErrorKind::Busy) {
+        return Vec::new();
+    }
     if !m.success {
         return vec![failure(m)];
     }
@@ -159,6 +163,9 @@ pub fn tier1_breaches(m: &Measurement, t: &Thresholds) -> Vec<Breach> {
 
 /// Tier 2 thresholds crossed by a result (a failure is one breach).
 pub fn tier2_breaches(m: &Measurement, t: &Thresholds) -> Vec<Breach> {
+    if m.error_kind == Some(ErrorKind::Busy) {
+        return Vec::new();
+    }
     if !m.success {
         return vec![failure(m)];
     }

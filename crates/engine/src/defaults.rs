@@ -48,3 +48,23 @@ pub const TRACE_REPLY_WAIT_MS: u64 = 1_000;
 pub const MTU_MAX: u32 = 9_000;
 pub const MTU_SIZES: RangeInclusive<u32> = 576..=65_535;
 pub const MTU_REPLY_WAIT_MS: u64 = 1_000;
+
+/// Bandwidth: the iperf3 server port, parallel streams, seconds measured,
+/// seconds of TCP slow start left out before them, and their ranges.
+pub const IPERF3_PORT: u16 = 5201;
+pub const BANDWIDTH_STREAMS: u32 = 4;
+pub const BANDWIDTH_STREAM_RANGE: RangeInclusive<u32> = 1..=32;
+pub const BANDWIDTH_SECONDS: u32 = 10;
+pub const BANDWIDTH_SECONDS_RANGE: RangeInclusive<u32> = 1..=300;
+pub const BANDWIDTH_OMIT: u32 = 1;
+pub const BANDWIDTH_OMIT_RANGE: RangeInclusive<u32> = 0..=30;
+/// UDP bandwidth: the bitrate per stream when none is given (iperf3's
+/// default) and the range accepted.
+pub const UDP_BITRATE: u64 = 1_000_000;
+pub const UDP_BITRATE_RANGE: RangeInclusive<u64> = 1_000..=10_000_000_000;
+/// A busy bandwidth server (an iperf3 server runs one test at a time) is
+/// tried again this many times, this long apart, in scheduled runs.
+pub const BUSY_RETRIES: u32 = 2;
+pub const BUSY_WAIT_S: u64 = 20;
+/// AutoPerf's tier 3 bandwidth test: 60 s in both directions.
+pub const TIER3_BANDWIDTH_SECONDS: u32 = 60;

@@ -62,6 +62,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "seconds",
     "loaded_latency_ms",
     "retransmits",
+    "out_of_order",
     "server_kind",
 ];
 

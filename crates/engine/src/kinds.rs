@@ -90,6 +90,48 @@ impl fmt::Display for Method {
     }
 }
 
+/// The kind of server a bandwidth test talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub enum BandwidthKind {
+    /// An iperf3 server (`iperf3 -s`), over the iperf3 protocol.
+    #[default]
+    Iperf3,
+}
+
+impl BandwidthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BandwidthKind::Iperf3 => "iperf3",
+        }
+    }
+}
+
+/// Which way a bandwidth test loads the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub enum Direction {
+    /// From this machine to the server.
+    #[default]
+    Upload,
+    /// From the server to this machine (iperf3 `--reverse`).
+    Download,
+    /// Both at once (iperf3 `--bidir`).
+    Bidir,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Upload => "upload",
+            Direction::Download => "download",
+            Direction::Bidir => "bidir",
+        }
+    }
+}
+
 impl HttpMode {
     /// The name the config file and target ids use.
     pub fn as_str(self) -> &'static str {

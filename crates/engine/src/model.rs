@@ -101,6 +101,9 @@ pub enum ErrorKind {
     /// HTTP/3 was asked for but no QUIC handshake completed: UDP blocked on
     /// the way, or the server does not offer HTTP/3.
     Http3Unavailable,
+    /// The server is busy with another client's test (an iperf3 server runs
+    /// one at a time): try again later. Not a sign the network is down.
+    Busy,
 }
 
 impl ErrorKind {
@@ -118,6 +121,7 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::Permission => "permission",
             ErrorKind::Http3Unavailable => "http3_unavailable",
+            ErrorKind::Busy => "busy",
         }
     }
 }
@@ -376,6 +380,10 @@ pub struct Metrics {
     pub loaded_latency_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retransmits: Option<u64>,
+    /// UDP bandwidth: datagrams that arrived after a later one (known where
+    /// this machine received them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_of_order: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_kind: Option<String>,
 }

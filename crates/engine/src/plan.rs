@@ -4,9 +4,9 @@
 //! here, without parsing anything again.
 
 use crate::config::{Config, Suite, Thresholds};
-use crate::kinds::{HttpMode, TcpMode};
+use crate::kinds::{Direction, HttpMode, TcpMode};
 use crate::probe::{self, AnyProbe};
-use crate::spec::{HostPort, HttpSpec, IcmpSpec, TcpSpec, TestSpec, TraceSpec};
+use crate::spec::{BandwidthSpec, HostPort, HttpSpec, IcmpSpec, TcpSpec, TestSpec, TraceSpec};
 use std::time::Duration;
 
 /// A probe of a tier with the thresholds that apply to its target.
@@ -34,14 +34,18 @@ impl Plans {
     /// `Runtime::set_config` validate): an entry that still does not parse is
     /// left out and logged.
     pub fn new(cfg: &Config) -> Plans {
-        let tier1 = items(&cfg.suite, cfg);
+        // Bandwidth tests saturate the link: never in the hourly tier 1 run,
+        // as configured in tier 2, for 60 s both ways in tier 3.
+        let (bandwidth, tier1): (Vec<Item>, Vec<Item>) = items(&cfg.suite, cfg)
+            .into_iter()
+            .partition(|i| matches!(i.spec, TestSpec::Bandwidth(_)));
         let tier2 = match &cfg.tier2 {
             Some(s) => items(s, cfg),
-            None => derived_tier2(&tier1),
+            None => [derived_tier2(&tier1), bandwidth.clone()].concat(),
         };
         let tier3 = match &cfg.tier3 {
             Some(s) => items(s, cfg),
-            None => derived_tier3(&tier1, &tier2),
+            None => [derived_tier3(&tier1, &tier2), tier3_bandwidth(&bandwidth)].concat(),
         };
         let build = |items: Vec<Item>, tier: u8| {
             items
@@ -164,7 +168,7 @@ fn derived_tier3(tier1: &[Item], tier2: &[Item]) -> Vec<Item> {
     out.extend(
         tier2
             .iter()
-            .filter(|i| !matches!(i.spec, TestSpec::Trace(_)))
+            .filter(|i| !matches!(i.spec, TestSpec::Trace(_) | TestSpec::Bandwidth(_)))
             .cloned(),
     );
     for i in tier1 {
@@ -176,6 +180,24 @@ fn derived_tier3(tier1: &[Item], tier2: &[Item]) -> Vec<Item> {
         }
     }
     out
+}
+
+/// Each bandwidth test for 60 s in both directions.
+fn tier3_bandwidth(bandwidth: &[Item]) -> Vec<Item> {
+    bandwidth
+        .iter()
+        .filter_map(|i| match &i.spec {
+            TestSpec::Bandwidth(b) => Some(Item {
+                spec: TestSpec::Bandwidth(BandwidthSpec {
+                    seconds: crate::defaults::TIER3_BANDWIDTH_SECONDS,
+                    direction: Direction::Bidir,
+                    ..b.clone()
+                }),
+                thresholds: i.thresholds.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The host and port of an HTTPS URL (an IPv6 address without brackets).
@@ -249,5 +271,37 @@ mod tests {
              [[suite.tcp]]\ntarget = \"example.com:443\"\nmode = \"tls\"\n",
         );
         assert!(p.tier(2).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod bandwidth_tests {
+    use super::*;
+
+    #[test]
+    fn bandwidth_never_runs_hourly_and_tier3_runs_it_a_minute_both_ways() {
+        let p = Plans::new(
+            &Config::parse(
+                "[[suite.tcp]]\ntarget = \"a:1\"\n[[suite.bandwidth]]\nserver = \"192.0.2.9\"\nseconds = 5\n",
+                "x",
+            )
+            .unwrap(),
+        );
+        assert!(p.tier(1).iter().all(|x| !x.probe.exclusive()));
+        let t2: Vec<_> = p.tier(2).iter().map(|x| x.probe.target()).collect();
+        assert_eq!(t2, ["iperf3://192.0.2.9:5201"]);
+        let t3: Vec<_> = p.tier(3).iter().map(|x| &x.probe).collect();
+        assert_eq!(t3.len(), 1);
+        match t3[0] {
+            AnyProbe::Bandwidth(b) => {
+                assert_eq!((b.seconds, b.direction), (60, Direction::Bidir));
+                assert_eq!(x_target(t3[0]), "iperf3://192.0.2.9:5201 bidir");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn x_target(p: &AnyProbe) -> String {
+        p.target()
     }
 }

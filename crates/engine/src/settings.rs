@@ -7,8 +7,8 @@
 //! kept from the configuration in effect.
 
 use crate::config::{
-    AutoPerf, Config, ConfigError, DnsTarget, HttpTarget, IcmpTarget, MtuTarget, Notifications,
-    ProbeDefaults, Schedule, StoreConfig, TcpTarget, TraceTarget, UdpTarget,
+    AutoPerf, BandwidthTarget, Config, ConfigError, DnsTarget, HttpTarget, IcmpTarget, MtuTarget,
+    Notifications, ProbeDefaults, Schedule, StoreConfig, TcpTarget, TraceTarget, UdpTarget,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -40,6 +40,9 @@ pub struct Settings {
     pub traceroute: Vec<TraceTarget>,
     #[serde(default)]
     pub mtu: Vec<MtuTarget>,
+    /// Bandwidth servers (run when AutoPerf escalates, and on demand).
+    #[serde(default)]
+    pub bandwidth: Vec<BandwidthTarget>,
 }
 
 /// Every target of a list with its main field trimmed, as the suite keeps it.
@@ -83,6 +86,12 @@ impl Settings {
                 .map(|t| t.get_ref().clone())
                 .collect(),
             mtu: cfg.suite.mtu.iter().map(|t| t.get_ref().clone()).collect(),
+            bandwidth: cfg
+                .suite
+                .bandwidth
+                .iter()
+                .map(|t| t.get_ref().clone())
+                .collect(),
         }
     }
 
@@ -126,6 +135,7 @@ impl Settings {
         cfg.suite.icmp = spanned(&self.icmp, |t| t.host = t.host.trim().to_owned());
         cfg.suite.traceroute = spanned(&self.traceroute, |t| t.host = t.host.trim().to_owned());
         cfg.suite.mtu = spanned(&self.mtu, |t| t.host = t.host.trim().to_owned());
+        cfg.suite.bandwidth = spanned(&self.bandwidth, |t| t.server = t.server.trim().to_owned());
         cfg.validate(origin, None)?;
         Ok(cfg)
     }

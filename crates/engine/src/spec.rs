@@ -6,7 +6,7 @@
 //! series in the history) is written.
 
 use crate::defaults as d;
-use crate::kinds::{Family, HttpMode, Method, TcpMode};
+use crate::kinds::{BandwidthKind, Direction, Family, HttpMode, Method, TcpMode};
 use crate::model::TestType;
 use hickory_proto::rr::Name;
 use std::fmt;
@@ -495,6 +495,104 @@ impl MtuSpec {
     }
 }
 
+/// A bandwidth test: the link loaded for `seconds` after `omit` seconds of
+/// slow start, over `streams` TCP connections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandwidthSpec {
+    /// The server (iperf3: `host[:port]`, port 5201 by default).
+    pub server: HostPort,
+    pub kind: BandwidthKind,
+    pub direction: Direction,
+    pub streams: u32,
+    pub seconds: u32,
+    pub omit: u32,
+    /// UDP at this many bits per second per stream (as iperf3's
+    /// `--bitrate`), instead of TCP.
+    pub udp_bitrate: Option<u64>,
+    /// How long the test may run beyond `omit + seconds`.
+    pub timeout: Duration,
+    /// When the server is busy with another test: how many more tries, and
+    /// the wait before each.
+    pub busy_retries: u32,
+    pub busy_wait: Duration,
+}
+
+impl BandwidthSpec {
+    pub fn new(server: HostPort) -> BandwidthSpec {
+        BandwidthSpec {
+            server,
+            kind: BandwidthKind::Iperf3,
+            direction: Direction::Upload,
+            streams: d::BANDWIDTH_STREAMS,
+            seconds: d::BANDWIDTH_SECONDS,
+            omit: d::BANDWIDTH_OMIT,
+            udp_bitrate: None,
+            timeout: Duration::from_millis(d::TIMEOUT_MS),
+            busy_retries: 0,
+            busy_wait: Duration::from_secs(d::BUSY_WAIT_S),
+        }
+    }
+
+    /// An iperf3 server as `host` or `host:port` (`[v6]:port`).
+    pub fn parse_server(s: &str) -> Result<HostPort, String> {
+        let t = s.trim();
+        let bare = t.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<IpAddr>().is_ok() || !t.contains(':') {
+            return parse_host(bare).map(|host| HostPort {
+                host,
+                port: d::IPERF3_PORT,
+            });
+        }
+        HostPort::parse(t)
+    }
+
+    /// Streams, seconds and omit within their ranges.
+    pub fn check(&self) -> Result<(), SpecError> {
+        if let Some(m) = out_of_range(self.streams, d::BANDWIDTH_STREAM_RANGE, " streams") {
+            return Err(SpecError::new("streams", m));
+        }
+        if let Some(m) = out_of_range(self.seconds, d::BANDWIDTH_SECONDS_RANGE, " seconds") {
+            return Err(SpecError::new("seconds", m));
+        }
+        if let Some(m) = out_of_range(self.omit, d::BANDWIDTH_OMIT_RANGE, " seconds") {
+            return Err(SpecError::new("omit", m));
+        }
+        if let Some(b) = self.udp_bitrate {
+            if !d::UDP_BITRATE_RANGE.contains(&b) {
+                return Err(SpecError::new(
+                    "bitrate",
+                    format!(
+                        "{} per stream is outside {}..={}",
+                        format_bitrate(b),
+                        format_bitrate(*d::UDP_BITRATE_RANGE.start()),
+                        format_bitrate(*d::UDP_BITRATE_RANGE.end())
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A bitrate in bits per second: a number with an optional `K`, `M` or
+    /// `G` (powers of 1000, as iperf3 reads them), e.g. `50M`.
+    pub fn parse_bitrate(s: &str) -> Result<u64, String> {
+        let t = s.trim();
+        let (num, scale) = match t.char_indices().last() {
+            Some((i, 'k' | 'K')) => (&t[..i], 1e3),
+            Some((i, 'm' | 'M')) => (&t[..i], 1e6),
+            Some((i, 'g' | 'G')) => (&t[..i], 1e9),
+            _ => (t, 1.0),
+        };
+        match num.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 && v * scale < 1e12 => Ok((v * scale).round() as u64),
+            _ => Err(format!(
+                "`{}` is not a bitrate (a number of bits per second, with K, M or G: e.g. 50M)",
+                crate::model::excerpt(t, 40)
+            )),
+        }
+    }
+}
+
 /// A test of any type, ready to run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TestSpec {
@@ -505,6 +603,7 @@ pub enum TestSpec {
     Icmp(IcmpSpec),
     Trace(TraceSpec),
     Mtu(MtuSpec),
+    Bandwidth(BandwidthSpec),
 }
 
 impl TestSpec {
@@ -517,6 +616,7 @@ impl TestSpec {
             TestSpec::Icmp(_) => TestType::Icmp,
             TestSpec::Trace(_) => TestType::Traceroute,
             TestSpec::Mtu(_) => TestType::Mtu,
+            TestSpec::Bandwidth(_) => TestType::Bandwidth,
         }
     }
 
@@ -530,6 +630,7 @@ impl TestSpec {
             TestSpec::Icmp(s) => s.host.trim().to_owned(),
             TestSpec::Trace(s) => s.host.trim().to_owned(),
             TestSpec::Mtu(s) => s.host.trim().to_owned(),
+            TestSpec::Bandwidth(s) => bandwidth_id(s),
         }
     }
 }
@@ -542,6 +643,34 @@ pub fn http_id(written: &str, mode: HttpMode) -> String {
         HttpMode::Auto => written.trim().to_owned(),
         m => format!("{} {}", written.trim(), m.as_str()),
     }
+}
+
+/// A bitrate for people: `50 Mbit/s`.
+pub fn format_bitrate(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{} Gbit/s", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{} Mbit/s", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{} kbit/s", b / 1e3)
+    } else {
+        format!("{b} bit/s")
+    }
+}
+
+/// `iperf3://host:port`, then the direction unless it is `upload`, then
+/// `udp` for a UDP test: each its own series.
+pub fn bandwidth_id(s: &BandwidthSpec) -> String {
+    let mut id = format!("{}://{}", s.kind.as_str(), s.server);
+    if s.direction != Direction::Upload {
+        id.push(' ');
+        id.push_str(s.direction.as_str());
+    }
+    if s.udp_bitrate.is_some() {
+        id.push_str(" udp");
+    }
+    id
 }
 
 /// `host:port`, `tls://host:port` or `ssh://host:port`.

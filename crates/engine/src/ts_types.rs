@@ -56,6 +56,8 @@ fn declarations() -> String {
         kinds::HttpMode,
         kinds::TcpMode,
         kinds::Family,
+        kinds::BandwidthKind,
+        kinds::Direction,
         config::Thresholds,
         config::ThresholdOverrides,
         config::Schedule,
@@ -70,6 +72,7 @@ fn declarations() -> String {
         config::IcmpTarget,
         config::TraceTarget,
         config::MtuTarget,
+        config::BandwidthTarget,
         settings::Settings,
     );
     waddleperf_testkit::generated::typescript_module(

@@ -20,6 +20,8 @@ pub mod cli_home;
 pub mod desktop;
 pub mod generated;
 #[cfg(target_os = "linux")]
+pub mod iperf;
+#[cfg(target_os = "linux")]
 pub mod netns;
 #[cfg(target_os = "linux")]
 pub mod servers;

@@ -140,12 +140,81 @@ impl NetPair {
         ));
     }
 
+    /// Limits both directions to `rate` with a token bucket on each end of
+    /// the link (the host's end goes with the link when the pair drops).
+    pub fn rate_both(&self, rate: &str) {
+        self.rate(rate);
+        run(Command::new("tc").args([
+            "qdisc",
+            "add",
+            "dev",
+            &self.host_if,
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "64kb",
+            "latency",
+            "50ms",
+        ]));
+    }
+
+    /// Drops each UDP datagram of `min_len` bytes or more (IP length) that
+    /// arrives from the peer with probability `p`: data, not the small
+    /// handshakes before it. Dropped on arrival here (the host's raw
+    /// PREROUTING, this link only), not on the peer's way out: a DROP in the
+    /// sender's OUTPUT fails its `send()` with EPERM, which iperf3 takes
+    /// for a fatal error. The rule goes when the guard drops.
+    pub fn udp_loss_from_peer(&self, p: f64, min_len: u16) -> HostRule {
+        let rule: Vec<String> = [
+            "PREROUTING",
+            "-i",
+            &self.host_if,
+            "-p",
+            "udp",
+            "-m",
+            "length",
+            "--length",
+            &format!("{min_len}:65535"),
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            &p.to_string(),
+            "-j",
+            "DROP",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        run(Command::new("iptables")
+            .args(["-t", "raw", "-A"])
+            .args(&rule));
+        HostRule { rule }
+    }
+
     /// Limits the peer's sending rate with a token bucket.
     pub fn rate(&self, rate: &str) {
         self.sh(&format!(
             "tc qdisc add dev {} root tbf rate {rate} burst 64kb latency 50ms",
             self.peer_if
         ));
+    }
+}
+
+/// An iptables rule in the host's raw table, deleted on drop.
+pub struct HostRule {
+    rule: Vec<String>,
+}
+
+impl Drop for HostRule {
+    fn drop(&mut self) {
+        let _ = Command::new("iptables")
+            .args(["-t", "raw", "-D"])
+            .args(&self.rule)
+            .output();
     }
 }
 

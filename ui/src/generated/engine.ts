@@ -3,7 +3,7 @@
 
 export type TestType = "http" | "tcp" | "udp" | "dns" | "icmp" | "traceroute" | "mtu" | "bandwidth";
 
-export type ErrorKind = "dns" | "refused" | "timeout" | "unreachable" | "reset" | "tls" | "protocol" | "http" | "io" | "config" | "permission" | "http3_unavailable";
+export type ErrorKind = "dns" | "refused" | "timeout" | "unreachable" | "reset" | "tls" | "protocol" | "http" | "io" | "config" | "permission" | "http3_unavailable" | "busy";
 
 export type Hop = { ttl: number, ip?: string | null, name?: string | null, sent: number, received: number, loss_pct: number, min_ms?: number | null, mean_ms?: number | null, max_ms?: number | null, };
 
@@ -24,7 +24,12 @@ icmp_method?: string,
  * DNS A/AAAA: why the system resolver (timed as `dns_ms`) gave no
  * address, when it did not.
  */
-system_resolver_error?: string, answers?: Array<string>, hops?: Array<Hop>, reached?: boolean, path_mtu?: number, download_mbps?: number, upload_mbps?: number, streams?: number, seconds?: number, loaded_latency_ms?: number, retransmits?: number, server_kind?: string, };
+system_resolver_error?: string, answers?: Array<string>, hops?: Array<Hop>, reached?: boolean, path_mtu?: number, download_mbps?: number, upload_mbps?: number, streams?: number, seconds?: number, loaded_latency_ms?: number, retransmits?: number, 
+/**
+ * UDP bandwidth: datagrams that arrived after a later one (known where
+ * this machine received them).
+ */
+out_of_order?: number, server_kind?: string, };
 
 export type Measurement = { id: string, test_type: TestType, 
 /**
@@ -312,6 +317,10 @@ export type TcpMode = "raw" | "tls" | "ssh";
 
 export type Family = "ipv4" | "ipv6";
 
+export type BandwidthKind = "iperf3";
+
+export type Direction = "upload" | "download" | "bidir";
+
 export type Thresholds = { 
 /**
  * Above: headline latency of TCP connect, ICMP and UDP tests.
@@ -452,6 +461,32 @@ reply_wait_ms?: number | null,
  */
 timeout_ms?: number | null, family?: Family | null, thresholds?: ThresholdOverrides | null, };
 
+export type BandwidthTarget = { 
+/**
+ * iperf3: `host[:port]` (port 5201 by default).
+ */
+server: string, kind: BandwidthKind, direction: Direction, 
+/**
+ * Parallel TCP streams (default 4).
+ */
+streams?: number | null, 
+/**
+ * Seconds measured (default 10).
+ */
+seconds?: number | null, 
+/**
+ * Seconds of TCP slow start left out first (default 1).
+ */
+omit?: number | null, 
+/**
+ * UDP instead of TCP, at `bitrate`.
+ */
+udp: boolean, 
+/**
+ * UDP: bits per second per stream, e.g. `"50M"` (default 1M).
+ */
+bitrate?: string | null, thresholds?: ThresholdOverrides | null, };
+
 export type Settings = { schedule: Schedule, autoperf: AutoPerf, notifications: Notifications, probe: ProbeDefaults, store: StoreConfig, 
 /**
  * Tier 1 HTTP targets.
@@ -465,4 +500,8 @@ tcp: Array<TcpTarget>,
  * Tier 1 DNS queries, UDP echo peers, ping hosts, traces and path MTU
  * hosts (absent in a document: none).
  */
-dns: Array<DnsTarget>, udp: Array<UdpTarget>, icmp: Array<IcmpTarget>, traceroute: Array<TraceTarget>, mtu: Array<MtuTarget>, };
+dns: Array<DnsTarget>, udp: Array<UdpTarget>, icmp: Array<IcmpTarget>, traceroute: Array<TraceTarget>, mtu: Array<MtuTarget>, 
+/**
+ * Bandwidth servers (run when AutoPerf escalates, and on demand).
+ */
+bandwidth: Array<BandwidthTarget>, };

@@ -3,10 +3,10 @@
 
 use super::{ProbeDefaults, ThresholdOverrides};
 use crate::defaults as d;
-use crate::kinds::{Family, HttpMode, TcpMode};
+use crate::kinds::{BandwidthKind, Direction, Family, HttpMode, TcpMode};
 use crate::spec::{
-    self, millis, out_of_range, DnsServer, DnsSpec, HostPort, HttpSpec, IcmpSpec, MtuSpec,
-    SpecError, TcpSpec, TestSpec, TraceSpec, UdpSpec,
+    self, millis, out_of_range, BandwidthSpec, DnsServer, DnsSpec, HostPort, HttpSpec, IcmpSpec,
+    MtuSpec, SpecError, TcpSpec, TestSpec, TraceSpec, UdpSpec,
 };
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -28,6 +28,10 @@ pub struct Suite {
     pub traceroute: Vec<Spanned<TraceTarget>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mtu: Vec<Spanned<MtuTarget>>,
+    /// Bandwidth servers: tested when AutoPerf escalates and on demand,
+    /// never in the hourly tier 1 run (see `plan.rs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bandwidth: Vec<Spanned<BandwidthTarget>>,
 }
 
 impl Suite {
@@ -40,6 +44,7 @@ impl Suite {
             + self.icmp.len()
             + self.traceroute.len()
             + self.mtu.len()
+            + self.bandwidth.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -281,6 +286,82 @@ impl TcpTarget {
     }
 }
 
+/// A bandwidth server to test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
+pub struct BandwidthTarget {
+    /// iperf3: `host[:port]` (port 5201 by default).
+    pub server: String,
+    #[serde(default)]
+    pub kind: BandwidthKind,
+    #[serde(default)]
+    pub direction: Direction,
+    /// Parallel TCP streams (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<u32>,
+    /// Seconds measured (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u32>,
+    /// Seconds of TCP slow start left out first (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omit: Option<u32>,
+    /// UDP instead of TCP, at `bitrate`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub udp: bool,
+    /// UDP: bits per second per stream, e.g. `"50M"` (default 1M).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdOverrides>,
+}
+
+impl BandwidthTarget {
+    pub fn new(server: impl Into<String>) -> Self {
+        BandwidthTarget {
+            server: server.into(),
+            kind: BandwidthKind::Iperf3,
+            direction: Direction::Upload,
+            streams: None,
+            seconds: None,
+            omit: None,
+            udp: false,
+            bitrate: None,
+            thresholds: None,
+        }
+    }
+
+    pub fn spec(&self, p: &ProbeDefaults) -> Result<BandwidthSpec, SpecError> {
+        let server =
+            BandwidthSpec::parse_server(&self.server).map_err(|m| SpecError::new("server", m))?;
+        let s = BandwidthSpec {
+            kind: self.kind,
+            direction: self.direction,
+            streams: self.streams.unwrap_or(d::BANDWIDTH_STREAMS),
+            seconds: self.seconds.unwrap_or(d::BANDWIDTH_SECONDS),
+            omit: self.omit.unwrap_or(d::BANDWIDTH_OMIT),
+            udp_bitrate: match (self.udp, &self.bitrate) {
+                (false, None) => None,
+                (false, Some(_)) => {
+                    return Err(SpecError::new(
+                        "bitrate",
+                        "a bitrate is for UDP tests: add `udp = true` or remove it",
+                    ))
+                }
+                (true, None) => Some(d::UDP_BITRATE),
+                (true, Some(b)) => Some(
+                    BandwidthSpec::parse_bitrate(b).map_err(|m| SpecError::new("bitrate", m))?,
+                ),
+            },
+            timeout: limit(None, p)?,
+            busy_retries: d::BUSY_RETRIES,
+            ..BandwidthSpec::new(server)
+        };
+        s.check()?;
+        Ok(s)
+    }
+}
+
 /// One suite entry: where it is in the file, its threshold overrides, and
 /// its spec or what is wrong with it.
 pub struct Entry<'a> {
@@ -316,7 +397,8 @@ impl Suite {
             udp => Udp,
             icmp => Icmp,
             traceroute => Trace,
-            mtu => Mtu
+            mtu => Mtu,
+            bandwidth => Bandwidth
         );
         out
     }

@@ -3,16 +3,19 @@
 //! a probe that has not finished when the timeout runs out is stopped and
 //! reported as `timeout`, keeping the phases it had measured.
 
+pub mod bandwidth;
 mod body;
 pub mod dns;
 pub mod http;
 mod http3;
 pub mod icmp;
+mod iperf3;
 pub mod mtu;
 pub mod net;
 pub mod ping;
 pub mod rxtime;
 pub mod tcp;
+mod tcp_info;
 pub mod tls;
 pub mod trace;
 pub mod udp;
@@ -83,16 +86,19 @@ pub trait Probe: Sync {
     fn attempt(&self, m: &mut Measurement) -> impl Future<Output = Result<(), ProbeError>> + Send;
     /// Runs the test once under its time limit and returns its result.
     fn run(&self) -> impl Future<Output = Measurement> + Send {
-        async move {
-            let mut m = Measurement::begin(self.test_type(), self.target());
-            m.tier = self.tier();
-            let start = Instant::now();
-            let limit = self.timeout();
-            let outcome = tokio::time::timeout(limit, self.attempt(&mut m)).await;
-            finish(&mut m, start, limit, outcome);
-            m
-        }
+        run_once(self)
     }
+}
+
+/// One attempt of `p` under its time limit, as its result.
+pub async fn run_once<P: Probe + ?Sized>(p: &P) -> Measurement {
+    let mut m = Measurement::begin(p.test_type(), p.target());
+    m.tier = p.tier();
+    let start = Instant::now();
+    let limit = p.timeout();
+    let outcome = tokio::time::timeout(limit, p.attempt(&mut m)).await;
+    finish(&mut m, start, limit, outcome);
+    m
 }
 
 /// Milliseconds with microsecond precision, from a monotonic duration.
@@ -224,6 +230,7 @@ pub enum AnyProbe {
     Icmp(ping::IcmpProbe),
     Trace(trace::TraceProbe),
     Mtu(mtu::MtuProbe),
+    Bandwidth(bandwidth::BandwidthProbe),
 }
 
 /// The one way a spec becomes a probe.
@@ -236,6 +243,7 @@ pub fn build(spec: TestSpec, tier: u8) -> AnyProbe {
         TestSpec::Icmp(spec) => AnyProbe::Icmp(ping::IcmpProbe { spec, tier }),
         TestSpec::Trace(spec) => AnyProbe::Trace(trace::TraceProbe { spec, tier }),
         TestSpec::Mtu(spec) => AnyProbe::Mtu(mtu::MtuProbe { spec, tier }),
+        TestSpec::Bandwidth(spec) => AnyProbe::Bandwidth(bandwidth::BandwidthProbe { spec, tier }),
     }
 }
 
@@ -250,6 +258,7 @@ macro_rules! each_probe {
             AnyProbe::Icmp($p) => $e,
             AnyProbe::Trace($p) => $e,
             AnyProbe::Mtu($p) => $e,
+            AnyProbe::Bandwidth($p) => $e,
         }
     };
 }

@@ -2,7 +2,7 @@
 //! `test_id` is the result's UUID, figures go under their canonical names in
 //! `metrics`, what the server's statistics group by goes in `metadata`.
 
-use crate::model::Measurement;
+use crate::model::{ErrorKind, Measurement};
 use crate::version;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
@@ -17,6 +17,16 @@ pub struct Destination {
 /// ISO 8601 UTC with `Z`, whole seconds (the server drops sub-seconds).
 fn iso(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `completed` when the probe ran; `skipped` when the server was busy with
+/// another client (nothing about the network was learnt); `failed` else.
+fn status(m: &Measurement) -> &'static str {
+    match (m.success, m.error_kind) {
+        (true, _) => "completed",
+        (false, Some(ErrorKind::Busy)) => "skipped",
+        (false, _) => "failed",
+    }
 }
 
 /// The upload body for one result.
@@ -48,7 +58,7 @@ pub fn upload_body(m: &Measurement, to: Destination) -> Value {
         "name": format!("{} {}", m.test_type, m.target),
         "organization_id": to.organization_id,
         "device_id": to.device_id,
-        "status": if m.success { "completed" } else { "failed" },
+        "status": status(m),
         "duration_ms": m.duration_ms.round() as i64,
         "success": m.success,
         "started_at": iso(&m.started_at),
@@ -66,7 +76,20 @@ pub fn upload_body(m: &Measurement, to: Destination) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ErrorKind, TestType};
+    use crate::model::TestType;
+
+    #[test]
+    fn a_busy_server_is_skipped_not_failed() {
+        let mut m = Measurement::begin(TestType::Bandwidth, "iperf3://lan:5201");
+        m.fail(ErrorKind::Busy, "the iperf3 server is busy");
+        let to = Destination {
+            organization_id: 1,
+            device_id: 2,
+        };
+        assert_eq!(upload_body(&m, to)["status"], "skipped");
+        m.fail(ErrorKind::Refused, "refused");
+        assert_eq!(upload_body(&m, to)["status"], "failed");
+    }
 
     #[test]
     fn body_follows_the_contract() {

@@ -1,0 +1,75 @@
+//! TCP data streams: blocks written or read as fast as the path takes them
+//! until the window ends, bytes counted only after slow start (`omit`).
+
+use super::{Counted, Window, BLOCK};
+use crate::probe::ProbeError;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends blocks until the window ends; counts the bytes inside it. The
+/// stream is handed back: it stays open until the test ends.
+pub(super) async fn send(
+    id: u32,
+    mut s: TcpStream,
+    w: Window,
+) -> Result<(Counted, TcpStream), ProbeError> {
+    let block = vec![0x55u8; BLOCK];
+    let (mut total, mut at_omit, mut omit_seen) = (0u64, 0u64, None);
+    while Instant::now() < w.end {
+        let left = w.end.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.write(&block)).await {
+            Ok(Ok(n)) => total += n as u64,
+            Ok(Err(e)) => return Err(ProbeError::io("send to the iperf3 server", &e)),
+            Err(_) => break,
+        }
+        if omit_seen.is_none() && Instant::now() >= w.omit_end {
+            omit_seen = Some(Instant::now());
+            at_omit = total;
+        }
+    }
+    let started = omit_seen.unwrap_or(w.omit_end);
+    let c = Counted {
+        bytes: total - at_omit,
+        seconds: Instant::now()
+            .saturating_duration_since(started)
+            .as_secs_f64(),
+        retransmits: crate::probe::tcp_info::total_retrans(&s),
+        ..Counted::new(id, true)
+    };
+    Ok((c, s))
+}
+
+/// Reads until the window ends, counting the bytes inside it. What the
+/// server sends after (until it sees the test end) is left unread.
+pub(super) async fn receive(
+    id: u32,
+    mut s: TcpStream,
+    w: Window,
+) -> Result<(Counted, TcpStream), ProbeError> {
+    let mut buf = vec![0u8; BLOCK];
+    let (mut counted, mut open) = (0u64, true);
+    let mut started = None;
+    while open && Instant::now() < w.end {
+        let left = w.end.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(0)) => open = false,
+            Ok(Ok(n)) => {
+                let now = Instant::now();
+                if now >= w.omit_end {
+                    started.get_or_insert(now);
+                    counted += n as u64;
+                }
+            }
+            Ok(Err(e)) => return Err(ProbeError::io("receive from the iperf3 server", &e)),
+            Err(_) => break,
+        }
+    }
+    let started = started.unwrap_or(w.omit_end).min(w.end);
+    let c = Counted {
+        bytes: counted,
+        seconds: w.end.saturating_duration_since(started).as_secs_f64(),
+        ..Counted::new(id, false)
+    };
+    Ok((c, s))
+}
