@@ -4,6 +4,7 @@ const COMMANDS: &[&str] = &[
     "app_info",
     "status",
     "run_now",
+    "speed_test",
     "pause",
     "resume",
     "history",

@@ -50,6 +50,10 @@ pub(crate) enum Command {
         /// Run only this AutoPerf tier's suite (no escalation, health unchanged)
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3), value_name = "1|2|3")]
         tier: Option<u8>,
+        /// A speed test instead: each configured bandwidth server, download
+        /// then upload, with live progress and the bufferbloat grade
+        #[arg(long, conflicts_with = "tier")]
+        speed: bool,
     },
     /// Run the monitor headless: the suite on its schedule, AutoPerf,
     /// notifications, log files; stops cleanly on SIGINT/SIGTERM, reloads the

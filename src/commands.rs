@@ -10,38 +10,56 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use waddleperf_engine::config::{Config, Paths, DEFAULT_TOML};
 use waddleperf_engine::device::DeviceInfo;
-use waddleperf_engine::runtime::Runtime;
+use waddleperf_engine::model::Interim;
+use waddleperf_engine::probe::loaded;
+use waddleperf_engine::runtime::{Event, Runtime};
 use waddleperf_engine::{export, version};
 
-pub(crate) async fn run_cmd(rt: Runtime, json: bool, tier: Option<u8>) -> Result<()> {
+/// What `waddleperf run` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Which {
+    /// Tier 1, and tiers 2 and 3 when AutoPerf escalates.
+    Suite,
+    /// One tier's suite alone.
+    Tier(u8),
+    /// The bandwidth servers, download then upload.
+    Speed,
+}
+
+pub(crate) async fn run_cmd(rt: Runtime, json: bool, which: Which) -> Result<()> {
     let cfg = rt.config();
-    if cfg.target_count() == 0 {
+    if cfg.target_count() == 0 && which != Which::Speed {
         bail!("the suite is empty: add targets under [suite] in the configuration");
     }
     let mut events = rt.subscribe();
     let interactive = !json && std::io::stderr().is_terminal();
     let progress = tokio::spawn(async move {
         while let Ok(ev) = events.recv().await {
-            if let waddleperf_engine::runtime::Event::Result {
-                done,
-                total,
-                result,
-                ..
-            } = ev
-            {
-                if interactive {
-                    eprint!(
-                        "\r\x1b[K[{done}/{total}] {} {}",
-                        result.test_type,
-                        text::escape(&result.target)
-                    );
-                }
+            if !interactive {
+                continue;
+            }
+            match ev {
+                Event::Result {
+                    done,
+                    total,
+                    result,
+                    ..
+                } => eprint!(
+                    "\r\x1b[K[{done}/{total}] {} {}",
+                    result.test_type,
+                    text::escape(&result.target)
+                ),
+                Event::BandwidthProgress {
+                    target, interim, ..
+                } => eprint!("\r\x1b[K{}", live_line(&target, &interim)),
+                _ => {}
             }
         }
     });
-    let summary = match tier {
-        Some(t) => rt.run_tier(t).await?,
-        None => rt.run_now().await?,
+    let summary = match which {
+        Which::Tier(t) => rt.run_tier(t).await?,
+        Which::Suite => rt.run_now().await?,
+        Which::Speed => rt.speed_test().await?,
     };
     progress.abort();
     if interactive {
@@ -55,6 +73,18 @@ pub(crate) async fn run_cmd(rt: Runtime, json: bool, tier: Option<u8>) -> Result
         print_table(&mut out, &summary.results)?;
         for tr in &summary.transitions {
             writeln!(out, "\nAutoPerf: {}", tr.message)?;
+        }
+        for m in &summary.results {
+            if let (Some(g), Some(inc)) =
+                (&m.metrics.bufferbloat_grade, m.metrics.latency_increase_ms)
+            {
+                writeln!(
+                    out,
+                    "\n{}: bufferbloat grade {g} (+{inc:.0} ms under load): {}",
+                    m.target,
+                    loaded::grade_words(g)
+                )?;
+            }
         }
         let tiers: Vec<String> = summary.tiers.iter().map(u8::to_string).collect();
         writeln!(
@@ -70,6 +100,27 @@ pub(crate) async fn run_cmd(rt: Runtime, json: bool, tier: Option<u8>) -> Result
         bail!("results were measured but not stored: {e}");
     }
     Ok(())
+}
+
+/// One line of a bandwidth test's live progress.
+fn live_line(target: &str, i: &Interim) -> String {
+    let mut parts = Vec::new();
+    if let Some(d) = i.download_mbps {
+        parts.push(format!("download {d:.1} Mbit/s"));
+    }
+    if let Some(u) = i.upload_mbps {
+        parts.push(format!("upload {u:.1} Mbit/s"));
+    }
+    if let Some(l) = i.loaded_latency_ms {
+        parts.push(format!("latency {l:.0} ms"));
+    }
+    format!(
+        "{} {} ({:.0}/{} s)",
+        text::escape(target),
+        parts.join(", "),
+        i.elapsed_s,
+        i.seconds
+    )
 }
 
 pub(crate) fn info_cmd(json: bool, paths: &Paths) -> Result<()> {

@@ -28,7 +28,7 @@ mod text;
 mod tools_cli;
 
 use args::{parse_when, Cli, Command, ExportFormat};
-use commands::{config_cmd, info_cmd, run_cmd, write_atomically};
+use commands::{config_cmd, info_cmd, run_cmd, write_atomically, Which};
 use open::{load_config, open_existing_store, open_runtime, open_store, tokio_rt};
 use print::{print_events, print_status, print_table, print_test};
 
@@ -161,10 +161,15 @@ fn real_main(cli: Cli) -> Result<()> {
             }
         }
         Command::Info { json } => info_cmd(json, &paths),
-        Command::Run { json, tier } => {
+        Command::Run { json, tier, speed } => {
             let cfg = load_config(&paths)?;
             let rt = open_runtime(&paths, cfg)?;
-            tokio_rt()?.block_on(run_cmd(rt, json, tier))
+            let what = match (speed, tier) {
+                (true, _) => Which::Speed,
+                (false, Some(t)) => Which::Tier(t),
+                (false, None) => Which::Suite,
+            };
+            tokio_rt()?.block_on(run_cmd(rt, json, what))
         }
         Command::Test { kind } => {
             let cfg = load_config(&paths)?;

@@ -16,6 +16,7 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use support::desktop::{artifacts_dir, desktop_bin, Display, Driver, Session};
+use support::iperf::Iperf3Server;
 use support::servers::{Nginx, TestCa};
 use waddleperf_engine::store::{HistoryQuery, Store};
 
@@ -25,11 +26,17 @@ static ONE_APP: Mutex<()> = Mutex::new(());
 struct Peers {
     _ca: TestCa,
     _nginx: Nginx,
+    _iperf: Iperf3Server,
     config: String,
+    /// Tier 1 targets: what Run tests now measures.
     targets: usize,
 }
 
-/// nginx on loopback, and a configuration naming it three ways.
+/// What a speed test stores: the iperf3 server, download then upload.
+const SPEED_RESULTS: usize = 2;
+
+/// nginx on loopback, and a configuration naming it three ways; an iperf3
+/// server for the speed test (not part of the tier 1 suite).
 fn peers() -> Peers {
     let ca = TestCa::new(&["IP:127.0.0.1".into(), "DNS:localhost".into()], 30);
     let nginx = Nginx::start(
@@ -39,6 +46,7 @@ fn peers() -> Peers {
         support::free_port(),
         None,
     );
+    let iperf = Iperf3Server::start("127.0.0.1", support::free_port(), None);
     let config = format!(
         r#"[schedule]
 interval_minutes = 60
@@ -59,14 +67,22 @@ url = "http://127.0.0.1:{http}/"
 
 [[suite.tcp]]
 target = "127.0.0.1:{http}"
+
+[[suite.bandwidth]]
+server = "{iperf}"
+seconds = 2
+omit = 0
+streams = 1
 "#,
         https = nginx.https.port(),
         http = nginx.http.port(),
         ca = ca.ca_pem.display(),
+        iperf = iperf.addr,
     );
     Peers {
         _ca: ca,
         _nginx: nginx,
+        _iperf: iperf,
         config,
         targets: 3,
     }
@@ -368,6 +384,42 @@ async fn webview_scenario() {
         .await;
     println!("header after restart: {header}");
     assert!(header.as_str().unwrap().starts_with("Last run"));
+
+    // 5. The speed test from the Overview: live figures while it runs, then
+    // the rates and the grade in words; its two results stored.
+    s.click("#nav-overview").await;
+    s.wait_for(
+        "the Overview page",
+        "return document.querySelector('#speed-test') !== null",
+        Duration::from_secs(20),
+    )
+    .await;
+    s.click("#speed-test").await;
+    let live = s
+        .wait_for(
+            "the speed test's live figures",
+            "const t = document.querySelector('#speed-now').textContent; \
+             const m = document.querySelector('#overview-message').textContent; \
+             return t.includes(' s)') || m ? {live: t, message: m} : null",
+            Duration::from_secs(30),
+        )
+        .await;
+    println!("speed test, live: {live}");
+    assert!(live["live"].as_str().unwrap().contains("bit/s"), "{live}");
+    let done = s
+        .wait_for(
+            "the speed test's result",
+            "const t = document.querySelector('#speed-now').textContent; \
+             return t.startsWith('Download') && !document.querySelector('#speed-test').disabled ? \
+             {text: t, rows: document.querySelectorAll('#speed-results li.ok').length} : null",
+            Duration::from_secs(60),
+        )
+        .await;
+    println!("speed test: {done}");
+    assert_eq!(done["rows"].as_u64(), Some(SPEED_RESULTS as u64));
+    assert!(done["text"].as_str().unwrap().contains("upload"), "{done}");
+    assert_eq!(files.stored(), 2 * peers.targets + SPEED_RESULTS);
+    s.screenshot(&shots.join("speed-test.png")).await;
     s.end().await;
     drop(driver);
 }
@@ -519,6 +571,7 @@ async fn sni_scenario() {
     );
     for want in [
         "Run tests now",
+        "Run speed test",
         "Pause monitoring",
         "Open WaddlePerf",
         "Settings…",
@@ -565,6 +618,19 @@ async fn sni_scenario() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     println!("icon: {icon_before} → {shown} (ok)");
+
+    // Run speed test from the menu: the bandwidth server's two results.
+    let speed = item.menu().await.find("Run speed test").unwrap().id;
+    item.click(speed).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while files.stored() < peers.targets + SPEED_RESULTS {
+        assert!(
+            Instant::now() < deadline,
+            "Run speed test from the menu stored {} results",
+            files.stored()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Quit from the menu: the app ends cleanly.
     let quit = item.menu().await.find("Quit WaddlePerf").unwrap().id;

@@ -149,6 +149,7 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
             crate::ipc::app_info,
             crate::ipc::status,
             crate::ipc::run_now,
+            crate::ipc::speed_test,
             crate::ipc::pause,
             crate::ipc::resume,
             crate::ipc::history,

@@ -41,6 +41,11 @@ pub async fn run_now(shell: State<'_, Arc<Shell>>) -> Res<Arc<RunSummary>> {
 }
 
 #[tauri::command]
+pub async fn speed_test(shell: State<'_, Arc<Shell>>) -> Res<Arc<RunSummary>> {
+    Ok(shell.rt.speed_test().await?)
+}
+
+#[tauri::command]
 pub async fn pause(shell: State<'_, Arc<Shell>>) -> Res<()> {
     Ok(shell.rt.pause().await?)
 }

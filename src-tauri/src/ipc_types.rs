@@ -63,11 +63,12 @@ impl From<RuntimeError> for IpcError {
         let kind = match &e {
             RuntimeError::Store(_) => ErrorKind::Store,
             RuntimeError::ShuttingDown => ErrorKind::ShuttingDown,
-            RuntimeError::Config(_) => ErrorKind::Invalid,
+            RuntimeError::Config(_) | RuntimeError::NoBandwidthServer => ErrorKind::Invalid,
             RuntimeError::Poisoned | RuntimeError::Task(_) => ErrorKind::Internal,
         };
         let key = match &e {
             RuntimeError::Config(c) => c.key().map(str::to_owned),
+            RuntimeError::NoBandwidthServer => Some("bandwidth".to_owned()),
             _ => None,
         };
         IpcError {

@@ -8,6 +8,7 @@ use waddleperf_engine::runtime::Runtime;
 pub mod id {
     pub const STATUS: &str = "status";
     pub const RUN_NOW: &str = "run_now";
+    pub const SPEED_TEST: &str = "speed_test";
     pub const PAUSE_RESUME: &str = "pause_resume";
     pub const OPEN: &str = "open";
     pub const SETTINGS: &str = "settings";
@@ -45,6 +46,9 @@ impl Page {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MenuAction {
     RunNow,
+    /// The bandwidth servers, download then upload; the window's Overview
+    /// shows it live.
+    SpeedTest,
     /// Pause when running on schedule, resume when paused.
     TogglePause,
     Open(Page),
@@ -57,6 +61,7 @@ impl MenuAction {
     pub fn from_id(id: &str) -> Option<MenuAction> {
         match id {
             id::RUN_NOW => Some(MenuAction::RunNow),
+            id::SPEED_TEST => Some(MenuAction::SpeedTest),
             id::PAUSE_RESUME => Some(MenuAction::TogglePause),
             id::OPEN => Some(MenuAction::Open(Page::History)),
             id::SETTINGS => Some(MenuAction::Open(Page::Settings)),
@@ -84,6 +89,12 @@ pub async fn perform(action: MenuAction, rt: &Runtime, desktop: &dyn Desktop) {
         MenuAction::RunNow => {
             if let Err(e) = rt.run_now().await {
                 desktop.report(&format!("The tests could not run: {e}"));
+            }
+        }
+        MenuAction::SpeedTest => {
+            desktop.open(Page::Overview);
+            if let Err(e) = rt.speed_test().await {
+                desktop.report(&format!("The speed test could not run: {e}"));
             }
         }
         MenuAction::TogglePause => {
@@ -170,6 +181,10 @@ mod tests {
     #[test]
     fn every_item_id_maps_to_its_action() {
         assert_eq!(MenuAction::from_id("run_now"), Some(MenuAction::RunNow));
+        assert_eq!(
+            MenuAction::from_id("speed_test"),
+            Some(MenuAction::SpeedTest)
+        );
         assert_eq!(
             MenuAction::from_id("pause_resume"),
             Some(MenuAction::TogglePause)

@@ -53,6 +53,13 @@ pub fn build_tray(app: &AppHandle, shell: &Shell) -> tauri::Result<TrayIcon> {
         None::<&str>,
     )?;
     let run = MenuItem::with_id(app, menu::id::RUN_NOW, "Run tests now", true, None::<&str>)?;
+    let speed = MenuItem::with_id(
+        app,
+        menu::id::SPEED_TEST,
+        "Run speed test",
+        true,
+        None::<&str>,
+    )?;
     let pause = MenuItem::with_id(
         app,
         menu::id::PAUSE_RESUME,
@@ -77,7 +84,7 @@ pub fn build_tray(app: &AppHandle, shell: &Shell) -> tauri::Result<TrayIcon> {
     let menu = Menu::with_items(
         app,
         &[
-            &status, &sep1, &run, &pause, &sep2, &open, &settings, &autostart, &sep3, &quit,
+            &status, &sep1, &run, &speed, &pause, &sep2, &open, &settings, &autostart, &sep3, &quit,
         ],
     )?;
     if let Ok(mut items) = shell.items.lock() {

@@ -32,6 +32,7 @@ export const api = {
   appInfo: () => invoke<AppInfo>("app_info"),
   status: () => invoke<Status>("status"),
   runNow: () => invoke<RunSummary>("run_now"),
+  speedTest: () => invoke<RunSummary>("speed_test"),
   pause: () => invoke<void>("pause"),
   resume: () => invoke<void>("resume"),
   history: (query: HistoryQuery) => invoke<Measurement[]>("history", { query }),

@@ -60,6 +60,15 @@ export function resultSummary(m: Pick<Measurement, "success" | "error_kind" | "e
     const parts = [f.status_code ? `${f.status_code}` : null, version, `TTFB ${fmtMs(m.latency_ms)}`, `total ${fmtMs(f.total_ms)}`];
     return parts.filter(Boolean).join(" · ");
   }
+  if (m.test_type === "bandwidth") {
+    const parts: string[] = [];
+    if (typeof f.download_mbps === "number") parts.push(`↓ ${fmtMbps(f.download_mbps)}`);
+    if (typeof f.upload_mbps === "number") parts.push(`↑ ${fmtMbps(f.upload_mbps)}`);
+    if (typeof f.loss_pct === "number") parts.push(`loss ${fmtPct(f.loss_pct)}`);
+    if (typeof f.loaded_latency_ms === "number") parts.push(`${fmtMs(f.loaded_latency_ms)} under load (idle ${fmtMs(m.latency_ms)})`);
+    if (f.bufferbloat_grade) parts.push(`bufferbloat ${f.bufferbloat_grade}`);
+    return parts.join(" · ");
+  }
   const parts = [fmtMs(m.latency_ms)];
   if (f.tls_version) parts.push(String(f.tls_version));
   if (typeof f.cert_days_left === "number") parts.push(`certificate ${f.cert_days_left} d left`);
@@ -71,4 +80,21 @@ export function resultSummary(m: Pick<Measurement, "success" | "error_kind" | "e
 export function typeLabel(t: string): string {
   const labels: Record<string, string> = { http: "HTTP", tcp: "TCP", tls: "TLS", ssh: "SSH", udp: "UDP", dns: "DNS", icmp: "ICMP", traceroute: "Trace", mtu: "MTU", bandwidth: "Bandwidth" };
   return labels[t] ?? t.toUpperCase();
+}
+
+/** What a bufferbloat grade means, in plain words (the same words as the CLI). */
+export function gradeWords(grade: string): string {
+  switch (grade) {
+    case "A+":
+    case "A":
+      return "no noticeable bufferbloat: calls and games stay smooth while the link is busy";
+    case "B":
+      return "slight bufferbloat: a busy link adds a little delay";
+    case "C":
+      return "bufferbloat: video calls and games suffer while the link is busy";
+    case "D":
+      return "bad bufferbloat: a busy link makes everything else slow";
+    default:
+      return "severe bufferbloat: a busy link makes everything else very slow";
+  }
 }

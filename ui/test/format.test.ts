@@ -1,4 +1,4 @@
-import { fmtAgo, fmtMbps, fmtMs, fmtPct, fmtTime, resultSummary, typeLabel } from "../src/format";
+import { fmtAgo, fmtMbps, fmtMs, fmtPct, fmtTime, gradeWords, resultSummary, typeLabel } from "../src/format";
 
 describe("figures", () => {
   it("milliseconds keep a precision that suits their size", () => {
@@ -57,5 +57,12 @@ describe("result summaries", () => {
   it("other types show the headline latency", () => {
     expect(resultSummary({ success: true, test_type: "tcp", latency_ms: 0.47, metrics: {} })).toBe("0.47 ms");
     expect(resultSummary({ success: true, test_type: "tcp", latency_ms: 3.2, metrics: { tls_version: "TLSv1.3", cert_days_left: 29 } })).toBe("3.2 ms · TLSv1.3 · certificate 29 d left");
+  });
+
+  it("sums up a bandwidth result with its grade", () => {
+    const m = { success: true, test_type: "bandwidth", latency_ms: 1.2, metrics: { download_mbps: 47.81, loaded_latency_ms: 212, bufferbloat_grade: "D" } } as const;
+    expect(resultSummary(m as never)).toBe("↓ 47.8 Mbit/s · 212 ms under load (idle 1.2 ms) · bufferbloat D");
+    expect(gradeWords("A+")).toContain("no noticeable bufferbloat");
+    expect(gradeWords("F")).toContain("severe");
   });
 });

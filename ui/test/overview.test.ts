@@ -96,4 +96,54 @@ describe("overview progress", () => {
     expect(el("overview-message").textContent).toContain("Connectivity lost");
     expect(el("overview-message").textContent).toContain("Scheduled runs are paused");
   });
+
+  it("runs a speed test with live figures and says what its grade means", async () => {
+    const bw = (direction: "download" | "upload", mbps: number, grade: string): Measurement =>
+      ({
+        id: direction,
+        test_type: "bandwidth",
+        target: direction === "download" ? "iperf3://lan:5201 download" : "iperf3://lan:5201",
+        started_at: "2026-12-01T00:00:00Z",
+        duration_ms: 12000,
+        success: true,
+        tier: 1,
+        latency_ms: 2,
+        metrics: { [`${direction}_mbps`]: mbps, loaded_latency_ms: 180, latency_increase_ms: 178, bufferbloat_grade: grade, streams: 4, seconds: 10 },
+      }) as unknown as Measurement;
+    let finish: (v: unknown) => void = () => {};
+    const page = await mount({
+      status: () => status(),
+      history: () => [],
+      speed_test: () => new Promise((r) => (finish = r)),
+    });
+    expect(el("speed").hidden).toBe(true);
+    (el("speed-test") as HTMLButtonElement).click();
+    await new Promise((r) => setTimeout(r, 0));
+    expect((el("speed-test") as HTMLButtonElement).disabled).toBe(true);
+    page.onEvent({ event: "run_started", run_id: "sp", started_at: "", reason: "speed_test", total: 2 });
+    page.onEvent({ event: "bandwidth_progress", run_id: "sp", target: "iperf3://lan:5201 download", interim: { elapsed_s: 3.02, seconds: 10, download_mbps: 47.8, upload_mbps: null, loaded_latency_ms: 181.4 } });
+    expect(el("speed-now").textContent).toBe("iperf3://lan:5201 download: ↓ 47.8 Mbit/s · latency 181 ms (3 of 10 s)");
+    const results = [bw("download", 47.8, "C"), bw("upload", 45.1, "A")];
+    finish({ run_id: "sp", reason: "speed_test", started_at: "", finished_at: "", tiers: [1], results, transitions: [], interrupted: false });
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(el("speed-now").textContent).toBe("Download 47.8 Mbit/s, upload 45.1 Mbit/s. Bufferbloat C: bufferbloat: video calls and games suffer while the link is busy.");
+    expect(el("speed-results").children.length).toBe(2);
+    expect((el("speed-test") as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it("says when no bandwidth server is configured", async () => {
+    await mount({
+      status: () => status(),
+      history: () => [],
+      speed_test: () => {
+        throw { kind: "invalid", key: "bandwidth", message: "no bandwidth server is configured: add an iperf3 server in Settings" };
+      },
+    });
+    (el("speed-test") as HTMLButtonElement).click();
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(el("overview-message").textContent).toContain("The speed test could not run: no bandwidth server is configured");
+    expect(el("speed").hidden).toBe(true);
+  });
 });

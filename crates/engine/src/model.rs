@@ -378,6 +378,28 @@ pub struct Metrics {
         serialize_with = "round_us::opt"
     )]
     pub loaded_latency_ms: Option<f64>,
+    /// The median RTT to the server while this machine sent (upload) or
+    /// received (download).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
+    pub loaded_latency_up_ms: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
+    pub loaded_latency_down_ms: Option<f64>,
+    /// Loaded median less the idle one (`latency_ms`): the queue the test
+    /// filled.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
+    pub latency_increase_ms: Option<f64>,
+    /// `A+` … `F` from `latency_increase_ms` (the DSLReports/LibreQoS scale).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bufferbloat_grade: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retransmits: Option<u64>,
     /// UDP bandwidth: datagrams that arrived after a later one (known where
@@ -405,6 +427,20 @@ pub const CHART_METRICS: [&str; 12] = [
     "download_mbps",
     "upload_mbps",
 ];
+
+/// How a running bandwidth test is going, about once a second: the rate
+/// each way over the last second (after slow start) and the latest loaded
+/// RTT.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
+pub struct Interim {
+    /// Seconds measured so far, of `seconds`.
+    pub elapsed_s: f64,
+    pub seconds: u32,
+    pub upload_mbps: Option<f64>,
+    pub download_mbps: Option<f64>,
+    pub loaded_latency_ms: Option<f64>,
+}
 
 /// One test's result. Serialises flat: common fields first, then the metrics
 /// under their canonical names.

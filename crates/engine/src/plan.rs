@@ -27,6 +27,7 @@ struct Item {
 #[derive(Debug, Clone, Default)]
 pub struct Plans {
     tiers: [Vec<Planned>; 3],
+    speed: Vec<Planned>,
 }
 
 impl Plans {
@@ -56,9 +57,17 @@ impl Plans {
                 })
                 .collect()
         };
+        let speed = speed_items(&bandwidth, &tier2);
         Plans {
             tiers: [build(tier1, 1), build(tier2, 2), build(tier3, 3)],
+            speed: build(speed, 1),
         }
+    }
+
+    /// A speed test's probes: each bandwidth server (of the suite, else of
+    /// tier 2), download then upload over TCP, as configured otherwise.
+    pub fn speed(&self) -> &[Planned] {
+        &self.speed
     }
 
     /// The probes of `tier` (1, 2 or 3; others read as 1).
@@ -175,6 +184,43 @@ fn derived_tier3(tier1: &[Item], tier2: &[Item]) -> Vec<Item> {
         if let TestSpec::Icmp(p) = &i.spec {
             out.push(Item {
                 spec: TestSpec::Trace(mtr(p, 100, Some(Duration::from_millis(250)))),
+                thresholds: i.thresholds.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Download then upload per bandwidth server, TCP.
+fn speed_items(suite: &[Item], tier2: &[Item]) -> Vec<Item> {
+    let from_tier2: Vec<Item>;
+    let source = if suite.is_empty() {
+        from_tier2 = tier2
+            .iter()
+            .filter(|i| matches!(i.spec, TestSpec::Bandwidth(_)))
+            .cloned()
+            .collect();
+        &from_tier2
+    } else {
+        suite
+    };
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for i in source {
+        let TestSpec::Bandwidth(b) = &i.spec else {
+            continue;
+        };
+        if seen.contains(&(b.kind, b.server.clone())) {
+            continue;
+        }
+        seen.push((b.kind, b.server.clone()));
+        for direction in [Direction::Download, Direction::Upload] {
+            out.push(Item {
+                spec: TestSpec::Bandwidth(BandwidthSpec {
+                    direction,
+                    udp_bitrate: None,
+                    ..b.clone()
+                }),
                 thresholds: i.thresholds.clone(),
             });
         }

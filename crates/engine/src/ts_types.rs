@@ -24,6 +24,7 @@ fn declarations() -> String {
         model::Hop,
         model::RedirectHop,
         model::Metrics,
+        model::Interim,
         model::Measurement,
         autoperf::Health,
         autoperf::Limit,

@@ -1,13 +1,13 @@
 //! Debian's iperf3 as a peer (`iperf3 -s`) and as the reference client
 //! (`iperf3 -c … -J`), for the bandwidth tests.
 
-use super::netns::NetPair;
 use super::servers::Proc;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `iperf3 -s` bound to `ip:port` (inside `ns` when given), killed on drop.
+/// `iperf3 -s` bound to `ip:port` (inside the namespace `ns` when given),
+/// killed on drop.
 pub struct Iperf3Server {
     pub proc: Proc,
     pub addr: SocketAddr,
@@ -15,11 +15,15 @@ pub struct Iperf3Server {
 }
 
 impl Iperf3Server {
-    pub fn start(ip: &str, port: u16, ns: Option<&NetPair>) -> Iperf3Server {
+    pub fn start(ip: &str, port: u16, ns: Option<&str>) -> Iperf3Server {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("iperf3.log");
         let mut cmd = match ns {
-            Some(n) => n.command("iperf3"),
+            Some(n) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", n, "iperf3"]);
+                c
+            }
             None => Command::new("iperf3"),
         };
         cmd.args([

@@ -143,7 +143,17 @@ impl NetPair {
     /// Limits both directions to `rate` with a token bucket on each end of
     /// the link (the host's end goes with the link when the pair drops).
     pub fn rate_both(&self, rate: &str) {
-        self.rate(rate);
+        self.rate_both_queue(rate, "64kb", "50ms");
+    }
+
+    /// Both directions limited to `rate`, each token bucket with its
+    /// `burst` and a queue that holds a packet at most `latency` (tbf's
+    /// limit): a deep one is bufferbloat, a shallow one its cure.
+    pub fn rate_both_queue(&self, rate: &str, burst: &str, latency: &str) {
+        self.sh(&format!(
+            "tc qdisc add dev {} root tbf rate {rate} burst {burst} latency {latency}",
+            self.peer_if
+        ));
         run(Command::new("tc").args([
             "qdisc",
             "add",
@@ -154,9 +164,9 @@ impl NetPair {
             "rate",
             rate,
             "burst",
-            "64kb",
+            burst,
             "latency",
-            "50ms",
+            latency,
         ]));
     }
 

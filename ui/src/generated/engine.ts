@@ -24,12 +24,32 @@ icmp_method?: string,
  * DNS A/AAAA: why the system resolver (timed as `dns_ms`) gave no
  * address, when it did not.
  */
-system_resolver_error?: string, answers?: Array<string>, hops?: Array<Hop>, reached?: boolean, path_mtu?: number, download_mbps?: number, upload_mbps?: number, streams?: number, seconds?: number, loaded_latency_ms?: number, retransmits?: number, 
+system_resolver_error?: string, answers?: Array<string>, hops?: Array<Hop>, reached?: boolean, path_mtu?: number, download_mbps?: number, upload_mbps?: number, streams?: number, seconds?: number, loaded_latency_ms?: number, 
+/**
+ * The median RTT to the server while this machine sent (upload) or
+ * received (download).
+ */
+loaded_latency_up_ms?: number, loaded_latency_down_ms?: number, 
+/**
+ * Loaded median less the idle one (`latency_ms`): the queue the test
+ * filled.
+ */
+latency_increase_ms?: number, 
+/**
+ * `A+` … `F` from `latency_increase_ms` (the DSLReports/LibreQoS scale).
+ */
+bufferbloat_grade?: string, retransmits?: number, 
 /**
  * UDP bandwidth: datagrams that arrived after a later one (known where
  * this machine received them).
  */
 out_of_order?: number, server_kind?: string, };
+
+export type Interim = { 
+/**
+ * Seconds measured so far, of `seconds`.
+ */
+elapsed_s: number, seconds: number, upload_mbps?: number | null, download_mbps?: number | null, loaded_latency_ms?: number | null, };
 
 export type Measurement = { id: string, test_type: TestType, 
 /**
@@ -116,7 +136,7 @@ export type TaskFailure = {
  */
 failures: number, last_error: string, last_failed_at: string, };
 
-export type RunReason = "start" | "scheduled" | "catch_up" | "on_demand";
+export type RunReason = "start" | "scheduled" | "catch_up" | "on_demand" | "speed_test";
 
 export type RunSummary = { run_id: string, reason: RunReason, started_at: string, finished_at: string, 
 /**
@@ -217,7 +237,7 @@ total: number, } | { "event": "test_started", run_id: string, tier: number, test
 /**
  * 1-based position of this result among the run's tests.
  */
-done: number, total: number, result: Measurement, } | { "event": "run_finished", summary: RunSummary, } | { "event": "health_changed", test_type: TestType, target: string, 
+done: number, total: number, result: Measurement, } | { "event": "bandwidth_progress", run_id: string, target: string, interim: Interim, } | { "event": "run_finished", summary: RunSummary, } | { "event": "health_changed", test_type: TestType, target: string, 
 /**
  * `None` the first time a target is seen.
  */

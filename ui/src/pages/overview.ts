@@ -1,13 +1,21 @@
 // Overview: health per target at a glance, the latest result of each target,
-// and Run now with live progress from the runtime's events.
+// Run now with live progress from the runtime's events, and the speed test
+// with its current rate and loaded latency while it runs and its bufferbloat
+// grade in plain words when done.
 import { api, errorText, type Measurement, type RuntimeEvent, type Status } from "../api";
 import { clear, coalesce, h } from "../dom";
-import { fmtAgo, resultSummary, typeLabel } from "../format";
+import { fmtAgo, fmtMbps, fmtMs, gradeWords, resultSummary, typeLabel } from "../format";
 import { resultsTable } from "../table";
 import { latestPerTarget } from "../results";
 
 export class Overview {
   private runBtn!: HTMLButtonElement;
+  private speedBtn!: HTMLButtonElement;
+  private speed!: HTMLElement;
+  private speedNow!: HTMLElement;
+  private speedResults!: HTMLElement;
+  /** The run that is a speed test, while it runs. */
+  private speedRun: string | null = null;
   private pauseBtn!: HTMLButtonElement;
   private progress!: HTMLElement;
   private bar!: HTMLProgressElement;
@@ -26,6 +34,11 @@ export class Overview {
   async mount(root: HTMLElement): Promise<void> {
     this.runBtn = h("button", { id: "run-now", class: "primary" }, "Run tests now");
     this.runBtn.addEventListener("click", () => void this.runNow());
+    this.speedBtn = h("button", { id: "speed-test" }, "Run speed test");
+    this.speedBtn.addEventListener("click", () => void this.speedTest());
+    this.speedNow = h("p", { id: "speed-now", class: "speed-now" });
+    this.speedResults = h("ol", { id: "speed-results", class: "live" });
+    this.speed = h("section", { id: "speed", class: "card", hidden: true, "aria-live": "polite" }, h("h2", {}, "Speed test"), this.speedNow, this.speedResults);
     this.pauseBtn = h("button", { id: "pause-resume" }, "Pause monitoring");
     this.pauseBtn.addEventListener("click", () => void this.togglePause());
     this.bar = h("progress", { id: "progress-bar", max: 1, value: 0, "aria-label": "Tests done" });
@@ -36,8 +49,9 @@ export class Overview {
     this.health = h("div", { id: "health-grid", class: "grid" });
     this.latest = h("div", { id: "latest" });
     root.append(
-      h("div", { class: "page-head" }, h("h1", {}, "Overview"), h("div", { class: "actions" }, this.runBtn, this.pauseBtn)),
+      h("div", { class: "page-head" }, h("h1", {}, "Overview"), h("div", { class: "actions" }, this.runBtn, this.speedBtn, this.pauseBtn)),
       this.message,
+      this.speed,
       this.progress,
       h("section", { class: "card" }, h("h2", {}, "Health per target"), this.health),
       h("section", { class: "card" }, h("h2", {}, "Latest results"), this.latest),
@@ -109,6 +123,43 @@ export class Overview {
     }
   }
 
+  private async speedTest(): Promise<void> {
+    this.speedBtn.disabled = true;
+    this.speedBtn.textContent = "Testing speed…";
+    this.speed.hidden = false;
+    clear(this.speedResults);
+    this.speedNow.textContent = "Waiting for the link to be free…";
+    try {
+      const summary = await api.speedTest();
+      this.showSpeed(summary.results);
+    } catch (e) {
+      this.failure = `The speed test could not run: ${errorText(e)}`;
+      this.message.textContent = this.failure;
+      this.speedNow.textContent = "";
+      this.speed.hidden = this.speedResults.childElementCount === 0;
+    } finally {
+      this.speedBtn.disabled = false;
+      this.speedBtn.textContent = "Run speed test";
+      await this.refresh();
+    }
+  }
+
+  /** The finished speed test: each server's figures, and what its grade means. */
+  private showSpeed(results: Measurement[]): void {
+    clear(this.speedResults);
+    const down = results.map((r) => r.metrics?.download_mbps).find((v) => typeof v === "number");
+    const up = results.map((r) => r.metrics?.upload_mbps).find((v) => typeof v === "number");
+    const grades = results.map((r) => r.metrics?.bufferbloat_grade).filter((g): g is string => typeof g === "string");
+    const order = ["A+", "A", "B", "C", "D", "F"];
+    const worst = grades.sort((a, b) => order.indexOf(a) - order.indexOf(b)).at(-1);
+    const lines = [`Download ${fmtMbps(down)}`, `upload ${fmtMbps(up)}`];
+    this.speedNow.textContent = lines.join(", ") + (worst ? `. Bufferbloat ${worst}: ${gradeWords(worst)}.` : ".");
+    this.speedNow.dataset.grade = worst ?? "";
+    for (const r of results) {
+      this.speedResults.append(h("li", { class: r.success ? "ok" : "failed" }, `${r.target}: ${resultSummary(r)}`));
+    }
+  }
+
   private async togglePause(): Promise<void> {
     try {
       if (this.status?.paused) await api.resume();
@@ -123,6 +174,13 @@ export class Overview {
   onEvent(e: RuntimeEvent): void {
     switch (e.event) {
       case "run_started":
+        if (e.reason === "speed_test") {
+          this.speedRun = e.run_id;
+          this.speed.hidden = false;
+          this.speedNow.textContent = "Starting…";
+          this.speedBtn.disabled = true;
+          this.speedBtn.textContent = "Testing speed…";
+        }
         this.failure = "";
         clear(this.live);
         this.progress.hidden = false;
@@ -145,7 +203,20 @@ export class Overview {
         this.progressText.textContent = `${e.done} of ${e.total} tests done`;
         this.live.append(h("li", { class: e.result.success ? "ok" : "failed" }, `${typeLabel(e.result.test_type)} ${e.result.target}: ${resultSummary(e.result)}`));
         break;
+      case "bandwidth_progress": {
+        const i = e.interim;
+        const parts = [i.download_mbps != null ? `↓ ${fmtMbps(i.download_mbps)}` : null, i.upload_mbps != null ? `↑ ${fmtMbps(i.upload_mbps)}` : null, i.loaded_latency_ms != null ? `latency ${fmtMs(i.loaded_latency_ms)}` : null];
+        this.speed.hidden = false;
+        this.speedNow.textContent = `${e.target}: ${parts.filter(Boolean).join(" · ")} (${Math.round(i.elapsed_s)} of ${i.seconds} s)`;
+        break;
+      }
       case "run_finished":
+        if (e.summary.run_id === this.speedRun) {
+          this.speedRun = null;
+          this.showSpeed(e.summary.results);
+          this.speedBtn.disabled = false;
+          this.speedBtn.textContent = "Run speed test";
+        }
         this.progressText.textContent = `Done: ${e.summary.results.length} tests, ${e.summary.results.filter((r) => !r.success).length} failed${e.summary.interrupted ? " (interrupted)" : ""}`;
         this.refreshSoon();
         break;

@@ -18,7 +18,7 @@ const THRESHOLDS: { key: keyof Thresholds; label: string; unit: string }[] = [
 ];
 
 /** The settings key of a form field, as the engine names it in errors. */
-type SimpleKind = "dns" | "udp" | "icmp" | "traceroute" | "mtu";
+type SimpleKind = "dns" | "udp" | "icmp" | "traceroute" | "mtu" | "bandwidth";
 interface SimpleSpec { kind: SimpleKind; field: string; title: string; noun: string; placeholder: string }
 const SIMPLE_KINDS: SimpleSpec[] = [
   { kind: "dns", field: "name", title: "DNS", noun: "DNS query", placeholder: "name to look up" },
@@ -26,6 +26,7 @@ const SIMPLE_KINDS: SimpleSpec[] = [
   { kind: "udp", field: "target", title: "UDP echo", noun: "UDP echo peer", placeholder: "host:port" },
   { kind: "traceroute", field: "host", title: "Traceroute / MTR", noun: "traceroute host", placeholder: "host or address" },
   { kind: "mtu", field: "host", title: "Path MTU", noun: "path MTU host", placeholder: "host or address" },
+  { kind: "bandwidth", field: "server", title: "Bandwidth (speed test, AutoPerf tiers 2 and 3)", noun: "bandwidth server", placeholder: "iperf3 server: host or host:port" },
 ];
 
 export function fieldKey(section: string, index?: number, field?: string): string {
@@ -439,10 +440,10 @@ export class SettingsPage {
 
 /** A settings key in words: `suite.http[1].url` → "HTTP target 2, URL". */
 export function describeKey(key: string): string {
-  const m = /^suite\.(http|tcp|dns|udp|icmp|traceroute|mtu)\[(\d+)\]\.(\w+)/.exec(key);
+  const m = /^suite\.(http|tcp|dns|udp|icmp|traceroute|mtu|bandwidth)\[(\d+)\]\.(\w+)/.exec(key);
   if (m) {
     const field: Record<string, string> = { url: "URL", target: "host and port", mode: "mode", timeout_ms: "time limit", name: "name", host: "host", type: "record type", server: "server" };
-    const noun: Record<string, string> = { http: "HTTP target", tcp: "TCP target", dns: "DNS query", udp: "UDP echo peer", icmp: "ping host", traceroute: "traceroute host", mtu: "path MTU host" };
+    const noun: Record<string, string> = { http: "HTTP target", tcp: "TCP target", dns: "DNS query", udp: "UDP echo peer", icmp: "ping host", traceroute: "traceroute host", mtu: "path MTU host", bandwidth: "bandwidth server" };
     return `${noun[m[1]]} ${Number(m[2]) + 1}, ${field[m[3]] ?? m[3]}`;
   }
   const names: Record<string, string> = {

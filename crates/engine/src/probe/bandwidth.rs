@@ -6,15 +6,33 @@
 
 use super::{Probe, ProbeError};
 use crate::kinds::BandwidthKind;
-use crate::model::{ErrorKind, Measurement, TestType};
+use crate::model::{ErrorKind, Interim, Measurement, TestType};
 use crate::spec::{self, BandwidthSpec, HostPort};
 use std::time::Duration;
 
-/// One bandwidth test: its spec and the tier it runs in.
+/// One bandwidth test: its spec, the tier it runs in, and where it tells
+/// how it is going while it runs (the runtime's live progress).
 #[derive(Debug, Clone)]
 pub struct BandwidthProbe {
     pub spec: BandwidthSpec,
     pub tier: u8,
+    pub progress: Option<Progress>,
+}
+
+/// Where a running test sends its [`Interim`] figures.
+#[derive(Clone)]
+pub struct Progress(pub tokio::sync::mpsc::UnboundedSender<Interim>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+impl Progress {
+    pub fn send(&self, i: Interim) {
+        let _ = self.0.send(i);
+    }
 }
 super::spec_probe!(BandwidthProbe, BandwidthSpec);
 
@@ -23,6 +41,7 @@ impl BandwidthProbe {
         BandwidthProbe {
             spec: BandwidthSpec::new(server),
             tier: 1,
+            progress: None,
         }
     }
 }
@@ -48,7 +67,9 @@ impl Probe for BandwidthProbe {
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
         match self.kind {
-            BandwidthKind::Iperf3 => super::iperf3::run(&self.spec, m).await,
+            BandwidthKind::Iperf3 => {
+                super::iperf3::run(&self.spec, m, self.progress.as_ref()).await
+            }
         }
     }
 

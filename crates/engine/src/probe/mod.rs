@@ -10,6 +10,7 @@ pub mod http;
 mod http3;
 pub mod icmp;
 mod iperf3;
+pub mod loaded;
 pub mod mtu;
 pub mod net;
 pub mod ping;
@@ -243,7 +244,11 @@ pub fn build(spec: TestSpec, tier: u8) -> AnyProbe {
         TestSpec::Icmp(spec) => AnyProbe::Icmp(ping::IcmpProbe { spec, tier }),
         TestSpec::Trace(spec) => AnyProbe::Trace(trace::TraceProbe { spec, tier }),
         TestSpec::Mtu(spec) => AnyProbe::Mtu(mtu::MtuProbe { spec, tier }),
-        TestSpec::Bandwidth(spec) => AnyProbe::Bandwidth(bandwidth::BandwidthProbe { spec, tier }),
+        TestSpec::Bandwidth(spec) => AnyProbe::Bandwidth(bandwidth::BandwidthProbe {
+            spec,
+            tier,
+            progress: None,
+        }),
     }
 }
 

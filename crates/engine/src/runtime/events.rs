@@ -17,6 +17,9 @@ pub enum RunReason {
     CatchUp,
     /// Someone asked (CLI, tray, UI).
     OnDemand,
+    /// Someone asked for a speed test: the bandwidth servers, download then
+    /// upload, nothing else.
+    SpeedTest,
 }
 
 /// Something that happened, for the tray, the UI, notifications and logs.
@@ -53,6 +56,12 @@ pub enum Event {
         done: usize,
         total: usize,
         result: Box<Measurement>,
+    },
+    /// A bandwidth test running now, about once a second.
+    BandwidthProgress {
+        run_id: Uuid,
+        target: String,
+        interim: crate::model::Interim,
     },
     RunFinished {
         summary: Arc<RunSummary>,

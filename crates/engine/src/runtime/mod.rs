@@ -45,6 +45,11 @@ pub enum RuntimeError {
     Config(#[from] crate::config::ConfigError),
     #[error("WaddlePerf is shutting down; no new runs start")]
     ShuttingDown,
+    #[error(
+        "no bandwidth server is configured: add an iperf3 server in Settings \
+         (or a [[suite.bandwidth]] entry in the configuration file)"
+    )]
+    NoBandwidthServer,
 }
 
 /// A state document, or its default when absent or unreadable (logged).
@@ -169,6 +174,20 @@ impl Runtime {
     pub async fn run_tier(&self, tier: u8) -> Result<Arc<RunSummary>, RuntimeError> {
         self.start(RunReason::OnDemand, Some(tier.clamp(1, 3)))
             .await
+    }
+
+    /// A speed test now: each configured bandwidth server, download then
+    /// upload, alone (after a run already going has finished).
+    pub async fn speed_test(&self) -> Result<Arc<RunSummary>, RuntimeError> {
+        if self.config_and_plans().1.speed().is_empty() {
+            return Err(RuntimeError::NoBandwidthServer);
+        }
+        loop {
+            let s = self.start(RunReason::SpeedTest, Some(1)).await?;
+            if s.reason == RunReason::SpeedTest {
+                return Ok(s);
+            }
+        }
     }
 
     async fn start(

@@ -3,6 +3,7 @@
 //! it is measured.
 
 use super::*;
+use crate::probe::bandwidth::Progress as LiveProgress;
 
 impl Runtime {
     /// One run: tier 1 (or a forced tier), then AutoPerf — health, tier
@@ -12,7 +13,10 @@ impl Runtime {
         let run_id = Uuid::now_v7();
         let started_at = Utc::now();
         let first_tier = forced.unwrap_or(1);
-        let tier1 = plans.tier(first_tier);
+        let tier1 = match reason {
+            RunReason::SpeedTest => plans.speed(),
+            _ => plans.tier(first_tier),
+        };
         let mut progress = Progress {
             run_id,
             done: 0,
@@ -357,8 +361,23 @@ impl Runtime {
         let (events, run_id) = (self.inner.events.clone(), progress.run_id);
         for (i, p) in planned.iter().enumerate() {
             let gate = Arc::clone(&gate);
-            let probe = p.probe.clone();
+            let mut probe = p.probe.clone();
             let what = (i, probe.test_type(), probe.target());
+            if let AnyProbe::Bandwidth(b) = &mut probe {
+                // Live progress: the probe's figures, as events.
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                b.progress = Some(LiveProgress(tx));
+                let (events, target) = (events.clone(), what.2.clone());
+                tokio::spawn(async move {
+                    while let Some(interim) = rx.recv().await {
+                        let _ = events.send(Event::BandwidthProgress {
+                            run_id,
+                            target: target.clone(),
+                            interim,
+                        });
+                    }
+                });
+            }
             let events = events.clone();
             let handle = tasks.spawn(async move {
                 let want = if probe.exclusive() { permits } else { 1 };

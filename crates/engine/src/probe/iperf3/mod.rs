@@ -11,13 +11,17 @@
 //! the measured seconds. Retransmits are the sender's: the server's for a
 //! download, this machine's (Linux `TCP_INFO`) for an upload.
 
+use super::bandwidth::Progress;
+use super::loaded::{self, Load, Pinger, Recent};
 use super::net::{connect, resolve};
 use super::ProbeError;
 use crate::kinds::Direction;
-use crate::model::{ErrorKind, Measurement};
+use crate::model::{ErrorKind, Interim, Measurement};
 use crate::spec::BandwidthSpec;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -172,11 +176,78 @@ impl Counted {
     }
 }
 
+/// Bytes moved each way in the measured seconds so far, shared by the
+/// streams, read once a second for live progress.
+#[derive(Clone, Default)]
+pub(super) struct Live(Arc<[AtomicU64; 2]>);
+
+impl Live {
+    fn add_up(&self, n: usize) {
+        self.0[0].fetch_add(n as u64, Ordering::Relaxed);
+    }
+    fn add_down(&self, n: usize) {
+        self.0[1].fetch_add(n as u64, Ordering::Relaxed);
+    }
+    fn read(&self) -> [u64; 2] {
+        [
+            self.0[0].load(Ordering::Relaxed),
+            self.0[1].load(Ordering::Relaxed),
+        ]
+    }
+}
+
+/// Tells `progress` once a second how the test is going, from the end of
+/// slow start to the end of the window.
+async fn report(
+    progress: Progress,
+    live: Live,
+    recent: Option<Recent>,
+    w: Window,
+    spec: BandwidthSpec,
+) {
+    tokio::time::sleep_until(w.omit_end.into()).await;
+    let (mut last, mut last_at) = (live.read(), Instant::now());
+    let (up, down) = match spec.direction {
+        Direction::Upload => (true, false),
+        Direction::Download => (false, true),
+        Direction::Bidir => (true, true),
+    };
+    while Instant::now() < w.end {
+        tokio::time::sleep(
+            Duration::from_secs(1).min(w.end.saturating_duration_since(Instant::now())),
+        )
+        .await;
+        let (now, at) = (live.read(), Instant::now());
+        let dt = at.duration_since(last_at).as_secs_f64();
+        if dt <= 0.0 {
+            continue;
+        }
+        let rate = |i: usize| (now[i].saturating_sub(last[i])) as f64 * 8.0 / 1e6 / dt;
+        progress.send(Interim {
+            elapsed_s: at.saturating_duration_since(w.omit_end).as_secs_f64(),
+            seconds: spec.seconds,
+            upload_mbps: up.then(|| rate(0)),
+            download_mbps: down.then(|| rate(1)),
+            loaded_latency_ms: recent.as_ref().and_then(|r| r.median_of_last(5)),
+        });
+        (last, last_at) = (now, at);
+    }
+}
+
 /// The measured window of a test: after `omit`, for `seconds`.
 #[derive(Clone, Copy)]
 pub(super) struct Window {
     omit_end: Instant,
     end: Instant,
+}
+
+/// A task that ends when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A data stream, TCP or UDP, open and not yet started.
@@ -186,7 +257,11 @@ enum Stream {
 }
 
 /// Runs the test `spec` asks for and writes its figures into `m`.
-pub async fn run(spec: &BandwidthSpec, m: &mut Measurement) -> Result<(), ProbeError> {
+pub async fn run(
+    spec: &BandwidthSpec,
+    m: &mut Measurement,
+    progress: Option<&Progress>,
+) -> Result<(), ProbeError> {
     let resolved = resolve(&spec.server.host, spec.server.port).await?;
     m.metrics.dns_ms = resolved.dns_ms;
     let conn = connect(&resolved.addrs).await?;
@@ -201,6 +276,13 @@ pub async fn run(spec: &BandwidthSpec, m: &mut Measurement) -> Result<(), ProbeE
         .await
         .map_err(io("send the cookie to the iperf3 server"))?;
     expect_state(&mut ctrl, PARAM_EXCHANGE, "starting").await?;
+    // The idle latency, while the server waits for the parameters (its
+    // other clients are not held up meanwhile).
+    let pinger = Pinger::open(addr.ip());
+    let idle = match &pinger {
+        Some(p) => p.idle().await,
+        None => Vec::new(),
+    };
 
     // UDP has no slow start to leave out.
     let omit = if spec.udp_bitrate.is_some() {
@@ -262,16 +344,28 @@ pub async fn run(spec: &BandwidthSpec, m: &mut Measurement) -> Result<(), ProbeE
         omit_end,
         end: omit_end + Duration::from_secs(u64::from(spec.seconds)),
     };
+    let sampler = pinger.as_ref().map(Pinger::start);
+    let live = Live::default();
+    let reporter = progress.map(|p| {
+        let recent = sampler.as_ref().map(|s| s.recent());
+        AbortOnDrop(tokio::spawn(report(
+            p.clone(),
+            live.clone(),
+            recent,
+            window,
+            spec.clone(),
+        )))
+    });
     let (mut tcp_tasks, mut udp_tasks) = (JoinSet::new(), JoinSet::new());
     for (id, sending, stream) in streams {
         match (stream, sending) {
-            (Stream::Tcp(s), true) => tcp_tasks.spawn(tcp::send(id, s, window)),
-            (Stream::Tcp(s), false) => tcp_tasks.spawn(tcp::receive(id, s, window)),
+            (Stream::Tcp(s), true) => tcp_tasks.spawn(tcp::send(id, s, window, live.clone())),
+            (Stream::Tcp(s), false) => tcp_tasks.spawn(tcp::receive(id, s, window, live.clone())),
             (Stream::Udp(s), true) => {
                 let bitrate = spec.udp_bitrate.unwrap_or_default();
-                udp_tasks.spawn(udp::send(id, s, window, bitrate))
+                udp_tasks.spawn(udp::send(id, s, window, bitrate, live.clone()))
             }
-            (Stream::Udp(s), false) => udp_tasks.spawn(udp::receive(id, s, window)),
+            (Stream::Udp(s), false) => udp_tasks.spawn(udp::receive(id, s, window, live.clone())),
         };
     }
     // The streams stay open until the server has its results.
@@ -281,6 +375,10 @@ pub async fn run(spec: &BandwidthSpec, m: &mut Measurement) -> Result<(), ProbeE
         finish(&mut udp_tasks, &mut counted).await?,
     );
     counted.sort_by_key(|c| c.id);
+    drop(reporter);
+    let under_load = sampler
+        .map(|s| s.stop(window.omit_end, window.end))
+        .unwrap_or_default();
 
     send_state(&mut ctrl, TEST_END).await?;
     expect_state(&mut ctrl, EXCHANGE_RESULTS, "ending the test").await?;
@@ -289,6 +387,12 @@ pub async fn run(spec: &BandwidthSpec, m: &mut Measurement) -> Result<(), ProbeE
     expect_state(&mut ctrl, DISPLAY_RESULTS, "exchanging results").await?;
     send_state(&mut ctrl, IPERF_DONE).await?;
     drop((tcp_open, udp_open));
+    let load = match spec.direction {
+        Direction::Upload => Load::Up,
+        Direction::Download => Load::Down,
+        Direction::Bidir => Load::Both,
+    };
+    loaded::record(m, &idle, &under_load, load);
     results::figures(spec, &counted, &theirs, m)
 }
 

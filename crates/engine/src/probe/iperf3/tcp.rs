@@ -1,7 +1,7 @@
 //! TCP data streams: blocks written or read as fast as the path takes them
 //! until the window ends, bytes counted only after slow start (`omit`).
 
-use super::{Counted, Window, BLOCK};
+use super::{Counted, Live, Window, BLOCK};
 use crate::probe::ProbeError;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,13 +13,19 @@ pub(super) async fn send(
     id: u32,
     mut s: TcpStream,
     w: Window,
+    live: Live,
 ) -> Result<(Counted, TcpStream), ProbeError> {
     let block = vec![0x55u8; BLOCK];
     let (mut total, mut at_omit, mut omit_seen) = (0u64, 0u64, None);
     while Instant::now() < w.end {
         let left = w.end.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, s.write(&block)).await {
-            Ok(Ok(n)) => total += n as u64,
+            Ok(Ok(n)) => {
+                total += n as u64;
+                if omit_seen.is_some() {
+                    live.add_up(n);
+                }
+            }
             Ok(Err(e)) => return Err(ProbeError::io("send to the iperf3 server", &e)),
             Err(_) => break,
         }
@@ -46,6 +52,7 @@ pub(super) async fn receive(
     id: u32,
     mut s: TcpStream,
     w: Window,
+    live: Live,
 ) -> Result<(Counted, TcpStream), ProbeError> {
     let mut buf = vec![0u8; BLOCK];
     let (mut counted, mut open) = (0u64, true);
@@ -59,6 +66,7 @@ pub(super) async fn receive(
                 if now >= w.omit_end {
                     started.get_or_insert(now);
                     counted += n as u64;
+                    live.add_down(n);
                 }
             }
             Ok(Err(e)) => return Err(ProbeError::io("receive from the iperf3 server", &e)),

@@ -5,7 +5,7 @@
 //! does (RFC 1889's smoothed transit difference), so a download's figures
 //! compare with the server's for an upload.
 
-use super::{Counted, Window};
+use super::{Counted, Live, Window};
 use crate::probe::ProbeError;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -74,6 +74,7 @@ pub(super) async fn send(
     s: UdpSocket,
     w: Window,
     bitrate: u64,
+    live: Live,
 ) -> Result<(Counted, UdpSocket), ProbeError> {
     let mut buf = [0x55u8; DATAGRAM];
     let per_second = bitrate as f64 / 8.0;
@@ -89,7 +90,10 @@ pub(super) async fn send(
             seq = seq.wrapping_add(1);
             stamp(&mut buf, seq);
             match s.send(&buf).await {
-                Ok(n) => bytes += n as u64,
+                Ok(n) => {
+                    bytes += n as u64;
+                    live.add_up(n);
+                }
                 // The interface queue is full: that datagram is not sent.
                 Err(e) if e.raw_os_error() == Some(ENOBUFS) => {
                     seq = seq.wrapping_sub(1);
@@ -150,6 +154,7 @@ pub(super) async fn receive(
     id: u32,
     s: UdpSocket,
     w: Window,
+    live: Live,
 ) -> Result<(Counted, UdpSocket), ProbeError> {
     let mut buf = vec![0u8; 65_536];
     let mut a = Arrivals::default();
@@ -173,6 +178,7 @@ pub(super) async fn receive(
         let word = |i: usize| u32::from_be_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
         let sent = f64::from(word(0)) + f64::from(word(4)) / 1e6;
         bytes += n as u64;
+        live.add_down(n);
         a.record(u64::from(word(8)), sent, now);
     }
     let started = started.unwrap_or(w.omit_end).min(w.end);
