@@ -12,10 +12,9 @@ use waddleperf_testkit as support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::chain::Chain;
 use support::cli_home::Home;
 use support::free_port;
-use support::iperf::{iperf3_client, Iperf3Report, Iperf3Server};
+use support::iperf::{iperf3_client, Iperf3Report, Iperf3Server, QueuedServer};
 use support::netns::NetPair;
 use support::servers::SilentServer;
 use waddleperf_engine::autoperf::{tier1_breaches, tier2_breaches};
@@ -129,9 +128,18 @@ async fn every_tcp_mode_interoperates_with_iperf3_on_loopback() {
             assert_eq!(ours.is_some(), theirs.is_some(), "{name}: {what}: {m:?}");
             if let (Some(o), Some(t)) = (ours, theirs) {
                 println!("{name}: {what} ours {o:.0} Mbit/s, iperf3 {t:.0} Mbit/s");
-                assert!(o > t / 3.0, "{name}: {what} {o:.0} vs iperf3's {t:.0}");
+                assert!(o > 0.0, "{name}: {what}");
             }
         }
+        // Both ways at once on loopback, the two directions compete for the
+        // same two cores, and which one wins moves from run to run (for
+        // iperf3's client too): only their sum compares.
+        let sum = |u: Option<f64>, d: Option<f64>| u.unwrap_or(0.0) + d.unwrap_or(0.0);
+        let (o, t) = (
+            sum(m.metrics.upload_mbps, m.metrics.download_mbps),
+            sum(reference.upload_mbps, reference.download_mbps),
+        );
+        assert!(o > t / 3.0, "{name}: {o:.0} Mbit/s vs iperf3's {t:.0}");
         // Retransmits come from the sender's side, wherever it is.
         assert!(m.metrics.retransmits.is_some(), "{name}: {m:?}");
     }
@@ -500,21 +508,8 @@ async fn latency_under_load_shows_the_queue_a_test_fills() {
                 "TCP, 16 streams"
             }
         );
-        let chain = Chain::new(1, None);
-        let router = &chain.nodes[0];
-        chain.sh(
-            router,
-            &format!(
-                "tc qdisc add dev e1 root tbf rate 20mbit burst 32kbit latency {queue_ms}ms && \
-                 tc qdisc add dev w0 root tbf rate 20mbit burst 32kbit latency {queue_ms}ms"
-            ),
-        );
-        let target = chain.target();
-        let server = Iperf3Server::start(
-            &target.to_string(),
-            5201,
-            chain.nodes.last().map(String::as_str),
-        );
+        let path = QueuedServer::start("20mbit", queue_ms);
+        let (server, target) = (&path.server, path.target());
         // ping over the measured seconds: the probe pings idle for 1 s,
         // then leaves 2 s out, then measures 6 s (TCP fills the queue
         // more as they go, so the two must watch the same seconds).
@@ -711,4 +706,65 @@ async fn live_progress_follows_the_link_rate() {
         );
         assert!(i.loaded_latency_ms.is_some(), "{i:?}");
     }
+}
+
+/// AutoPerf's daily data budget: escalated to tier 2 (a target is down),
+/// the bandwidth test runs while the day's budget lasts; once what tier 2
+/// moved passes it, the next escalated run leaves the bandwidth test out,
+/// says so in the event log, and still runs the rest. A speed test is not
+/// held by the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoperf_keeps_to_the_daily_data_budget() {
+    use waddleperf_engine::config::Config;
+    use waddleperf_engine::model::TestType;
+    use waddleperf_engine::runtime::Runtime;
+    use waddleperf_engine::store::Store;
+    let _serial = SERIAL.lock().await;
+    let server = Iperf3Server::start("127.0.0.1", free_port(), None);
+    let closed = support::closed_port();
+    let text = format!(
+        "[autoperf]\nescalate_after = 1\nbandwidth_budget_mb = 1\n\n\
+         [[suite.tcp]]\ntarget = \"127.0.0.1:{}\"\n\n\
+         [[suite.bandwidth]]\nserver = \"{}\"\nseconds = 1\nomit = 0\nstreams = 1\n",
+        closed.port, server.addr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wp.db");
+    let rt = Runtime::new(
+        Store::open(&db).unwrap(),
+        Config::parse(&text, "test").unwrap(),
+    );
+    let bandwidth = |s: &waddleperf_engine::runtime::RunSummary| {
+        s.results
+            .iter()
+            .filter(|m| m.test_type == TestType::Bandwidth)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+
+    let first = rt.run_now().await.unwrap();
+    assert_eq!(first.tiers, [1, 2], "{first:?}");
+    let moved = bandwidth(&first);
+    assert_eq!(moved.len(), 1, "{first:?}");
+    let bytes = moved[0].metrics.bytes.unwrap();
+    println!("tier 2 bandwidth test moved {} MB", bytes / 1_000_000);
+    assert!(bytes > 1_000_000, "{moved:?}");
+
+    let second = rt.run_now().await.unwrap();
+    assert_eq!(second.tiers, [1, 2], "{second:?}");
+    assert!(bandwidth(&second).is_empty(), "{second:?}");
+    let events = Store::open(&db).unwrap().events(None, None, 50).unwrap();
+    let skipped = events
+        .iter()
+        .find(|e| e.kind == "bandwidth_budget")
+        .expect("the skip is logged");
+    println!("{}", skipped.message);
+    assert!(
+        skipped.message.contains("of a 1 MB budget"),
+        "{}",
+        skipped.message
+    );
+
+    let speed = rt.speed_test().await.unwrap();
+    assert_eq!(bandwidth(&speed).len(), 2, "{speed:?}");
 }

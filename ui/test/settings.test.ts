@@ -10,7 +10,7 @@ import { SettingsPage, describeKey, fieldKey } from "../src/pages/settings";
 
 const settings = () => ({
   schedule: { interval_minutes: 60, run_on_start: true, concurrency: 4 },
-  autoperf: { enabled: true, escalate_after: 2, deescalate_after: 3, tier3_cooldown_minutes: 360, thresholds: { latency_ms: 100, loss_pct: 5, http_total_ms: 2000, dns_ms: 1000, throughput_mbps: 10, jitter_ms: 50, hops: 20, cert_days_left: 7 } },
+  autoperf: { enabled: true, escalate_after: 2, deescalate_after: 3, tier3_cooldown_minutes: 360, bandwidth_budget_mb: 2000, thresholds: { latency_ms: 100, loss_pct: 5, http_total_ms: 2000, dns_ms: 1000, throughput_mbps: 10, jitter_ms: 50, hops: 20, cert_days_left: 7 } },
   notifications: { enabled: true, min_interval_minutes: 30 },
   probe: { timeout_ms: 10000, max_redirects: 10, max_body_bytes: 10485760 },
   store: { retention_days: 365 },

@@ -66,5 +66,8 @@ pub const UDP_BITRATE_RANGE: RangeInclusive<u64> = 1_000..=10_000_000_000;
 /// tried again this many times, this long apart, in scheduled runs.
 pub const BUSY_RETRIES: u32 = 2;
 pub const BUSY_WAIT_S: u64 = 20;
+/// What AutoPerf's bandwidth tests may move in a day, in MB: a few tier 2
+/// tests and one tier 3 test on a 100 Mbit/s link.
+pub const BANDWIDTH_BUDGET_MB: u32 = 2_000;
 /// AutoPerf's tier 3 bandwidth test: 60 s in both directions.
 pub const TIER3_BANDWIDTH_SECONDS: u32 = 60;

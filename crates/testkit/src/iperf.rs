@@ -120,3 +120,36 @@ pub fn iperf3_client(server: SocketAddr, extra: &[&str]) -> Iperf3Report {
         lost_pct: end["sum_received"]["lost_percent"].as_f64(),
     }
 }
+
+/// An `iperf3 -s` behind one router that forwards `rate` each way through
+/// a token bucket whose queue holds a packet at most `queue_ms` (plus a
+/// 32 kbit burst): bufferbloat on a router, as on a real path (in the
+/// sender's own qdisc, TCP small queues would keep the queue nearly empty).
+pub struct QueuedServer {
+    // The server goes before its namespaces.
+    pub server: Iperf3Server,
+    pub chain: super::chain::Chain,
+}
+
+impl QueuedServer {
+    pub fn start(rate: &str, queue_ms: f64) -> QueuedServer {
+        let chain = super::chain::Chain::new(1, None);
+        chain.sh(
+            &chain.nodes[0],
+            &format!(
+                "tc qdisc add dev e1 root tbf rate {rate} burst 32kbit latency {queue_ms}ms && \
+                 tc qdisc add dev w0 root tbf rate {rate} burst 32kbit latency {queue_ms}ms"
+            ),
+        );
+        let server = Iperf3Server::start(
+            &chain.target().to_string(),
+            5201,
+            chain.nodes.last().map(String::as_str),
+        );
+        QueuedServer { server, chain }
+    }
+
+    pub fn target(&self) -> std::net::Ipv4Addr {
+        self.chain.target()
+    }
+}

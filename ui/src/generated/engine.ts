@@ -383,7 +383,13 @@ export type Schedule = { interval_minutes: number, run_on_start: boolean,
  */
 offset_seconds?: number | null, concurrency: number, };
 
-export type AutoPerf = { enabled: boolean, escalate_after: number, deescalate_after: number, tier3_cooldown_minutes: number, thresholds: Thresholds, };
+export type AutoPerf = { enabled: boolean, escalate_after: number, deescalate_after: number, tier3_cooldown_minutes: number, 
+/**
+ * Megabytes (10^6 bytes) AutoPerf's bandwidth tests may move in a day
+ * (local time); once used up, escalations skip them until midnight. 0:
+ * AutoPerf never runs them (a speed test or `test bandwidth` still does).
+ */
+bandwidth_budget_mb: number, thresholds: Thresholds, };
 
 export type Notifications = { enabled: boolean, min_interval_minutes: number, };
 

@@ -1,5 +1,6 @@
 // History: pick targets and a range; charts of latency (mean with a min–max
-// band), loss, jitter, HTTP phases and throughput from the engine's bucketed
+// band), loss, jitter, HTTP phases, HTTP throughput and bandwidth tests'
+// download and upload rates from the engine's bucketed
 // aggregates; the raw results; CSV and JSON export.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
@@ -25,7 +26,9 @@ const CHARTS: ChartSpec[] = [
   { id: "latency", title: "Latency", metric: "latency_ms", field: "mean", unit: fmtMs, band: true },
   { id: "loss", title: "Loss", metric: "success", field: "loss_pct", unit: fmtPct, band: false },
   { id: "jitter", title: "Jitter", metric: "jitter_ms", field: "mean", unit: fmtMs, band: true },
-  { id: "throughput", title: "Throughput", metric: "throughput_mbps", field: "mean", unit: fmtMbps, band: true, types: ["http", "bandwidth"] },
+  { id: "throughput", title: "HTTP throughput", metric: "throughput_mbps", field: "mean", unit: fmtMbps, band: true, types: ["http"] },
+  { id: "download", title: "Download (bandwidth tests)", metric: "download_mbps", field: "mean", unit: fmtMbps, band: true, types: ["bandwidth"] },
+  { id: "upload", title: "Upload (bandwidth tests)", metric: "upload_mbps", field: "mean", unit: fmtMbps, band: true, types: ["bandwidth"] },
 ];
 const PHASES = ["dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "total_ms"];
 const PHASE_NAMES = ["DNS", "Connect", "TLS", "TTFB", "Total"];
@@ -158,7 +161,7 @@ export class History {
       return;
     }
     const slots = new Map<string, HTMLElement>();
-    for (const c of [...CHARTS.slice(0, 3), { id: "phases", title: "HTTP phases" }, CHARTS[3]]) {
+    for (const c of [...CHARTS.slice(0, 3), { id: "phases", title: "HTTP phases" }, ...CHARTS.slice(3)]) {
       const slot = h("figure", { class: "card chart", id: `chart-${c.id}`, "aria-label": `${c.title} chart` }, h("figcaption", {}, c.title));
       if (c.id === "phases") slot.append(this.phaseSelect);
       slots.set(c.id, slot);

@@ -89,6 +89,7 @@ export class SettingsPage {
         this.check("autoperf-enabled", "Escalate to tier 2 and 3 tests", this.s.autoperf.enabled, (v) => (this.s.autoperf.enabled = v)),
         this.number("escalate-after", "Escalate after", "breaches in a row", "autoperf.escalate_after", this.s.autoperf.escalate_after, (v) => (this.s.autoperf.escalate_after = v)),
         this.number("deescalate-after", "Step back after", "healthy runs in a row", "autoperf.deescalate_after", this.s.autoperf.deescalate_after, (v) => (this.s.autoperf.deescalate_after = v)),
+        this.number("bandwidth-budget", "Data for AutoPerf's bandwidth tests", "MB a day (0: none)", "autoperf.bandwidth_budget_mb", this.s.autoperf.bandwidth_budget_mb, (v) => (this.s.autoperf.bandwidth_budget_mb = v)),
         ...THRESHOLDS.map((t) =>
           this.number(`threshold-${t.key}`, t.label, t.unit, `autoperf.thresholds.${t.key}`, this.s.autoperf.thresholds[t.key], (v) => (this.s.autoperf.thresholds[t.key] = v), "any"),
         ),
@@ -452,6 +453,7 @@ export function describeKey(key: string): string {
     "store.retention_days": "Retention",
     "autoperf.escalate_after": "Escalate after",
     "autoperf.deescalate_after": "Step back after",
+    "autoperf.bandwidth_budget_mb": "Data for AutoPerf's bandwidth tests",
     "notifications.min_interval_minutes": "Notification interval",
   };
   if (names[key]) return names[key];

@@ -44,6 +44,9 @@ escalate_after = 2
 # Consecutive healthy tier 1 runs before going back to tier 1 only.
 deescalate_after = 3
 tier3_cooldown_minutes = 360
+# Megabytes AutoPerf's bandwidth tests may move in a day (local time); then
+# escalations skip them until midnight. 0: AutoPerf never runs them.
+bandwidth_budget_mb = 2000
 
 [autoperf.thresholds]
 # Tier 1 -> 2 (and a target's health: crossing one makes it "degraded", a failed

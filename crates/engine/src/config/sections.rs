@@ -25,6 +25,10 @@ pub struct AutoPerf {
     pub escalate_after: u32,
     pub deescalate_after: u32,
     pub tier3_cooldown_minutes: u32,
+    /// Megabytes (10^6 bytes) AutoPerf's bandwidth tests may move in a day
+    /// (local time); once used up, escalations skip them until midnight. 0:
+    /// AutoPerf never runs them (a speed test or `test bandwidth` still does).
+    pub bandwidth_budget_mb: u32,
     pub thresholds: Thresholds,
 }
 
@@ -200,6 +204,7 @@ impl Default for AutoPerf {
             escalate_after: 2,
             deescalate_after: 3,
             tier3_cooldown_minutes: 360,
+            bandwidth_budget_mb: d::BANDWIDTH_BUDGET_MB,
             thresholds: Thresholds::default(),
         }
     }

@@ -173,6 +173,15 @@ impl Config {
                 ),
             );
         }
+        if a.bandwidth_budget_mb > 10_000_000 {
+            return plain(
+                "autoperf.bandwidth_budget_mb",
+                format!(
+                    "{} MB is more than 10000000 (10 TB a day)",
+                    a.bandwidth_budget_mb
+                ),
+            );
+        }
         for (k, v) in a.thresholds.named() {
             if let Err(m) = check_threshold(k, v) {
                 return plain(&format!("autoperf.thresholds.{k}"), m);

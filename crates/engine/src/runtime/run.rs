@@ -57,7 +57,7 @@ impl Runtime {
                 transitions.push(tr);
             }
             if state.level >= 2 {
-                let tier2 = plans.tier(2);
+                let tier2 = &self.within_budget(plans.tier(2), &cfg).await;
                 let second = self.more_tier(2, tier2, &cfg, &mut progress).await;
                 tiers.push(2);
                 results.extend(second.iter().cloned());
@@ -71,7 +71,7 @@ impl Runtime {
                         Tier3::Run(tr) => {
                             self.transition(&tr).await;
                             transitions.push(tr);
-                            let tier3 = plans.tier(3);
+                            let tier3 = &self.within_budget(plans.tier(3), &cfg).await;
                             let third = self.more_tier(3, tier3, &cfg, &mut progress).await;
                             tiers.push(3);
                             results.extend(third);
@@ -133,6 +133,76 @@ impl Runtime {
             summary: Arc::clone(&summary),
         });
         summary
+    }
+
+    /// A tier's probes without its bandwidth tests when AutoPerf's daily
+    /// data budget is used up (`[autoperf] bandwidth_budget_mb`): what tier
+    /// 2 and 3 results of bandwidth tests moved since local midnight. The
+    /// skip is logged as an event.
+    pub(super) async fn within_budget(&self, planned: &[Planned], cfg: &Config) -> Vec<Planned> {
+        let is_bandwidth = |p: &Planned| p.probe.test_type() == TestType::Bandwidth;
+        if !planned.iter().any(is_bandwidth) {
+            return planned.to_vec();
+        }
+        let budget = u64::from(cfg.autoperf.bandwidth_budget_mb) * 1_000_000;
+        let since = chrono::Local::now()
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| Utc::now() - chrono::Duration::hours(24));
+        let used = self
+            .with_store(move |s| {
+                s.history(&crate::store::HistoryQuery {
+                    test_type: Some(TestType::Bandwidth),
+                    since: Some(since),
+                    ..Default::default()
+                })
+            })
+            .await
+            .map(|rows| {
+                rows.iter()
+                    .filter(|m| m.tier >= 2)
+                    .filter_map(|m| m.metrics.bytes)
+                    .sum::<u64>()
+            });
+        let used = match used {
+            Ok(u) => u,
+            Err(e) => {
+                // Not knowing what was used, do not risk the user's data.
+                tracing::warn!("bandwidth budget unknown, its tests skipped: {e}");
+                u64::MAX
+            }
+        };
+        if used < budget {
+            return planned.to_vec();
+        }
+        let message = format!(
+            "AutoPerf's bandwidth tests skipped: {} MB moved today of a {} MB budget \
+             ([autoperf] bandwidth_budget_mb); they run again after midnight",
+            if used == u64::MAX {
+                "unknown".to_owned()
+            } else {
+                (used / 1_000_000).to_string()
+            },
+            cfg.autoperf.bandwidth_budget_mb
+        );
+        tracing::info!("{message}");
+        let event = NewEvent {
+            at: Utc::now(),
+            kind: "bandwidth_budget".into(),
+            target: None,
+            message,
+            details: serde_json::json!({ "used_bytes": used, "budget_mb": cfg.autoperf.bandwidth_budget_mb }),
+        };
+        if let Err(e) = self.with_store(move |s| s.log_events(&[event])).await {
+            tracing::warn!("event not logged: {e}");
+        }
+        planned
+            .iter()
+            .filter(|p| !is_bandwidth(p))
+            .cloned()
+            .collect()
     }
 
     /// Runs a further tier inside the current run.

@@ -48,6 +48,10 @@ const SERVER_ERROR: i8 = -2;
 const COOKIE_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
 /// Bytes per write: iperf3's default TCP block.
 const BLOCK: usize = 128 * 1024;
+/// A refused connection is tried again this many times, this long apart
+/// (see `connect_between_tests`).
+const REFUSED_TRIES: u32 = 4;
+const REFUSED_WAIT: Duration = Duration::from_millis(250);
 /// The largest JSON message read from a server.
 const MAX_MESSAGE: u32 = 1 << 20;
 
@@ -264,7 +268,7 @@ pub async fn run(
 ) -> Result<(), ProbeError> {
     let resolved = resolve(&spec.server.host, spec.server.port).await?;
     m.metrics.dns_ms = resolved.dns_ms;
-    let conn = connect(&resolved.addrs).await?;
+    let conn = connect_between_tests(&resolved.addrs).await?;
     m.metrics.connect_ms = Some(conn.connect_ms);
     m.resolved_ip = Some(conn.addr.ip().to_string());
     m.metrics.server_kind = Some("iperf3".into());
@@ -410,6 +414,22 @@ async fn finish<S: 'static>(
         open.push(s);
     }
     Ok(open)
+}
+
+/// Connects, allowing for an iperf3 server between two tests: it closes
+/// its listening socket when a test ends and opens a new one a moment later,
+/// so a test that follows another at once can be refused in between.
+async fn connect_between_tests(addrs: &[SocketAddr]) -> Result<super::net::Connected, ProbeError> {
+    let mut tries = 0;
+    loop {
+        match connect(addrs).await {
+            Err(e) if e.kind == ErrorKind::Refused && tries < REFUSED_TRIES => {
+                tries += 1;
+                tokio::time::sleep(REFUSED_WAIT).await;
+            }
+            r => return r,
+        }
+    }
 }
 
 async fn open_stream(addr: SocketAddr, cookie: &[u8; 37]) -> Result<TcpStream, ProbeError> {

@@ -174,6 +174,10 @@ pub(super) fn figures(
         m.metrics.retransmits = retransmits;
     }
     let moved = m.metrics.upload_mbps.unwrap_or(0.0) + m.metrics.download_mbps.unwrap_or(0.0);
+    // What the test moved, both ways, slow start included (about: the
+    // measured rates over the whole test), for the daily data budget.
+    let whole = f64::from(spec.seconds + if udp { 0 } else { spec.omit });
+    m.metrics.bytes = Some((moved * 1e6 / 8.0 * whole).round() as u64);
     if moved <= 0.0 {
         return Err(protocol(format!(
             "nothing was transferred in {} s ({} ms to connect)",
