@@ -11,7 +11,8 @@ use std::path::Path;
 use waddleperf_engine::config::{Config, Paths, DEFAULT_TOML};
 use waddleperf_engine::device::DeviceInfo;
 use waddleperf_engine::model::Interim;
-use waddleperf_engine::probe::loaded;
+use waddleperf_engine::probe::bandwidth::Progress;
+use waddleperf_engine::probe::{loaded, AnyProbe};
 use waddleperf_engine::runtime::{Event, Runtime};
 use waddleperf_engine::{export, version};
 
@@ -100,6 +101,31 @@ pub(crate) async fn run_cmd(rt: Runtime, json: bool, which: Which) -> Result<()>
         bail!("results were measured but not stored: {e}");
     }
     Ok(())
+}
+
+/// A bandwidth test run from a terminal tells how it is going: its live
+/// figures, for [`show_progress`] (not with `--json`, nor when stderr is
+/// not a terminal).
+pub(crate) fn live_progress(
+    probe: &mut AnyProbe,
+    json: bool,
+) -> Option<tokio::sync::mpsc::UnboundedReceiver<Interim>> {
+    let AnyProbe::Bandwidth(b) = probe else {
+        return None;
+    };
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    b.progress = Some(Progress(tx));
+    Some(rx)
+}
+
+/// Prints each live figure over the last, on stderr.
+pub(crate) async fn show_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Interim>) {
+    while let Some(i) = rx.recv().await {
+        eprint!("\r\x1b[K{}", live_line("", &i).trim_start());
+    }
 }
 
 /// One line of a bandwidth test's live progress.

@@ -174,7 +174,8 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Test { kind } => {
             let cfg = load_config(&paths)?;
             let (spec, common) = test_args::spec(kind, &cfg).map_err(usage)?;
-            let probe = waddleperf_engine::probe::build(spec, 1);
+            let mut probe = waddleperf_engine::probe::build(spec, 1);
+            let live = commands::live_progress(&mut probe, common.json);
             let store = if common.no_store {
                 Store::open_in_memory()?
             } else {
@@ -182,7 +183,12 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             let rt = Runtime::new(store, cfg);
             tokio_rt()?.block_on(async {
+                let live = live.map(|rx| tokio::spawn(commands::show_progress(rx)));
                 let m = rt.test(&probe, !common.no_store).await?;
+                if let Some(task) = live {
+                    task.abort();
+                    eprint!("\r\x1b[K");
+                }
                 let mut out = std::io::stdout().lock();
                 if common.json {
                     serde_json::to_writer_pretty(&mut out, &m)?;

@@ -54,14 +54,21 @@ pub(crate) fn print_table(out: &mut dyn Write, results: &[Measurement]) -> std::
 pub(crate) fn print_test(out: &mut dyn Write, m: &Measurement) -> std::io::Result<()> {
     let verdict = if m.success { "ok" } else { "FAILED" };
     writeln!(out, "{} {}: {verdict}", m.test_type, m.target)?;
+    let metrics = serde_json::to_value(&m.metrics).unwrap_or_default();
+    let obj = metrics.as_object();
+    // One column for every name: the longest (bandwidth's are long).
+    let w = obj
+        .map(|o| o.keys().map(String::len).max().unwrap_or(0))
+        .unwrap_or(0)
+        .max(12);
+    let line = |out: &mut dyn Write, k: &str, v: &str| writeln!(out, "  {k:<w$} {v}");
     if let (Some(k), Some(e)) = (m.error_kind, &m.error) {
-        writeln!(out, "  error        {k}: {e}")?;
+        line(out, "error", &format!("{k}: {e}"))?;
     }
     if let Some(ip) = &m.resolved_ip {
-        writeln!(out, "  address      {ip}")?;
+        line(out, "address", ip)?;
     }
-    let metrics = serde_json::to_value(&m.metrics).unwrap_or_default();
-    if let Some(obj) = metrics.as_object() {
+    if let Some(obj) = obj {
         for (k, v) in obj {
             if k == "hops" {
                 continue;
@@ -73,13 +80,13 @@ pub(crate) fn print_test(out: &mut dyn Write, m: &Measurement) -> std::io::Resul
                 }
                 other => other.to_string(),
             };
-            writeln!(out, "  {k:<13} {shown}")?;
+            line(out, k, &shown)?;
         }
     }
     if let Some(l) = m.latency_ms {
-        writeln!(out, "  latency_ms   {l:.3} ms")?;
+        line(out, "latency_ms", &format!("{l:.3} ms"))?;
     }
-    writeln!(out, "  duration_ms  {:.3} ms", m.duration_ms)?;
+    line(out, "duration_ms", &format!("{:.3} ms", m.duration_ms))?;
     if let Some(hops) = &m.metrics.hops {
         writeln!(
             out,
