@@ -131,6 +131,16 @@ describe("settings page", () => {
     const mtu = document.getElementById("mtu-0-host") as HTMLInputElement;
     mtu.value = "example.net";
     mtu.dispatchEvent(new Event("input"));
+    document.getElementById("add-bandwidth")!.click();
+    const bw = document.getElementById("bandwidth-0-server") as HTMLInputElement;
+    bw.value = "lanbox:5201";
+    bw.dispatchEvent(new Event("input"));
+    const dir = document.getElementById("bandwidth-0-direction") as HTMLSelectElement;
+    dir.value = "download";
+    dir.dispatchEvent(new Event("change"));
+    const rate = document.getElementById("bandwidth-0-bitrate") as HTMLInputElement;
+    rate.value = "50M";
+    rate.dispatchEvent(new Event("input"));
     const http3 = document.getElementById("http-0-mode") as HTMLSelectElement;
     http3.value = "http3";
     http3.dispatchEvent(new Event("change"));
@@ -138,6 +148,8 @@ describe("settings page", () => {
     expect(sent.dns).toEqual([{ name: "example.com", type: "MX", server: "192.0.2.53" }]);
     expect(sent.icmp).toEqual([{ host: "1.1.1.1", count: 20 }]);
     expect(sent.mtu).toEqual([{ host: "example.net" }]);
+    expect(sent.bandwidth).toEqual([{ server: "lanbox:5201", direction: "download", udp: true, bitrate: "50M" }]);
+    expect(describeKey("suite.bandwidth[0].bitrate")).toBe("bandwidth server 1, UDP bitrate");
     expect(sent.http[0].mode).toBe("http3");
     expect(describeKey("suite.icmp[0].count")).toBe("ping host 1, count");
   });

@@ -180,8 +180,9 @@ export class SettingsPage {
     return list;
   }
 
-  /** DNS, UDP, ICMP, traceroute and MTU targets: the main field (and for DNS
-   * the record type and server); other keys of an entry are kept as they are. */
+  /** DNS, UDP, ICMP, traceroute, MTU and bandwidth targets: the main field
+   * (for DNS also the record type and server; for bandwidth the direction and
+   * a UDP bitrate); other keys of an entry are kept as they are. */
   private renderSimple(k: SimpleSpec): void {
     const el = this.simpleLists.get(k.kind) as HTMLElement;
     clear(el);
@@ -203,6 +204,7 @@ export class SettingsPage {
         });
         extra.push(type, server);
       }
+      if (k.kind === "bandwidth") extra.push(...this.bandwidthFields(t, i));
       const remove = h("button", { type: "button", class: "link", "aria-label": `Remove ${k.noun} ${i + 1}` }, "Remove");
       remove.addEventListener("click", () => {
         list.splice(i, 1);
@@ -210,6 +212,27 @@ export class SettingsPage {
       });
       el.append(h("div", { class: "row" }, main, ...extra, remove, h("span", { class: "field-error", id: `${id}-error` })));
     });
+  }
+
+  /** A bandwidth server's direction, and UDP with its bitrate (empty: TCP). */
+  private bandwidthFields(t: Record<string, unknown>, i: number): HTMLElement[] {
+    const id = `bandwidth-${i}`;
+    const direction = h("select", { id: `${id}-direction`, "aria-label": `Bandwidth server ${i + 1} direction`, "data-key": fieldKey("suite.bandwidth", i, "direction") });
+    for (const [v, label] of [["upload", "upload"], ["download", "download"], ["bidir", "both at once"]]) direction.append(h("option", { value: v }, label));
+    direction.value = String(t.direction ?? "upload");
+    direction.addEventListener("change", () => (t.direction = direction.value));
+    const bitrate = h("input", { type: "text", id: `${id}-bitrate`, value: t.udp ? String(t.bitrate ?? "1M") : "", placeholder: "TCP (or UDP bitrate, e.g. 50M)", "data-key": fieldKey("suite.bandwidth", i, "bitrate"), "aria-label": `Bandwidth server ${i + 1} UDP bitrate` });
+    bitrate.addEventListener("input", () => {
+      const v = bitrate.value.trim();
+      if (v === "") {
+        delete t.udp;
+        delete t.bitrate;
+      } else {
+        t.udp = true;
+        t.bitrate = v;
+      }
+    });
+    return [direction, bitrate];
   }
 
   private addSimple(k: SimpleSpec): void {
@@ -443,7 +466,7 @@ export class SettingsPage {
 export function describeKey(key: string): string {
   const m = /^suite\.(http|tcp|dns|udp|icmp|traceroute|mtu|bandwidth)\[(\d+)\]\.(\w+)/.exec(key);
   if (m) {
-    const field: Record<string, string> = { url: "URL", target: "host and port", mode: "mode", timeout_ms: "time limit", name: "name", host: "host", type: "record type", server: "server" };
+    const field: Record<string, string> = { url: "URL", target: "host and port", mode: "mode", timeout_ms: "time limit", name: "name", host: "host", type: "record type", server: "server", direction: "direction", bitrate: "UDP bitrate" };
     const noun: Record<string, string> = { http: "HTTP target", tcp: "TCP target", dns: "DNS query", udp: "UDP echo peer", icmp: "ping host", traceroute: "traceroute host", mtu: "path MTU host", bandwidth: "bandwidth server" };
     return `${noun[m[1]]} ${Number(m[2]) + 1}, ${field[m[3]] ?? m[3]}`;
   }
