@@ -29,6 +29,8 @@ async fn main() {
         streams,
         seconds: SECONDS,
         omit: 1,
+        busy_retries: 2,
+        busy_wait: Duration::from_secs(1),
         ..BandwidthSpec::new(HostPort {
             host: "127.0.0.1".into(),
             port: server.addr.port(),

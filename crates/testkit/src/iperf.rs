@@ -80,25 +80,31 @@ pub struct Iperf3Report {
 
 /// Runs `iperf3 -c server -J extra…` and reads its end summary. `-R`
 /// reports a download, `--bidir` both.
+/// A server that has just ended a test can still say it is busy for a
+/// moment: the reference client tries again, as a person would.
 pub fn iperf3_client(server: SocketAddr, extra: &[&str]) -> Iperf3Report {
-    let out = Command::new("iperf3")
-        .args([
-            "-c",
-            &server.ip().to_string(),
-            "-p",
-            &server.port().to_string(),
-            "-J",
-        ])
-        .args(extra)
-        .output()
-        .expect("cannot run iperf3");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "iperf3 -c printed no JSON ({e}): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let (ip, port) = (server.ip().to_string(), server.port().to_string());
+    let mut tries = 0;
+    let v = loop {
+        let out = Command::new("iperf3")
+            .args(["-c", &ip, "-p", &port, "-J"])
+            .args(extra)
+            .output()
+            .expect("cannot run iperf3");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "iperf3 -c printed no JSON ({e}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let busy = v["error"].as_str().is_some_and(|e| e.contains("busy"));
+        if !busy || tries == 10 {
+            break v;
+        }
+        tries += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    };
     let end = &v["end"];
     assert!(
         v.get("error").is_none() && end.is_object(),

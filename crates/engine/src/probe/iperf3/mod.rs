@@ -52,6 +52,9 @@ const BLOCK: usize = 128 * 1024;
 /// (see `connect_between_tests`).
 const REFUSED_TRIES: u32 = 4;
 const REFUSED_WAIT: Duration = Duration::from_millis(250);
+/// How long the server may take to close the control connection after
+/// the test.
+const DONE_WAIT: Duration = Duration::from_secs(2);
 /// The largest JSON message read from a server.
 const MAX_MESSAGE: u32 = 1 << 20;
 
@@ -390,6 +393,18 @@ pub async fn run(
     let theirs = read_json(&mut ctrl).await?;
     expect_state(&mut ctrl, DISPLAY_RESULTS, "exchanging results").await?;
     send_state(&mut ctrl, IPERF_DONE).await?;
+    // The server closes the control connection once it has put the test
+    // away; waiting for that (briefly) lets a test that follows at once
+    // find it free rather than busy.
+    let _ = tokio::time::timeout(DONE_WAIT, async {
+        let mut b = [0u8; 64];
+        while let Ok(n) = ctrl.read(&mut b).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
     drop((tcp_open, udp_open));
     let load = match spec.direction {
         Direction::Upload => Load::Up,
