@@ -12,7 +12,6 @@ use waddleperf_testkit as support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::cli_home::Home;
 use support::free_port;
 use support::iperf::{iperf3_client, Iperf3Report, Iperf3Server, QueuedServer};
 use support::netns::NetPair;
@@ -423,76 +422,6 @@ async fn garbage_and_silence_fail_clearly() {
     );
 }
 
-/// The CLI: `waddleperf test bandwidth` in JSON, and bad arguments named.
-#[test]
-fn the_cli_runs_a_bandwidth_test_and_names_bad_arguments() {
-    let server = Iperf3Server::start("127.0.0.1", free_port(), None);
-    let home = Home::new("");
-    let target = server.addr.to_string();
-    let out = home.ok(&[
-        "test",
-        "bandwidth",
-        &target,
-        "-t",
-        "1",
-        "-O",
-        "0",
-        "-R",
-        "--json",
-    ]);
-    let m: Measurement = serde_json::from_str(&out).unwrap();
-    assert!(m.success, "{m:?}");
-    assert_eq!(m.target, format!("iperf3://{target} download"));
-    assert!(m.metrics.download_mbps.unwrap() > 0.0);
-
-    let text = home.ok(&["test", "bandwidth", &target, "-t", "1", "-u", "-b", "2M"]);
-    assert!(
-        text.contains("upload_mbps") && text.contains("loss_pct"),
-        "{text}"
-    );
-
-    for (args, says) in [
-        (&["-b", "5M"][..], "--udp"),
-        (&["-u", "-b", "5Q"][..], "--bitrate: `5Q` is not a bitrate"),
-        (&["-P", "99"][..], "--streams"),
-        (&["-t", "0"][..], "--seconds"),
-    ] {
-        let mut a = vec!["test", "bandwidth", &target];
-        a.extend_from_slice(args);
-        let o = home.wp(&a);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{args:?}");
-        assert!(err.contains(says), "{args:?}: {err}");
-    }
-    let o = home.wp(&["test", "bandwidth", "no such host:1:2"]);
-    assert!(!o.status.success());
-
-    // `run --speed`: the configured server, download then upload.
-    let o = home.wp(&["run", "--speed"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("no bandwidth server is configured"), "{err}");
-    let home = Home::new(&format!(
-        "[[suite.bandwidth]]\nserver = \"{target}\"\nseconds = 1\nomit = 0\n"
-    ));
-    let out = home.ok(&["run", "--speed", "--json"]);
-    let results: Vec<Measurement> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let targets: Vec<&str> = results.iter().map(|m| m.target.as_str()).collect();
-    assert_eq!(
-        targets,
-        [
-            format!("iperf3://{target} download"),
-            format!("iperf3://{target}")
-        ]
-    );
-    assert!(results.iter().all(|m| m.success), "{results:?}");
-    let text = home.ok(&["run", "--speed"]);
-    assert!(text.contains("bufferbloat grade"), "{text}");
-}
-
 /// Bufferbloat: a router between this machine and the server forwards at
 /// 20 Mbit/s each way, its token bucket queueing up to 300 ms (deep) or
 /// 2 ms (shallow). (The queue is on a router, as on a real path: in the
@@ -590,82 +519,6 @@ async fn latency_under_load_shows_the_queue_a_test_fills() {
     assert!(tcp_increase[0] > tcp_increase[1] * 5.0, "{tcp_increase:?}");
 }
 
-/// The speed test: each configured bandwidth server, download then upload,
-/// and nothing else of the suite; its live progress once a second while
-/// each runs; without a server, an error that says what to add.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_speed_test_runs_each_server_both_ways_with_live_progress() {
-    use waddleperf_engine::config::Config;
-    use waddleperf_engine::runtime::{Event, RunReason, Runtime, RuntimeError};
-    use waddleperf_engine::store::Store;
-    let _serial = SERIAL.lock().await;
-    let server = Iperf3Server::start("127.0.0.1", free_port(), None);
-    let silent = SilentServer::start(b"");
-    let text = format!(
-        "[[suite.tcp]]\ntarget = \"{}\"\n\n[[suite.bandwidth]]\nserver = \"{}\"\nseconds = 3\nomit = 1\nstreams = 2\n",
-        silent.addr, server.addr
-    );
-    let cfg = Config::parse(&text, "test").unwrap();
-    let rt = Runtime::new(Store::open_in_memory().unwrap(), cfg);
-    let mut events = rt.subscribe();
-    let summary = rt.speed_test().await.unwrap();
-    assert_eq!(summary.reason, RunReason::SpeedTest);
-    let targets: Vec<&str> = summary.results.iter().map(|m| m.target.as_str()).collect();
-    assert_eq!(
-        targets,
-        [
-            format!("iperf3://{} download", server.addr),
-            format!("iperf3://{}", server.addr)
-        ]
-    );
-    assert!(summary.results.iter().all(|m| m.success), "{summary:?}");
-    let mut progress = Vec::new();
-    while let Ok(e) = events.try_recv() {
-        if let Event::BandwidthProgress {
-            target, interim, ..
-        } = e
-        {
-            progress.push((target, interim));
-        }
-    }
-    println!("{} progress events", progress.len());
-    let downs: Vec<_> = progress
-        .iter()
-        .filter(|(t, _)| t.ends_with("download"))
-        .collect();
-    let ups: Vec<_> = progress
-        .iter()
-        .filter(|(t, _)| !t.ends_with("download"))
-        .collect();
-    // About one a second over each test's 3 measured seconds.
-    assert!((2..=4).contains(&downs.len()), "{progress:?}");
-    assert!((2..=4).contains(&ups.len()), "{progress:?}");
-    assert!(downs
-        .iter()
-        .all(|(_, i)| i.download_mbps.unwrap() > 0.0 && i.upload_mbps.is_none()));
-    assert!(ups
-        .iter()
-        .all(|(_, i)| i.upload_mbps.unwrap() > 0.0 && i.download_mbps.is_none()));
-    assert!(downs
-        .windows(2)
-        .all(|w| w[0].1.elapsed_s < w[1].1.elapsed_s));
-
-    let none = Runtime::new(
-        Store::open_in_memory().unwrap(),
-        Config::parse(
-            &format!("[[suite.tcp]]\ntarget = \"{}\"\n", silent.addr),
-            "test",
-        )
-        .unwrap(),
-    );
-    let e = none.speed_test().await.unwrap_err();
-    assert!(matches!(e, RuntimeError::NoBandwidthServer), "{e}");
-    assert!(
-        e.to_string().contains("add an iperf3 server in Settings"),
-        "{e}"
-    );
-}
-
 /// Live progress through a 50 Mbit/s link: each second's rate is the
 /// link's goodput within 10 % (a second is short: a loss and its recovery
 /// move it), and the loaded latency comes with it.
@@ -715,65 +568,4 @@ async fn live_progress_follows_the_link_rate() {
         );
         assert!(i.loaded_latency_ms.is_some(), "{i:?}");
     }
-}
-
-/// AutoPerf's daily data budget: escalated to tier 2 (a target is down),
-/// the bandwidth test runs while the day's budget lasts; once what tier 2
-/// moved passes it, the next escalated run leaves the bandwidth test out,
-/// says so in the event log, and still runs the rest. A speed test is not
-/// held by the budget.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn autoperf_keeps_to_the_daily_data_budget() {
-    use waddleperf_engine::config::Config;
-    use waddleperf_engine::model::TestType;
-    use waddleperf_engine::runtime::Runtime;
-    use waddleperf_engine::store::Store;
-    let _serial = SERIAL.lock().await;
-    let server = Iperf3Server::start("127.0.0.1", free_port(), None);
-    let closed = support::closed_port();
-    let text = format!(
-        "[autoperf]\nescalate_after = 1\nbandwidth_budget_mb = 1\n\n\
-         [[suite.tcp]]\ntarget = \"127.0.0.1:{}\"\n\n\
-         [[suite.bandwidth]]\nserver = \"{}\"\nseconds = 1\nomit = 0\nstreams = 1\n",
-        closed.port, server.addr
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("wp.db");
-    let rt = Runtime::new(
-        Store::open(&db).unwrap(),
-        Config::parse(&text, "test").unwrap(),
-    );
-    let bandwidth = |s: &waddleperf_engine::runtime::RunSummary| {
-        s.results
-            .iter()
-            .filter(|m| m.test_type == TestType::Bandwidth)
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-
-    let first = rt.run_now().await.unwrap();
-    assert_eq!(first.tiers, [1, 2], "{first:?}");
-    let moved = bandwidth(&first);
-    assert_eq!(moved.len(), 1, "{first:?}");
-    let bytes = moved[0].metrics.bytes.unwrap();
-    println!("tier 2 bandwidth test moved {} MB", bytes / 1_000_000);
-    assert!(bytes > 1_000_000, "{moved:?}");
-
-    let second = rt.run_now().await.unwrap();
-    assert_eq!(second.tiers, [1, 2], "{second:?}");
-    assert!(bandwidth(&second).is_empty(), "{second:?}");
-    let events = Store::open(&db).unwrap().events(None, None, 50).unwrap();
-    let skipped = events
-        .iter()
-        .find(|e| e.kind == "bandwidth_budget")
-        .expect("the skip is logged");
-    println!("{}", skipped.message);
-    assert!(
-        skipped.message.contains("of a 1 MB budget"),
-        "{}",
-        skipped.message
-    );
-
-    let speed = rt.speed_test().await.unwrap();
-    assert_eq!(bandwidth(&speed).len(), 2, "{speed:?}");
 }

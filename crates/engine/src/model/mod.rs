@@ -3,11 +3,16 @@
 //! (`shared/reference/measurements.md`). The same spelling is used in the
 //! database, the CLI's `--json`, the UI and the sync payload.
 
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
+
+mod formats;
+mod stats;
+pub use formats::{opt_rfc3339_utc, rfc3339_utc, round_us};
+pub use stats::SampleStats;
 
 /// Which probe produced a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -179,32 +184,6 @@ pub fn excerpt(s: &str, max: usize) -> String {
         format!("{head}… (cut)")
     } else {
         head
-    }
-}
-
-/// Figures are kept to the microsecond (or the thousandth of a Mbit/s or a
-/// percent) on output: `2.026`, never the `2.0260000000000002` that a sum of
-/// two stamps can give. Values stay exact in memory.
-pub mod round_us {
-    use serde::Serializer;
-
-    fn round(v: f64) -> f64 {
-        if v.is_finite() && v.abs() < 1e12 {
-            (v * 1000.0).round() / 1000.0
-        } else {
-            v
-        }
-    }
-
-    pub fn val<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(round(*v))
-    }
-
-    pub fn opt<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.serialize_some(&round(*v)),
-            None => s.serialize_none(),
-        }
     }
 }
 
@@ -553,100 +532,6 @@ impl Measurement {
         }
         parts.join(", ")
     }
-}
-
-/// RFC 3339 UTC with microseconds, always `Z`.
-pub mod rfc3339_utc {
-    use super::*;
-    use serde::{Deserializer, Serializer};
-
-    pub fn format(t: &DateTime<Utc>) -> String {
-        t.to_rfc3339_opts(SecondsFormat::Micros, true)
-    }
-
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(t))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let s = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// [`rfc3339_utc`] for an optional time (`null` when absent).
-pub mod opt_rfc3339_utc {
-    use super::*;
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => rfc3339_utc::serialize(t, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| {
-            DateTime::parse_from_rfc3339(&s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(serde::de::Error::custom)
-        })
-        .transpose()
-    }
-}
-
-/// Latency summary over samples, as the reference defines it: min, mean,
-/// median, p95, max, standard deviation, and jitter as the mean absolute
-/// difference of consecutive samples (in sending order).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SampleStats {
-    pub min: f64,
-    pub mean: f64,
-    pub median: f64,
-    pub p95: f64,
-    pub max: f64,
-    pub stddev: f64,
-    pub jitter: f64,
-}
-
-impl SampleStats {
-    /// `samples` in the order they were sent. `None` when empty.
-    pub fn of(samples: &[f64]) -> Option<SampleStats> {
-        if samples.is_empty() {
-            return None;
-        }
-        let n = samples.len() as f64;
-        let mean = samples.iter().sum::<f64>() / n;
-        let var = samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n;
-        let jitter = if samples.len() > 1 {
-            samples.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
-        let mut sorted = samples.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        Some(SampleStats {
-            min: sorted[0],
-            mean,
-            median: percentile(&sorted, 50.0),
-            p95: percentile(&sorted, 95.0),
-            max: sorted[sorted.len() - 1],
-            stddev: var.sqrt(),
-            jitter,
-        })
-    }
-}
-
-/// Linear-interpolated percentile of an ascending, non-empty slice.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = p / 100.0 * (sorted.len() - 1) as f64;
-    let lo = rank.floor() as usize;
-    let hi = rank.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
 }
 
 #[cfg(test)]
