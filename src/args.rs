@@ -128,15 +128,10 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
-    /// Serve test peers for other machines' tests (until SIGINT/SIGTERM)
-    Serve {
-        /// Answer UDP echo tests on this port (0 picks a free one and prints it)
-        #[arg(long, value_name = "PORT")]
-        udp_echo: Option<u16>,
-        /// Address to listen on (0.0.0.0 or :: for every interface)
-        #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
-        bind: std::net::IpAddr,
-    },
+    /// Serve test peers for other machines' tests (until SIGINT/SIGTERM):
+    /// the HTTP peer (WaddlePerf speed test, LibreSpeed, responsiveness) and,
+    /// when asked, a UDP echo responder
+    Serve(ServeArgs),
     /// Check what this machine allows: ICMP methods for ping, traceroute and
     /// path MTU (and how to enable the unprivileged one), the DNS server
     Doctor {
@@ -310,4 +305,28 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// `waddleperf serve`: what to serve, where, and its limits.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Serve the HTTP peer on this port (0 picks a free one and prints it)
+    /// [default: 8080 when --udp-echo is not given]
+    #[arg(long, value_name = "PORT")]
+    pub http: Option<u16>,
+    /// Answer UDP echo tests on this port (0 picks a free one and prints it)
+    #[arg(long, value_name = "PORT")]
+    pub udp_echo: Option<u16>,
+    /// Address to listen on (0.0.0.0 or :: for every interface)
+    #[arg(long, alias = "bind", default_value = "127.0.0.1", value_name = "ADDR")]
+    pub listen: std::net::IpAddr,
+    /// Most connections served at once; more are answered 503
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_connections: usize,
+    /// Longest single download or upload, in seconds
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub max_seconds: u64,
+    /// Largest single upload, in MiB
+    #[arg(long, default_value_t = 16384, value_name = "MIB")]
+    pub max_upload_mib: u64,
 }

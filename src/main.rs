@@ -22,6 +22,7 @@ mod daemon;
 mod db_cli;
 mod open;
 mod print;
+mod serve;
 mod sync_cli;
 mod test_args;
 mod text;
@@ -152,7 +153,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Sync(a) => sync_cli::sync(&paths, a),
         Command::Config { action } => config_cmd(action, &paths),
         Command::Db { action } => db_cli::run(&paths, action),
-        Command::Serve { udp_echo, bind } => tools_cli::serve(udp_echo, bind),
+        Command::Serve(a) => serve::run(a),
         Command::Doctor { json } => {
             if tools_cli::doctor(json)? {
                 Ok(())

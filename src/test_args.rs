@@ -199,9 +199,11 @@ pub enum TestKind {
     /// (slow start left out), against an iperf3 server (`iperf3 -s`); runs
     /// alone, nothing else measures meanwhile
     Bandwidth {
-        /// The server: HOST[:PORT] (port 5201 by default)
+        /// The server: iperf3 HOST[:PORT] (port 5201 by default), or the
+        /// base URL of the other kinds (http://peer.lan:8080/)
         server: String,
-        /// The kind of server
+        /// The kind of server: iperf3, a WaddlePerf speed test (`waddleperf
+        /// serve`), LibreSpeed, or responsiveness (RPM, /.well-known/nq)
         #[arg(long, value_enum, default_value_t = KindArg::Iperf3)]
         kind: KindArg,
         /// Seconds measured
@@ -213,10 +215,12 @@ pub enum TestKind {
         /// Seconds of TCP slow start left out before the measured ones
         #[arg(long, short = 'O', default_value_t = d::BANDWIDTH_OMIT, value_name = "N")]
         omit: u32,
-        /// Download: the server sends (iperf3 --reverse)
+        /// Download: the server sends (iperf3 --reverse; the HTTP kinds
+        /// test upload unless told otherwise too)
         #[arg(long, short = 'R', conflicts_with = "bidir")]
         reverse: bool,
-        /// Both directions at once
+        /// Both directions (iperf3: at once; the HTTP kinds and RPM:
+        /// download, then upload)
         #[arg(long)]
         bidir: bool,
         /// UDP instead of TCP, paced at --bitrate: reports jitter, loss and
@@ -235,6 +239,9 @@ pub enum TestKind {
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum KindArg {
     Iperf3,
+    Waddleperf,
+    Librespeed,
+    Rpm,
 }
 
 /// A spec error in the words of the command line: the field as its flag.
@@ -249,6 +256,7 @@ fn flag(e: SpecError) -> anyhow::Error {
         "seconds" => "--seconds",
         "omit" => "--omit",
         "bitrate" => "--bitrate",
+        "udp" => "--udp",
         _ => "--timeout",
     };
     anyhow::anyhow!("{name}: {}", e.message)
@@ -464,11 +472,14 @@ pub fn spec(kind: TestKind, cfg: &Config) -> Result<(TestSpec, CommonTestArgs)> 
                         .map_err(|m| anyhow::anyhow!("--bitrate: {m}"))?,
                 ),
             };
-            let server = BandwidthSpec::parse_server(&server).map_err(anyhow::Error::msg)?;
+            let kind = match kind {
+                KindArg::Iperf3 => BandwidthKind::Iperf3,
+                KindArg::Waddleperf => BandwidthKind::Waddleperf,
+                KindArg::Librespeed => BandwidthKind::Librespeed,
+                KindArg::Rpm => BandwidthKind::Rpm,
+            };
+            let base = BandwidthSpec::for_server(kind, &server).map_err(anyhow::Error::msg)?;
             let s = BandwidthSpec {
-                kind: match kind {
-                    KindArg::Iperf3 => BandwidthKind::Iperf3,
-                },
                 direction: if bidir {
                     Direction::Bidir
                 } else if reverse {
@@ -481,7 +492,7 @@ pub fn spec(kind: TestKind, cfg: &Config) -> Result<(TestSpec, CommonTestArgs)> 
                 omit,
                 udp_bitrate,
                 timeout: limit(&common)?,
-                ..BandwidthSpec::new(server)
+                ..base
             };
             s.check().map_err(flag)?;
             (TestSpec::Bandwidth(s), common)

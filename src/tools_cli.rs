@@ -1,62 +1,9 @@
-//! The CLI's peer and machine commands: `serve --udp-echo` and `doctor`.
+//! The CLI's machine check: `doctor`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
 use waddleperf_engine::probe::dns;
 use waddleperf_engine::probe::icmp::{self, Method};
-use waddleperf_engine::probe::udp;
-
-/// `waddleperf serve --udp-echo PORT`: the UDP echo responder until SIGINT
-/// or SIGTERM.
-pub fn serve(udp_echo: Option<u16>, bind: IpAddr) -> Result<()> {
-    let Some(port) = udp_echo else {
-        bail!("nothing to serve: give --udp-echo PORT");
-    };
-    let addr = SocketAddr::new(bind, port);
-    let sock =
-        std::net::UdpSocket::bind(addr).with_context(|| format!("cannot listen on UDP {addr}"))?;
-    let local = sock.local_addr()?;
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("udp-echo".into())
-        .spawn(move || {
-            let _ = done_tx.send(udp::serve_echo(&sock));
-        })?;
-    println!("UDP echo listening on {local}");
-    std::io::stdout().flush()?;
-    tracing::info!(%local, "UDP echo responder started");
-    crate::open::tokio_rt()?.block_on(async {
-        tokio::select! {
-            r = done_rx => {
-                let r = r.map_err(|_| anyhow::anyhow!("the UDP echo thread ended"))?;
-                r.with_context(|| format!("UDP echo on {local}"))?;
-            }
-            s = stop_signal() => {
-                let s = s?;
-                tracing::info!("{s}: UDP echo responder stopped");
-            }
-        }
-        Ok(())
-    })
-}
-
-async fn stop_signal() -> Result<&'static str> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => Ok("SIGINT"),
-            _ = term.recv() => Ok("SIGTERM"),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await?;
-        Ok("Ctrl-C")
-    }
-}
 
 /// What `doctor` found: one line per check.
 #[derive(serde::Serialize)]

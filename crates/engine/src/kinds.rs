@@ -98,12 +98,23 @@ pub enum BandwidthKind {
     /// An iperf3 server (`iperf3 -s`), over the iperf3 protocol.
     #[default]
     Iperf3,
+    /// A WaddlePerf test server's HTTP speed test (`/speedtest/*`), as
+    /// `waddleperf serve` answers it.
+    Waddleperf,
+    /// A LibreSpeed server (`garbage`, `empty`, with or without `.php`).
+    Librespeed,
+    /// A responsiveness server (`/.well-known/nq`): RPM after the IETF
+    /// IPPM method.
+    Rpm,
 }
 
 impl BandwidthKind {
     pub fn as_str(self) -> &'static str {
         match self {
             BandwidthKind::Iperf3 => "iperf3",
+            BandwidthKind::Waddleperf => "waddleperf",
+            BandwidthKind::Librespeed => "librespeed",
+            BandwidthKind::Rpm => "rpm",
         }
     }
 }

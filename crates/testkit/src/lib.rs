@@ -24,6 +24,8 @@ pub mod iperf;
 #[cfg(target_os = "linux")]
 pub mod netns;
 #[cfg(target_os = "linux")]
+pub mod peer;
+#[cfg(target_os = "linux")]
 pub mod servers;
 #[cfg(target_os = "linux")]
 pub mod session_bus;

@@ -43,7 +43,13 @@ bufferbloat_grade?: string, retransmits?: number,
  * UDP bandwidth: datagrams that arrived after a later one (known where
  * this machine received them).
  */
-out_of_order?: number, server_kind?: string, };
+out_of_order?: number, server_kind?: string, 
+/**
+ * Responsiveness: round trips per minute under working conditions
+ * (the IETF IPPM method), and how much to trust it (`low`, `medium`,
+ * `high`).
+ */
+rpm?: number, rpm_confidence?: string, };
 
 export type Interim = { 
 /**
@@ -337,7 +343,7 @@ export type TcpMode = "raw" | "tls" | "ssh";
 
 export type Family = "ipv4" | "ipv6";
 
-export type BandwidthKind = "iperf3";
+export type BandwidthKind = "iperf3" | "waddleperf" | "librespeed" | "rpm";
 
 export type Direction = "upload" | "download" | "bidir";
 
@@ -489,7 +495,8 @@ timeout_ms?: number | null, family?: Family | null, thresholds?: ThresholdOverri
 
 export type BandwidthTarget = { 
 /**
- * iperf3: `host[:port]` (port 5201 by default).
+ * iperf3: `host[:port]` (port 5201 by default); the HTTP kinds: the
+ * server's base URL (`http://peer.lan:8080/`).
  */
 server: string, kind: BandwidthKind, direction: Direction, 
 /**

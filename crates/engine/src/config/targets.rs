@@ -291,7 +291,8 @@ impl TcpTarget {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct BandwidthTarget {
-    /// iperf3: `host[:port]` (port 5201 by default).
+    /// iperf3: `host[:port]` (port 5201 by default); the HTTP kinds: the
+    /// server's base URL (`http://peer.lan:8080/`).
     pub server: String,
     #[serde(default)]
     pub kind: BandwidthKind,
@@ -332,10 +333,9 @@ impl BandwidthTarget {
     }
 
     pub fn spec(&self, p: &ProbeDefaults) -> Result<BandwidthSpec, SpecError> {
-        let server =
-            BandwidthSpec::parse_server(&self.server).map_err(|m| SpecError::new("server", m))?;
+        let base = BandwidthSpec::for_server(self.kind, &self.server)
+            .map_err(|m| SpecError::new("server", m))?;
         let s = BandwidthSpec {
-            kind: self.kind,
             direction: self.direction,
             streams: self.streams.unwrap_or(d::BANDWIDTH_STREAMS),
             seconds: self.seconds.unwrap_or(d::BANDWIDTH_SECONDS),
@@ -355,7 +355,7 @@ impl BandwidthTarget {
             },
             timeout: limit(None, p)?,
             busy_retries: d::BUSY_RETRIES,
-            ..BandwidthSpec::new(server)
+            ..base
         };
         s.check()?;
         Ok(s)

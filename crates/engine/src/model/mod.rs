@@ -387,6 +387,16 @@ pub struct Metrics {
     pub out_of_order: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_kind: Option<String>,
+    /// Responsiveness: round trips per minute under working conditions
+    /// (the IETF IPPM method), and how much to trust it (`low`, `medium`,
+    /// `high`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
+    pub rpm: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpm_confidence: Option<String>,
 }
 
 /// Figures a chart can ask the store for: `success` (the share of results

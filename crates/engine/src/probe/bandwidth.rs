@@ -1,14 +1,19 @@
 //! Bandwidth: the link loaded for a set time over parallel TCP streams,
 //! after TCP slow start is left out, against a server of the spec's kind
-//! (iperf3, `iperf3.rs`). Figures: `upload_mbps` and/or `download_mbps`
+//! (iperf3, `iperf3/`; the HTTP speed tests and responsiveness,
+//! `speedtest/`). Figures: `upload_mbps` and/or `download_mbps`
 //! (goodput at the receiver), `streams`, `seconds` measured, `retransmits`,
 //! `server_kind`. It loads the link, so it runs alone (`AnyProbe::exclusive`).
 
 use super::{Probe, ProbeError};
-use crate::kinds::BandwidthKind;
+use crate::kinds::{BandwidthKind, Direction};
 use crate::model::{ErrorKind, Interim, Measurement, TestType};
 use crate::spec::{self, BandwidthSpec, HostPort};
 use std::time::Duration;
+
+/// The HTTP kinds' idle latency before the load (10 requests 100 ms
+/// apart, or 10 new connections), with room for a slow server.
+const IDLE_PHASE: Duration = Duration::from_secs(5);
 
 /// One bandwidth test: its spec, the tier it runs in, and where it tells
 /// how it is going while it runs (the runtime's live progress).
@@ -55,10 +60,22 @@ impl Probe for BandwidthProbe {
         spec::bandwidth_id(&self.spec)
     }
 
-    /// Slow start and the measured seconds, then the spec's limit for
+    /// Slow start and the measured seconds (each direction in turn for the
+    /// HTTP kinds, after their idle latency), then the spec's limit for
     /// setting up and exchanging results.
     fn timeout(&self) -> Duration {
-        Duration::from_secs(u64::from(self.omit) + u64::from(self.seconds)) + self.timeout
+        let one = Duration::from_secs(u64::from(self.omit) + u64::from(self.seconds));
+        match self.kind {
+            BandwidthKind::Iperf3 => one + self.timeout,
+            _ => {
+                let turns = if self.direction == Direction::Bidir {
+                    2
+                } else {
+                    1
+                };
+                IDLE_PHASE + one * turns + self.timeout
+            }
+        }
     }
 
     fn tier(&self) -> u8 {
@@ -69,6 +86,12 @@ impl Probe for BandwidthProbe {
         match self.kind {
             BandwidthKind::Iperf3 => {
                 super::iperf3::run(&self.spec, m, self.progress.as_ref()).await
+            }
+            BandwidthKind::Waddleperf | BandwidthKind::Librespeed => {
+                super::speedtest::run(&self.spec, m, self.progress.as_ref()).await
+            }
+            BandwidthKind::Rpm => {
+                super::speedtest::rpm::run(&self.spec, m, self.progress.as_ref()).await
             }
         }
     }

@@ -214,6 +214,39 @@ pub fn record(m: &mut Measurement, idle: &[f64], loaded: &[f64], load: Load) {
     }
 }
 
+/// The figures of a test that loaded each direction in turn: the idle
+/// median as `latency_ms` (its jitter too), each direction's loaded median
+/// under its own name, `loaded_latency_ms` and the increase from the worse
+/// of the two (the reference's max(loaded) − idle), and its grade.
+pub fn record_directions(
+    m: &mut Measurement,
+    idle: &[f64],
+    down: Option<&[f64]>,
+    up: Option<&[f64]>,
+) {
+    let idle_stats = SampleStats::of(idle);
+    m.latency_ms = idle_stats.map(|s| s.median);
+    m.metrics.jitter_ms = idle_stats.filter(|_| idle.len() > 1).map(|s| s.jitter);
+    let median = |v: Option<&[f64]>| {
+        v.filter(|v| v.len() >= MIN_LOADED)
+            .and_then(SampleStats::of)
+            .map(|s| s.median)
+    };
+    let (d, u) = (median(down), median(up));
+    let x = &mut m.metrics;
+    x.loaded_latency_down_ms = d;
+    x.loaded_latency_up_ms = u;
+    x.loaded_latency_ms = match (d, u) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    if let (Some(i), Some(l)) = (m.latency_ms, x.loaded_latency_ms) {
+        let increase = l - i;
+        x.latency_increase_ms = Some(increase);
+        x.bufferbloat_grade = Some(bufferbloat_grade(increase).to_owned());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

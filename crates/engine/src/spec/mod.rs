@@ -260,8 +260,12 @@ impl MtuSpec {
 /// slow start, over `streams` TCP connections.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BandwidthSpec {
-    /// The server (iperf3: `host[:port]`, port 5201 by default).
+    /// The server (iperf3: `host[:port]`, port 5201 by default; the HTTP
+    /// kinds: the host and port of `url`).
     pub server: HostPort,
+    /// The HTTP kinds: the server's base URL, ending in `/` (the test's
+    /// paths are relative to it). `None` for iperf3.
+    pub url: Option<Url>,
     pub kind: BandwidthKind,
     pub direction: Direction,
     pub streams: u32,
@@ -282,6 +286,7 @@ impl BandwidthSpec {
     pub fn new(server: HostPort) -> BandwidthSpec {
         BandwidthSpec {
             server,
+            url: None,
             kind: BandwidthKind::Iperf3,
             direction: Direction::Upload,
             streams: d::BANDWIDTH_STREAMS,
@@ -292,6 +297,61 @@ impl BandwidthSpec {
             busy_retries: 0,
             busy_wait: Duration::from_secs(d::BUSY_WAIT_S),
         }
+    }
+
+    /// A spec for a server of `kind` as written: iperf3 `host[:port]`, or
+    /// the base URL of an HTTP kind (`http://` or `https://`).
+    pub fn for_server(kind: BandwidthKind, s: &str) -> Result<BandwidthSpec, String> {
+        if kind == BandwidthKind::Iperf3 {
+            return Ok(BandwidthSpec::new(BandwidthSpec::parse_server(s)?));
+        }
+        let url = BandwidthSpec::parse_base_url(s)?;
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let server = HostPort {
+            host: parse_host(host)?,
+            port: url.port_or_known_default().unwrap_or(80),
+        };
+        Ok(BandwidthSpec {
+            kind,
+            url: Some(url),
+            ..BandwidthSpec::new(server)
+        })
+    }
+
+    /// The base URL of an HTTP speed-test server: `http` or `https`, a
+    /// host, no query; its path made to end in `/`.
+    pub fn parse_base_url(s: &str) -> Result<Url, String> {
+        let t = s.trim();
+        let mut url = Url::parse(t).map_err(|e| {
+            format!(
+                "`{}` is not a URL ({e}): give the server's base URL, e.g. http://peer.lan:8080/",
+                crate::model::excerpt(t, 60)
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "`{}`: a speed-test server is reached over http:// or https://",
+                crate::model::excerpt(t, 60)
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("`{}` names no host", crate::model::excerpt(t, 60)));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "`{}`: the base URL takes no query or fragment",
+                crate::model::excerpt(t, 60)
+            ));
+        }
+        if !url.path().ends_with('/') {
+            let p = format!("{}/", url.path());
+            url.set_path(&p);
+        }
+        Ok(url)
     }
 
     /// An iperf3 server as `host` or `host:port` (`[v6]:port`).
@@ -317,6 +377,27 @@ impl BandwidthSpec {
         }
         if let Some(m) = out_of_range(self.omit, d::BANDWIDTH_OMIT_RANGE, " seconds") {
             return Err(SpecError::new("omit", m));
+        }
+        if self.kind == BandwidthKind::Iperf3 && self.url.is_some() {
+            return Err(SpecError::new(
+                "server",
+                "an iperf3 server is `host[:port]`, not a URL",
+            ));
+        }
+        if self.kind != BandwidthKind::Iperf3 && self.url.is_none() {
+            return Err(SpecError::new(
+                "server",
+                format!(
+                    "a {} server is given by its base URL (http://host:port/)",
+                    self.kind.as_str()
+                ),
+            ));
+        }
+        if self.udp_bitrate.is_some() && self.kind != BandwidthKind::Iperf3 {
+            return Err(SpecError::new(
+                "udp",
+                "UDP bandwidth tests are for iperf3 servers only",
+            ));
         }
         if let Some(b) = self.udp_bitrate {
             if !d::UDP_BITRATE_RANGE.contains(&b) {
@@ -423,7 +504,10 @@ pub fn format_bitrate(b: u64) -> String {
 /// `iperf3://host:port`, then the direction unless it is `upload`, then
 /// `udp` for a UDP test: each its own series.
 pub fn bandwidth_id(s: &BandwidthSpec) -> String {
-    let mut id = format!("{}://{}", s.kind.as_str(), s.server);
+    let mut id = match &s.url {
+        Some(u) => format!("{}+{u}", s.kind.as_str()),
+        None => format!("{}://{}", s.kind.as_str(), s.server),
+    };
     if s.direction != Direction::Upload {
         id.push(' ');
         id.push_str(s.direction.as_str());
