@@ -329,4 +329,8 @@ pub struct ServeArgs {
     /// Largest single upload, in MiB
     #[arg(long, default_value_t = 16384, value_name = "MIB")]
     pub max_upload_mib: u64,
+    /// Seconds a client may send or take nothing before its connection is
+    /// closed
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub idle_seconds: u64,
 }

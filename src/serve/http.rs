@@ -169,13 +169,16 @@ impl HttpServerApp for Peer {
             Ok(false) => return None,
             Err(e) => {
                 tracing::debug!("unreadable request: {e}");
-                let _ = reply(
-                    &mut s,
-                    400,
-                    "text/plain",
-                    "bad request: not HTTP/1.1 this peer can read\n".into(),
-                )
-                .await;
+                // No request was read: nothing of it may be looked at.
+                let body = Bytes::from_static(b"bad request: not HTTP/1.1 this peer can read\n");
+                if let Ok(mut h) = head(400, "text/plain") {
+                    if h.insert_header("Content-Length", body.len().to_string())
+                        .is_ok()
+                        && s.write_response_header(Box::new(h)).await.is_ok()
+                    {
+                        let _ = s.write_response_body(body, true).await;
+                    }
+                }
                 return None;
             }
         }

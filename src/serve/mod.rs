@@ -41,11 +41,14 @@ impl Limits {
         if a.max_upload_mib == 0 {
             bail!("--max-upload-mib must be at least 1");
         }
+        if a.idle_seconds == 0 {
+            bail!("--idle-seconds must be at least 1");
+        }
         Ok(Limits {
             max_connections: a.max_connections,
             max_transfer: Duration::from_secs(a.max_seconds),
             max_upload_bytes: a.max_upload_mib.saturating_mul(1 << 20),
-            idle: Duration::from_secs(10),
+            idle: Duration::from_secs(a.idle_seconds),
         })
     }
 }
