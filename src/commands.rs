@@ -86,6 +86,15 @@ pub(crate) async fn run_cmd(rt: Runtime, json: bool, which: Which) -> Result<()>
                     loaded::grade_words(g)
                 )?;
             }
+            if let Some(rpm) = m.metrics.rpm {
+                writeln!(
+                    out,
+                    "{}: {rpm:.0} RPM ({} confidence): {}",
+                    m.target,
+                    m.metrics.rpm_confidence.as_deref().unwrap_or("?"),
+                    waddleperf_engine::probe::speedtest::rpm::rpm_words(rpm)
+                )?;
+            }
         }
         let tiers: Vec<String> = summary.tiers.iter().map(u8::to_string).collect();
         writeln!(

@@ -223,3 +223,69 @@ async fn autoperf_keeps_to_the_daily_data_budget() {
     let speed = rt.speed_test().await.unwrap();
     assert_eq!(bandwidth(&speed).len(), 2, "{speed:?}");
 }
+
+/// The CLI with the HTTP kinds against `waddleperf serve`: each kind from
+/// `test bandwidth` and from `run --speed` with a configured server, and
+/// the mistakes of their arguments named.
+#[test]
+fn the_cli_runs_the_http_kinds_against_serve() {
+    let peer = waddleperf_testkit::peer::ServePeer::start("127.0.0.1", free_port(), None, &[]);
+    let url = peer.url();
+    let home = Home::new("");
+    for (kind, dir, field) in [
+        ("waddleperf", None, "upload_mbps"),
+        ("librespeed", Some("-R"), "download_mbps"),
+        ("rpm", Some("--bidir"), "rpm"),
+    ] {
+        let mut a = vec![
+            "test",
+            "bandwidth",
+            &url,
+            "--kind",
+            kind,
+            "-t",
+            "1",
+            "-O",
+            "0",
+            "--json",
+        ];
+        a.extend(dir);
+        let out = home.ok(&a);
+        let m: Measurement = serde_json::from_str(&out).unwrap();
+        assert!(m.success, "{kind}: {m:?}");
+        assert!(
+            m.target.starts_with(&format!("{kind}+{url}")),
+            "{}",
+            m.target
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(v["metrics"][field].as_f64().unwrap() > 0.0, "{kind}: {out}");
+    }
+    for (args, says) in [
+        (vec!["--kind", "rpm", "127.0.0.1:5201"], "is not a URL"),
+        (
+            vec!["--kind", "waddleperf", "ftp://x/"],
+            "over http:// or https://",
+        ),
+        (
+            vec!["--kind", "librespeed", &url, "-u"],
+            "--udp: UDP bandwidth tests are for iperf3 servers only",
+        ),
+    ] {
+        let mut a = vec!["test", "bandwidth"];
+        a.extend(args.iter().copied());
+        let o = home.wp(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let home = Home::new(&format!(
+        "[[suite.bandwidth]]\nkind = \"rpm\"\nserver = \"{url}\"\nseconds = 4\n"
+    ));
+    let text = home.ok(&["run", "--speed"]);
+    assert!(
+        text.contains("bufferbloat grade") && text.contains(" RPM ("),
+        "{text}"
+    );
+    assert!(text.contains("responsiveness"), "{text}");
+}

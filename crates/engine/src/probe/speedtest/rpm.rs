@@ -69,6 +69,18 @@ impl Confidence {
     }
 }
 
+/// A plain-words reading of an RPM figure, for people (Apple's bands:
+/// under 300 low, from 1000 high).
+pub fn rpm_words(rpm: f64) -> &'static str {
+    match rpm {
+        x if x < 300.0 => {
+            "low responsiveness: on a busy link, calls, games and pages feel sluggish"
+        }
+        x if x < 1000.0 => "medium responsiveness: a busy link slows interactive apps somewhat",
+        _ => "high responsiveness: interactive apps stay quick while the link is busy",
+    }
+}
+
 /// The mean of the samples at or below their 95th percentile.
 pub fn trimmed_mean(samples: &[f64]) -> Option<f64> {
     if samples.is_empty() {
