@@ -497,3 +497,34 @@ fn retention_spares_results_not_yet_uploaded_when_asked() {
         .all(|m| older[3..].iter().any(|o| o.id == m.id)));
     assert_eq!(s.stats().unwrap().outbox_pending as usize, left.len());
 }
+
+/// Responsiveness is charted like the rates: RPM results roll up, and the
+/// series of `rpm` has their mean, min and max per bucket.
+#[test]
+fn rpm_results_are_charted() {
+    let mut s = Store::open_in_memory().unwrap();
+    let mut rows = Vec::new();
+    for (i, rpm) in [600.0, 900.0, 3000.0].into_iter().enumerate() {
+        let mut m = Measurement::begin(TestType::Bandwidth, "rpm+http://peer.lan:8080/ download");
+        m.started_at = t0() + Duration::minutes(10 * i as i64);
+        m.success = true;
+        m.metrics.rpm = Some(rpm);
+        m.metrics.rpm_confidence = Some("high".into());
+        m.metrics.download_mbps = Some(47.5);
+        rows.push(m);
+    }
+    s.insert(&rows).unwrap();
+    let series = s
+        .series(&SeriesQuery {
+            targets: vec![],
+            test_type: Some(TestType::Bandwidth),
+            metric: "rpm".into(),
+            since: t0(),
+            until: t0() + Duration::hours(1),
+            bucket_secs: 3600,
+        })
+        .unwrap();
+    let b = &series[0].buckets[0];
+    assert_eq!((b.n, b.min, b.max), (3, Some(600.0), Some(3000.0)));
+    assert_eq!(b.mean, Some(1500.0));
+}

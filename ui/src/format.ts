@@ -25,6 +25,10 @@ export function fmtMbps(v: number | null | undefined): string {
 }
 
 /** "just now", "5 min ago", "3 h ago", "2 d ago"; future times "in 5 min". */
+export function fmtRpm(v: number | null | undefined): string {
+  return typeof v === "number" && Number.isFinite(v) ? `${Math.round(v)} RPM` : "–";
+}
+
 export function fmtAgo(iso: string | null | undefined, now: Date = new Date()): string {
   if (!iso) return "never";
   const t = Date.parse(iso);
@@ -67,6 +71,7 @@ export function resultSummary(m: Pick<Measurement, "success" | "error_kind" | "e
     if (typeof f.loss_pct === "number") parts.push(`loss ${fmtPct(f.loss_pct)}`);
     if (typeof f.loaded_latency_ms === "number") parts.push(`${fmtMs(f.loaded_latency_ms)} under load (idle ${fmtMs(m.latency_ms)})`);
     if (f.bufferbloat_grade) parts.push(`bufferbloat ${f.bufferbloat_grade}`);
+    if (typeof f.rpm === "number") parts.push(`${Math.round(f.rpm)} RPM${f.rpm_confidence ? ` (${f.rpm_confidence} confidence)` : ""}`);
     return parts.join(" · ");
   }
   const parts = [fmtMs(m.latency_ms)];
@@ -80,6 +85,14 @@ export function resultSummary(m: Pick<Measurement, "success" | "error_kind" | "e
 export function typeLabel(t: string): string {
   const labels: Record<string, string> = { http: "HTTP", tcp: "TCP", tls: "TLS", ssh: "SSH", udp: "UDP", dns: "DNS", icmp: "ICMP", traceroute: "Trace", mtu: "MTU", bandwidth: "Bandwidth" };
   return labels[t] ?? t.toUpperCase();
+}
+
+/** What a responsiveness figure means, in plain words (the same bands and
+ * words as the CLI: under 300 RPM low, from 1000 high). */
+export function rpmWords(rpm: number): string {
+  if (rpm < 300) return "low responsiveness: on a busy link, calls, games and pages feel sluggish";
+  if (rpm < 1000) return "medium responsiveness: a busy link slows interactive apps somewhat";
+  return "high responsiveness: interactive apps stay quick while the link is busy";
 }
 
 /** What a bufferbloat grade means, in plain words (the same words as the CLI). */

@@ -1,4 +1,4 @@
-import { fmtAgo, fmtMbps, fmtMs, fmtPct, fmtTime, gradeWords, resultSummary, typeLabel } from "../src/format";
+import { fmtAgo, fmtMbps, fmtMs, fmtPct, fmtRpm, fmtTime, gradeWords, resultSummary, rpmWords, typeLabel } from "../src/format";
 
 describe("figures", () => {
   it("milliseconds keep a precision that suits their size", () => {
@@ -64,5 +64,10 @@ describe("result summaries", () => {
     expect(resultSummary(m as never)).toBe("↓ 47.8 Mbit/s · 212 ms under load (idle 1.2 ms) · bufferbloat D");
     expect(gradeWords("A+")).toContain("no noticeable bufferbloat");
     expect(gradeWords("F")).toContain("severe");
+    const r = { success: true, test_type: "bandwidth", latency_ms: 0.4, metrics: { download_mbps: 47.6, rpm: 761.6, rpm_confidence: "high", bufferbloat_grade: "B" } } as const;
+    expect(resultSummary(r)).toContain("762 RPM (high confidence)");
+    expect(rpmWords(120)).toContain("low responsiveness");
+    expect(rpmWords(3000)).toContain("high responsiveness");
+    expect(fmtRpm(761.6)).toBe("762 RPM");
   });
 });

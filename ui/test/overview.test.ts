@@ -130,6 +130,16 @@ describe("overview progress", () => {
     expect(el("speed-now").textContent).toBe("Download 47.8 Mbit/s, upload 45.1 Mbit/s. Bufferbloat C: bufferbloat: video calls and games suffer while the link is busy.");
     expect(el("speed-results").children.length).toBe(2);
     expect((el("speed-test") as HTMLButtonElement).disabled).toBe(false);
+
+    // A responsiveness server among them: its RPM in plain words.
+    (el("speed-test") as HTMLButtonElement).click();
+    await new Promise((r) => setTimeout(r, 0));
+    const rpm = bw("download", 46.9, "B");
+    (rpm.metrics as Record<string, unknown>).rpm = 240.4;
+    finish({ run_id: "sp2", reason: "speed_test", started_at: "", finished_at: "", tiers: [1], results: [rpm], transitions: [], interrupted: false });
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(el("speed-now").textContent).toContain("Responsiveness 240 RPM: low responsiveness");
   });
 
   it("says when no bandwidth server is configured", async () => {

@@ -141,6 +141,16 @@ describe("settings page", () => {
     const rate = document.getElementById("bandwidth-0-bitrate") as HTMLInputElement;
     rate.value = "50M";
     rate.dispatchEvent(new Event("input"));
+    document.getElementById("add-bandwidth")!.click();
+    await Promise.resolve();
+    const kind = document.getElementById("bandwidth-1-kind") as HTMLSelectElement;
+    kind.value = "librespeed";
+    kind.dispatchEvent(new Event("change"));
+    const bw2 = document.getElementById("bandwidth-1-server") as HTMLInputElement;
+    expect(bw2.placeholder).toContain("base URL");
+    expect((document.getElementById("bandwidth-1-bitrate") as HTMLInputElement).disabled).toBe(true);
+    bw2.value = "http://speed.lan/";
+    bw2.dispatchEvent(new Event("input"));
     const http3 = document.getElementById("http-0-mode") as HTMLSelectElement;
     http3.value = "http3";
     http3.dispatchEvent(new Event("change"));
@@ -148,7 +158,11 @@ describe("settings page", () => {
     expect(sent.dns).toEqual([{ name: "example.com", type: "MX", server: "192.0.2.53" }]);
     expect(sent.icmp).toEqual([{ host: "1.1.1.1", count: 20 }]);
     expect(sent.mtu).toEqual([{ host: "example.net" }]);
-    expect(sent.bandwidth).toEqual([{ server: "lanbox:5201", direction: "download", udp: true, bitrate: "50M" }]);
+    expect(sent.bandwidth).toEqual([
+      { server: "lanbox:5201", direction: "download", udp: true, bitrate: "50M" },
+      { server: "http://speed.lan/", kind: "librespeed" },
+    ]);
+    expect(describeKey("suite.bandwidth[1].kind")).toBe("bandwidth server 2, kind");
     expect(describeKey("suite.bandwidth[0].bitrate")).toBe("bandwidth server 1, UDP bitrate");
     expect(sent.http[0].mode).toBe("http3");
     expect(describeKey("suite.icmp[0].count")).toBe("ping host 1, count");

@@ -1,13 +1,13 @@
 // History: pick targets and a range; charts of latency (mean with a min–max
 // band), loss, jitter, HTTP phases, HTTP throughput and bandwidth tests'
-// download and upload rates from the engine's bucketed
+// download and upload rates and responsiveness (RPM) from the engine's bucketed
 // aggregates; the raw results; CSV and JSON export.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { api, errorText, type Measurement, type RuntimeEvent, type Series, type TestType } from "../api";
 import { colour, hasData, phases, shape, translucent, type Field } from "../chartdata";
 import { clear, cssVar, h } from "../dom";
-import { fmtMbps, fmtMs, fmtPct, fmtTime, typeLabel } from "../format";
+import { fmtMbps, fmtMs, fmtPct, fmtRpm, fmtTime, typeLabel } from "../format";
 import { resultsTable } from "../table";
 import { RANGES, windowFor, type RangeKey, type Window } from "../range";
 
@@ -29,6 +29,7 @@ const CHARTS: ChartSpec[] = [
   { id: "throughput", title: "HTTP throughput", metric: "throughput_mbps", field: "mean", unit: fmtMbps, band: true, types: ["http"] },
   { id: "download", title: "Download (bandwidth tests)", metric: "download_mbps", field: "mean", unit: fmtMbps, band: true, types: ["bandwidth"] },
   { id: "upload", title: "Upload (bandwidth tests)", metric: "upload_mbps", field: "mean", unit: fmtMbps, band: true, types: ["bandwidth"] },
+  { id: "rpm", title: "Responsiveness (RPM tests, round trips a minute)", metric: "rpm", field: "mean", unit: fmtRpm, band: true, types: ["bandwidth"] },
 ];
 const PHASES = ["dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "total_ms"];
 const PHASE_NAMES = ["DNS", "Connect", "TLS", "TTFB", "Total"];

@@ -4,7 +4,7 @@
 // grade in plain words when done.
 import { api, errorText, type Measurement, type RuntimeEvent, type Status } from "../api";
 import { clear, coalesce, h } from "../dom";
-import { fmtAgo, fmtMbps, fmtMs, gradeWords, resultSummary, typeLabel } from "../format";
+import { fmtAgo, fmtMbps, fmtMs, gradeWords, resultSummary, rpmWords, typeLabel } from "../format";
 import { resultsTable } from "../table";
 import { latestPerTarget } from "../results";
 
@@ -153,7 +153,12 @@ export class Overview {
     const order = ["A+", "A", "B", "C", "D", "F"];
     const worst = grades.sort((a, b) => order.indexOf(a) - order.indexOf(b)).at(-1);
     const lines = [`Download ${fmtMbps(down)}`, `upload ${fmtMbps(up)}`];
-    this.speedNow.textContent = lines.join(", ") + (worst ? `. Bufferbloat ${worst}: ${gradeWords(worst)}.` : ".");
+    const rpms = results.map((r) => r.metrics?.rpm).filter((v): v is number => typeof v === "number");
+    const rpm = rpms.length ? Math.min(...rpms) : null;
+    this.speedNow.textContent =
+      lines.join(", ") +
+      (worst ? `. Bufferbloat ${worst}: ${gradeWords(worst)}.` : ".") +
+      (rpm !== null ? ` Responsiveness ${Math.round(rpm)} RPM: ${rpmWords(rpm)}.` : "");
     this.speedNow.dataset.grade = worst ?? "";
     for (const r of results) {
       this.speedResults.append(h("li", { class: r.success ? "ok" : "failed" }, `${r.target}: ${resultSummary(r)}`));

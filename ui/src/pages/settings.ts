@@ -18,6 +18,14 @@ const THRESHOLDS: { key: keyof Thresholds; label: string; unit: string }[] = [
 ];
 
 /** The settings key of a form field, as the engine names it in errors. */
+/** The kinds of bandwidth server, as the engine names them. */
+const BANDWIDTH_KINDS: [string, string][] = [
+  ["iperf3", "iperf3"],
+  ["waddleperf", "WaddlePerf speed test"],
+  ["librespeed", "LibreSpeed"],
+  ["rpm", "Responsiveness (RPM)"],
+];
+
 type SimpleKind = "dns" | "udp" | "icmp" | "traceroute" | "mtu" | "bandwidth";
 interface SimpleSpec { kind: SimpleKind; field: string; title: string; noun: string; placeholder: string }
 const SIMPLE_KINDS: SimpleSpec[] = [
@@ -214,11 +222,15 @@ export class SettingsPage {
     });
   }
 
-  /** A bandwidth server's direction, and UDP with its bitrate (empty: TCP). */
+  /** A bandwidth server's kind, its direction, and UDP with its bitrate
+   * (empty: TCP; iperf3 only). */
   private bandwidthFields(t: Record<string, unknown>, i: number): HTMLElement[] {
     const id = `bandwidth-${i}`;
+    const kind = h("select", { id: `${id}-kind`, "aria-label": `Bandwidth server ${i + 1} kind`, "data-key": fieldKey("suite.bandwidth", i, "kind") });
+    for (const [v, label] of BANDWIDTH_KINDS) kind.append(h("option", { value: v }, label));
+    kind.value = String(t.kind ?? "iperf3");
     const direction = h("select", { id: `${id}-direction`, "aria-label": `Bandwidth server ${i + 1} direction`, "data-key": fieldKey("suite.bandwidth", i, "direction") });
-    for (const [v, label] of [["upload", "upload"], ["download", "download"], ["bidir", "both at once"]]) direction.append(h("option", { value: v }, label));
+    for (const [v, label] of [["upload", "upload"], ["download", "download"], ["bidir", "both ways"]]) direction.append(h("option", { value: v }, label));
     direction.value = String(t.direction ?? "upload");
     direction.addEventListener("change", () => (t.direction = direction.value));
     const bitrate = h("input", { type: "text", id: `${id}-bitrate`, value: t.udp ? String(t.bitrate ?? "1M") : "", placeholder: "TCP (or UDP bitrate, e.g. 50M)", "data-key": fieldKey("suite.bandwidth", i, "bitrate"), "aria-label": `Bandwidth server ${i + 1} UDP bitrate` });
@@ -232,7 +244,24 @@ export class SettingsPage {
         t.bitrate = v;
       }
     });
-    return [direction, bitrate];
+    const fit = () => {
+      const iperf3 = kind.value === "iperf3";
+      const server = document.getElementById(`${id}-server`) as HTMLInputElement | null;
+      if (server) server.placeholder = iperf3 ? "iperf3 server: host or host:port" : "base URL, e.g. http://peer.lan:8080/";
+      bitrate.disabled = !iperf3;
+      if (!iperf3) {
+        bitrate.value = "";
+        delete t.udp;
+        delete t.bitrate;
+      }
+    };
+    kind.addEventListener("change", () => {
+      if (kind.value === "iperf3") delete t.kind;
+      else t.kind = kind.value;
+      fit();
+    });
+    queueMicrotask(fit);
+    return [kind, direction, bitrate];
   }
 
   private addSimple(k: SimpleSpec): void {
@@ -466,7 +495,7 @@ export class SettingsPage {
 export function describeKey(key: string): string {
   const m = /^suite\.(http|tcp|dns|udp|icmp|traceroute|mtu|bandwidth)\[(\d+)\]\.(\w+)/.exec(key);
   if (m) {
-    const field: Record<string, string> = { url: "URL", target: "host and port", mode: "mode", timeout_ms: "time limit", name: "name", host: "host", type: "record type", server: "server", direction: "direction", bitrate: "UDP bitrate" };
+    const field: Record<string, string> = { url: "URL", target: "host and port", mode: "mode", timeout_ms: "time limit", name: "name", host: "host", type: "record type", server: "server", direction: "direction", bitrate: "UDP bitrate", kind: "kind" };
     const noun: Record<string, string> = { http: "HTTP target", tcp: "TCP target", dns: "DNS query", udp: "UDP echo peer", icmp: "ping host", traceroute: "traceroute host", mtu: "path MTU host", bandwidth: "bandwidth server" };
     return `${noun[m[1]]} ${Number(m[2]) + 1}, ${field[m[3]] ?? m[3]}`;
   }

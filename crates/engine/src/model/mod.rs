@@ -402,7 +402,7 @@ pub struct Metrics {
 /// Figures a chart can ask the store for: `success` (the share of results
 /// that succeeded), then every figure the store rolls up, in the roll-ups'
 /// column order.
-pub const CHART_METRICS: [&str; 12] = [
+pub const CHART_METRICS: [&str; 13] = [
     "success",
     "latency_ms",
     "loss_pct",
@@ -415,6 +415,7 @@ pub const CHART_METRICS: [&str; 12] = [
     "jitter_ms",
     "download_mbps",
     "upload_mbps",
+    "rpm",
 ];
 
 /// How a running bandwidth test is going, about once a second: the rate

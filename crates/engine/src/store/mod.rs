@@ -40,7 +40,11 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
     (include_str!("migrations/0003_outbox_attempts.sql"), None),
     (
         include_str!("migrations/0004_http_mode_targets.sql"),
-        Some(rollups::rebuild_if_moved),
+        Some(rollups::mark_if_moved),
+    ),
+    (
+        include_str!("migrations/0005_rpm_rollups.sql"),
+        Some(rollups::rebuild_if_marked),
     ),
 ];
 

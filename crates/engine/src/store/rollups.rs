@@ -236,6 +236,7 @@ fn rolled_values(m: &Measurement) -> [Option<f64>; CHART_METRICS.len() - 1] {
         x.jitter_ms,
         x.download_mbps,
         x.upload_mbps,
+        x.rpm,
     ]
     .map(|v| v.filter(|v| v.is_finite()))
 }
@@ -273,12 +274,30 @@ fn metric_sql(metric: &str) -> String {
     }
 }
 
-/// Migration 4's step: when its SQL moved results to other series, every
-/// roll-up is rebuilt from the results (a result whose row cannot be read
-/// is left out of the roll-ups, as it is of charts).
-pub(super) fn rebuild_if_moved(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+/// Marks that the roll-ups must be rebuilt, once the schema has every
+/// roll-up column (the last migration's step does it).
+const REBUILD_MARK: &str = "rollups_rebuild_pending";
+
+/// Migration 4's step: when its SQL moved results to other series, the
+/// roll-ups are marked for a rebuild (done once the later migrations have
+/// added their columns: see [`rebuild_if_marked`]).
+pub(super) fn mark_if_moved(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     let moved: i64 = tx.query_row("SELECT changes()", [], |r| r.get(0))?;
-    if moved == 0 {
+    if moved > 0 {
+        tx.execute(
+            "INSERT OR REPLACE INTO state (key, value, updated_at) VALUES (?1, 'true', strftime('%s','now'))",
+            [REBUILD_MARK],
+        )?;
+    }
+    Ok(())
+}
+
+/// The last migration's step: every roll-up rebuilt from the results when
+/// an earlier migration asked for it (a result whose row cannot be read is
+/// left out of the roll-ups, as it is of charts).
+pub(super) fn rebuild_if_marked(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let marked = tx.execute("DELETE FROM state WHERE key = ?1", [REBUILD_MARK])?;
+    if marked == 0 {
         return Ok(());
     }
     tx.execute_batch("DELETE FROM rollup_hourly; DELETE FROM rollup_daily; DELETE FROM series;")?;
