@@ -30,7 +30,7 @@ cargo bench --locked --no-run >/dev/null
     echo
     echo "All tables: commit $commit, $(uname -m), $(nproc) cores."
 } >"$report"
-for bench in store probe_overhead daemon_idle sync_throughput accuracy bandwidth desktop; do
+for bench in store probe_overhead daemon_idle sync_throughput accuracy bandwidth serve desktop; do
     step "cargo bench --bench $bench"
     {
         echo
