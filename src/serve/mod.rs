@@ -6,8 +6,12 @@
 use crate::args::ServeArgs;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+#[cfg(unix)]
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 use waddleperf_engine::probe::udp;
 
 #[cfg(unix)]
@@ -18,8 +22,9 @@ mod routes;
 /// The port of the WaddlePerf test server's speed test.
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 
-/// The HTTP peer's limits (`serve --max-…`).
+/// The HTTP peer's limits (`serve --max-…`), checked on every OS.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(unix), allow(dead_code))]
 pub struct Limits {
     pub max_connections: usize,
     /// The longest single download or upload.
@@ -98,6 +103,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     }
 }
 
+#[cfg(unix)]
 /// A free port on `ip` when `port` is 0, else `port` once it is known to
 /// be free: a clear error here rather than a failed listener later.
 fn pick_port(ip: IpAddr, port: u16) -> Result<SocketAddr> {
@@ -106,6 +112,7 @@ fn pick_port(ip: IpAddr, port: u16) -> Result<SocketAddr> {
     Ok(l.local_addr()?)
 }
 
+#[cfg(unix)]
 /// Waits until the listener at `addr` takes connections.
 fn wait_listening(addr: SocketAddr, within: Duration) -> Result<()> {
     let start = Instant::now();
