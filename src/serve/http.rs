@@ -60,6 +60,7 @@ impl ServerApp for Gate {
     ) -> Option<Stream> {
         let now = self.0.open.fetch_add(1, Ordering::Relaxed) + 1;
         let _leave = Leave(&self.0.open);
+        low_water(&stream);
         if now > self.0.limits.max_connections {
             let body = format!(
                 "busy: {} connections is this peer's limit; try again shortly\n",
@@ -80,6 +81,35 @@ impl ServerApp for Gate {
         }
         self.0.process_new(stream, shutdown).await
     }
+}
+
+/// Unsent bytes a connection's socket may hold beyond what is in flight.
+/// Responsiveness tests time small answers sent behind a large download on
+/// one connection: with the kernel's default the answer would wait behind
+/// megabytes queued in this server's own send buffer, which is this
+/// server's delay, not the network's (the IETF draft asks servers for this).
+const NOTSENT_LOWAT: u32 = 64 << 10;
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn low_water(stream: &Stream) {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    let Some(s) = stream
+        .as_any()
+        .downcast_ref::<pingora_core::protocols::l4::stream::Stream>()
+    else {
+        return;
+    };
+    // SAFETY: the descriptor belongs to `s`, which outlives this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(s.as_raw_fd()) };
+    if let Err(e) = socket2::SockRef::from(&fd).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+        tracing::debug!("TCP_NOTSENT_LOWAT not set: {e}");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn low_water(_stream: &Stream) {
+    let _ = NOTSENT_LOWAT;
 }
 
 /// SIGINT and SIGTERM both stop the peer at once: a speed test in flight

@@ -271,18 +271,10 @@ pub async fn run(
 ) -> Result<(), ProbeError> {
     let resolved = resolve(&spec.server.host, spec.server.port).await?;
     m.metrics.dns_ms = resolved.dns_ms;
-    let conn = connect_between_tests(&resolved.addrs).await?;
-    m.metrics.connect_ms = Some(conn.connect_ms);
-    m.resolved_ip = Some(conn.addr.ip().to_string());
     m.metrics.server_kind = Some("iperf3".into());
-    let addr = conn.addr;
-    let mut ctrl = conn.stream;
-    let _ = ctrl.set_nodelay(true);
-    let cookie = cookie();
-    ctrl.write_all(&cookie)
-        .await
-        .map_err(io("send the cookie to the iperf3 server"))?;
-    expect_state(&mut ctrl, PARAM_EXCHANGE, "starting").await?;
+    let (addr, connect_ms, mut ctrl, cookie) = greet(&resolved.addrs).await?;
+    m.metrics.connect_ms = Some(connect_ms);
+    m.resolved_ip = Some(addr.ip().to_string());
     // The idle latency, while the server waits for the parameters (its
     // other clients are not held up meanwhile).
     let pinger = Pinger::open(addr.ip());
@@ -443,6 +435,36 @@ async fn connect_between_tests(addrs: &[SocketAddr]) -> Result<super::net::Conne
                 tokio::time::sleep(REFUSED_WAIT).await;
             }
             r => return r,
+        }
+    }
+}
+
+/// The control connection up to the server's first state: connected, the
+/// cookie sent, PARAM_EXCHANGE read; with the address and connect time. A
+/// server that has just finished a test may refuse the connection or reset
+/// it unread while it re-opens its port: both are tried again, as in
+/// [`connect_between_tests`].
+async fn greet(addrs: &[SocketAddr]) -> Result<(SocketAddr, f64, TcpStream, [u8; 37]), ProbeError> {
+    let mut tries = 0;
+    loop {
+        let super::net::Connected {
+            stream: mut ctrl,
+            addr,
+            connect_ms,
+        } = connect_between_tests(addrs).await?;
+        let _ = ctrl.set_nodelay(true);
+        let cookie = cookie();
+        let greeted = match ctrl.write_all(&cookie).await {
+            Ok(()) => expect_state(&mut ctrl, PARAM_EXCHANGE, "starting").await,
+            Err(e) => Err(ProbeError::io("send the cookie to the iperf3 server", &e)),
+        };
+        match greeted {
+            Ok(()) => return Ok((addr, connect_ms, ctrl, cookie)),
+            Err(e) if e.kind == ErrorKind::Reset && tries < REFUSED_TRIES => {
+                tries += 1;
+                tokio::time::sleep(REFUSED_WAIT).await;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
