@@ -27,42 +27,82 @@ pub(crate) enum Which {
     Speed,
 }
 
-pub(crate) async fn run_cmd(rt: Runtime, json: bool, which: Which) -> Result<()> {
-    let cfg = rt.config();
+/// Who runs the tests: this process's own runtime, or the agent that owns
+/// the database (its run shown live through the control socket).
+pub(crate) enum Runner {
+    Local(Runtime),
+    #[cfg(unix)]
+    Agent(waddleperf_engine::control::Client),
+}
+
+/// A runtime event shown on stderr while a run goes.
+fn show_event(ev: &Event) {
+    match ev {
+        Event::Result {
+            done,
+            total,
+            result,
+            ..
+        } => eprint!(
+            "\r\x1b[K[{done}/{total}] {} {}",
+            result.test_type,
+            text::escape(&result.target)
+        ),
+        Event::BandwidthProgress {
+            target, interim, ..
+        } => eprint!("\r\x1b[K{}", live_line(target, interim)),
+        _ => {}
+    }
+}
+
+pub(crate) async fn run_cmd(runner: Runner, cfg: Config, json: bool, which: Which) -> Result<()> {
     if cfg.target_count() == 0 && which != Which::Speed {
         bail!("the suite is empty: add targets under [suite] in the configuration");
     }
-    let mut events = rt.subscribe();
     let interactive = !json && std::io::stderr().is_terminal();
-    let progress = tokio::spawn(async move {
-        while let Ok(ev) = events.recv().await {
-            if !interactive {
-                continue;
-            }
-            match ev {
-                Event::Result {
-                    done,
-                    total,
-                    result,
-                    ..
-                } => eprint!(
-                    "\r\x1b[K[{done}/{total}] {} {}",
-                    result.test_type,
-                    text::escape(&result.target)
-                ),
-                Event::BandwidthProgress {
-                    target, interim, ..
-                } => eprint!("\r\x1b[K{}", live_line(&target, &interim)),
-                _ => {}
-            }
+    let (summary, progress) = match runner {
+        Runner::Local(rt) => {
+            let mut events = rt.subscribe();
+            let progress = tokio::spawn(async move {
+                while let Ok(ev) = events.recv().await {
+                    if interactive {
+                        show_event(&ev);
+                    }
+                }
+            });
+            let summary = match which {
+                Which::Tier(t) => rt.run_tier(t).await?,
+                Which::Suite => rt.run_now().await?,
+                Which::Speed => rt.speed_test().await?,
+            };
+            (summary, Some(progress))
         }
-    });
-    let summary = match which {
-        Which::Tier(t) => rt.run_tier(t).await?,
-        Which::Suite => rt.run_now().await?,
-        Which::Speed => rt.speed_test().await?,
+        #[cfg(unix)]
+        Runner::Agent(mut c) => {
+            use waddleperf_engine::control::Request;
+            c.call(Request::Subscribe).await?;
+            let req = match which {
+                Which::Tier(tier) => Request::RunTier { tier },
+                Which::Suite => Request::RunNow,
+                Which::Speed => Request::SpeedTest,
+            };
+            let v = c
+                .call_with_events(req, |e| {
+                    if interactive {
+                        if let Ok(ev) = serde_json::from_value::<Event>(e) {
+                            show_event(&ev);
+                        }
+                    }
+                })
+                .await?;
+            let summary: waddleperf_engine::runtime::RunSummary = serde_json::from_value(v)
+                .context("the agent's run summary is not one this program reads")?;
+            (std::sync::Arc::new(summary), None)
+        }
     };
-    progress.abort();
+    if let Some(p) = progress {
+        p.abort();
+    }
     if interactive {
         eprint!("\r\x1b[K");
     }

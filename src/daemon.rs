@@ -31,6 +31,19 @@ pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
             "agent started"
         );
         let syncer = sync::Syncer::new(rt.clone(), &paths.data_dir);
+        // The control socket: the CLI and the window ask this agent.
+        #[cfg(unix)]
+        let control = {
+            use waddleperf_engine::control;
+            let served = control::Served {
+                rt: rt.clone(),
+                syncer: syncer.clone(),
+                paths: paths.clone(),
+            };
+            control::serve(&control::socket_path(paths), served)
+                .await
+                .context("cannot open the agent's control socket")?
+        };
         let tasks = supervise::start_agent(
             &rt,
             Arc::new(notify::DesktopSink),
@@ -45,6 +58,8 @@ pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
                 tracing::error!("{name} task failed: {e}");
             }
         }
+        #[cfg(unix)]
+        let _ = control.await;
         tracing::info!("agent stopped");
         Ok::<(), anyhow::Error>(())
     });

@@ -29,7 +29,7 @@ mod text;
 mod tools_cli;
 
 use args::{parse_when, Cli, Command, ExportFormat};
-use commands::{config_cmd, info_cmd, run_cmd, write_atomically, Which};
+use commands::{config_cmd, info_cmd, run_cmd, write_atomically, Runner, Which};
 use open::{load_config, open_existing_store, open_runtime, open_store, tokio_rt};
 use print::{print_events, print_status, print_table, print_test};
 
@@ -87,14 +87,22 @@ fn real_main(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Daemon { grace } => daemon::run(&paths, cli.verbose, Duration::from_secs(grace)),
         Command::Status { json } => {
-            let cfg = load_config(&paths)?;
-            let store = open_existing_store(&paths)?;
-            let rt = Runtime::new(store, cfg);
-            let syncer = waddleperf_engine::sync::Syncer::new(rt.clone(), &paths.data_dir);
+            let agent = AgentLock::holder(&paths.data_dir);
             let (status, sync) = tokio_rt()?.block_on(async {
+                // The agent answers when it runs; else the shared database.
+                #[cfg(unix)]
+                if let Some(mut c) = open::agent(&paths).await {
+                    use waddleperf_engine::control::Request;
+                    let status = serde_json::from_value(c.call(Request::Status).await?)?;
+                    let sync = serde_json::from_value(c.call(Request::Account).await?)?;
+                    return Ok::<_, anyhow::Error>((status, sync));
+                }
+                let cfg = load_config(&paths)?;
+                let store = open_existing_store(&paths)?;
+                let rt = Runtime::new(store, cfg);
+                let syncer = waddleperf_engine::sync::Syncer::new(rt.clone(), &paths.data_dir);
                 Ok::<_, anyhow::Error>((rt.status().await?, syncer.status().await?))
             })?;
-            let agent = AgentLock::holder(&paths.data_dir);
             let mut out = std::io::stdout().lock();
             if json {
                 let mut v = serde_json::to_value(&status)?;
@@ -111,14 +119,25 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Command::Pause | Command::Resume => {
             let pause = matches!(cli.command, Command::Pause);
-            let cfg = load_config(&paths)?;
-            let rt = open_runtime(&paths, cfg)?;
             tokio_rt()?.block_on(async {
-                if pause {
-                    rt.pause().await
-                } else {
-                    rt.resume().await
+                #[cfg(unix)]
+                if let Some(mut c) = open::agent(&paths).await {
+                    use waddleperf_engine::control::Request;
+                    c.call(if pause {
+                        Request::Pause
+                    } else {
+                        Request::Resume
+                    })
+                    .await?;
+                    return Ok::<_, anyhow::Error>(());
                 }
+                let rt = open_runtime(&paths, load_config(&paths)?)?;
+                if pause {
+                    rt.pause().await?
+                } else {
+                    rt.resume().await?
+                }
+                Ok::<(), anyhow::Error>(())
             })?;
             let mut out = std::io::stdout().lock();
             if pause {
@@ -164,13 +183,21 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Info { json } => info_cmd(json, &paths),
         Command::Run { json, tier, speed } => {
             let cfg = load_config(&paths)?;
-            let rt = open_runtime(&paths, cfg)?;
             let what = match (speed, tier) {
                 (true, _) => Which::Speed,
                 (false, Some(t)) => Which::Tier(t),
                 (false, None) => Which::Suite,
             };
-            tokio_rt()?.block_on(run_cmd(rt, json, what))
+            tokio_rt()?.block_on(async {
+                // A running agent runs it (one writer to the database), shown
+                // live here; else this process does.
+                #[cfg(unix)]
+                if let Some(c) = open::agent(&paths).await {
+                    return run_cmd(Runner::Agent(c), cfg, json, what).await;
+                }
+                let rt = open_runtime(&paths, cfg.clone())?;
+                run_cmd(Runner::Local(rt), cfg, json, what).await
+            })
         }
         Command::Test { kind } => {
             let cfg = load_config(&paths)?;

@@ -34,3 +34,23 @@ pub(crate) fn open_existing_store(paths: &Paths) -> Result<Store> {
 pub(crate) fn open_runtime(paths: &Paths, cfg: Config) -> Result<Runtime> {
     Ok(Runtime::new(open_store(paths)?, cfg))
 }
+
+/// The running agent of this database, through its control socket; `None`
+/// when none answers (no agent, an agent of an older version, or Windows,
+/// where the CLI reads the shared database itself).
+#[cfg(unix)]
+pub(crate) async fn agent(paths: &Paths) -> Option<waddleperf_engine::control::Client> {
+    use waddleperf_engine::control::{self, ControlError};
+    let path = control::socket_path(paths);
+    match control::Client::connect(&path, "cli").await {
+        Ok(c) => Some(c),
+        Err(ControlError::NotRunning(_)) => None,
+        Err(e) => {
+            tracing::warn!(
+                "the agent's control socket {} did not answer: {e}",
+                path.display()
+            );
+            None
+        }
+    }
+}

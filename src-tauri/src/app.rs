@@ -176,6 +176,25 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
             let rt = shell.rt.clone();
             let agent = shell.agent_note.is_none();
             let (device_id, syncer) = (shell.device.device_id.clone(), shell.syncer.clone());
+            // As the agent, the app answers the CLI on the control socket.
+            #[cfg(unix)]
+            if agent {
+                use waddleperf_engine::control;
+                let served = control::Served {
+                    rt: rt.clone(),
+                    syncer: syncer.clone(),
+                    paths: shell.paths.clone(),
+                };
+                tasks.push(tauri::async_runtime::spawn(async move {
+                    let path = control::socket_path(&served.paths);
+                    match control::serve(&path, served).await {
+                        Ok(h) => {
+                            let _ = h.await;
+                        }
+                        Err(e) => tracing::error!("no control socket: {e}"),
+                    }
+                }));
+            }
             tasks.push(tauri::async_runtime::spawn(async move {
                 let sink = Arc::new(waddleperf_engine::notify::DesktopSink);
                 let schedule = agent.then_some((device_id, syncer));

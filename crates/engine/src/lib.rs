@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod autoperf;
 pub mod config;
+pub mod control;
 pub mod defaults;
 pub mod device;
 pub mod export;

@@ -23,7 +23,7 @@ pub enum RunReason {
 }
 
 /// Something that happened, for the tray, the UI, notifications and logs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub enum Event {
@@ -133,7 +133,7 @@ pub enum Event {
 }
 
 /// What one run produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct RunSummary {
     pub run_id: Uuid,
@@ -153,7 +153,7 @@ pub struct RunSummary {
     /// The run was cut short by a shutdown; tests not finished were not stored.
     pub interrupted: bool,
     /// Why results could not be stored (the run itself still completed).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<String>,
 }
 
@@ -164,19 +164,19 @@ impl RunSummary {
 }
 
 /// A snapshot for status lines and `waddleperf status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Status {
     pub running: bool,
     pub paused: bool,
     pub targets: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<LastRun>,
     /// The next scheduled run, as the agent (daemon or desktop app) planned it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentState>,
     /// The worst health over all targets (`None` before the first run).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
     pub targets_health: Vec<TargetHealth>,
     pub autoperf: EscalationState,
@@ -184,7 +184,7 @@ pub struct Status {
     pub store: StoreStats,
     /// Background tasks that failed (and were restarted) since the agent
     /// started.
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     #[cfg_attr(test, ts(as = "Option<TaskFailures>", optional))]
     pub task_failures: TaskFailures,
 }
@@ -254,7 +254,7 @@ pub(crate) struct PauseState {
 }
 
 /// What one sync pass did (the sync worker fills it in).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct PassSummary {
     #[serde(with = "crate::model::rfc3339_utc")]

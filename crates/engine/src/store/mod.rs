@@ -202,7 +202,7 @@ pub struct StoredEvent {
 }
 
 /// Counts for `status`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct StoreStats {
     pub results: u64,

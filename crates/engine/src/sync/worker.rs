@@ -92,7 +92,7 @@ impl From<StoreError> for SyncError {
 pub use crate::runtime::PassSummary;
 
 /// For `status`: account, enrollment, progress and backlog.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct SyncStatus {
     pub enabled: bool,

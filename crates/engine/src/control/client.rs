@@ -1,0 +1,108 @@
+//! A client of the agent's control socket (Unix): connect and greet, then
+//! calls one after another; events that arrive while waiting for a reply
+//! go to the caller's handler.
+
+use super::{frame, Call, ControlError, Message, Request};
+use super::{MAX_REPLY, VERSION};
+use std::path::Path;
+use tokio::net::UnixStream;
+
+pub struct Client {
+    stream: UnixStream,
+    next: u64,
+    /// The agent's pid and version, from its greeting.
+    pub agent_pid: u32,
+    pub agent_version: String,
+}
+
+impl Client {
+    /// Connects to the agent at `path` and greets it as `client`.
+    /// [`ControlError::NotRunning`] when nothing listens there.
+    pub async fn connect(path: &Path, client: &str) -> Result<Client, ControlError> {
+        let mut stream = match UnixStream::connect(path).await {
+            Ok(s) => s,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Err(ControlError::NotRunning(path.to_owned()))
+            }
+            Err(e) => return Err(ControlError::Io(e)),
+        };
+        let hello = Call {
+            id: 0,
+            req: Request::Hello {
+                version: VERSION,
+                client: client.to_owned(),
+            },
+        };
+        frame::write(&mut stream, &hello).await?;
+        let greeting = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            frame::read::<_, Message>(&mut stream, MAX_REPLY),
+        )
+        .await
+        .map_err(|_| ControlError::Gone)??;
+        match greeting {
+            Some(Message::Hello {
+                version,
+                agent_pid,
+                agent_version,
+            }) if version == VERSION => Ok(Client {
+                stream,
+                next: 1,
+                agent_pid,
+                agent_version,
+            }),
+            Some(Message::Hello { version, .. }) => Err(ControlError::Version {
+                agent: version,
+                ours: VERSION,
+            }),
+            Some(Message::Failed { error, .. }) => Err(ControlError::Agent(error)),
+            Some(_) => Err(ControlError::Malformed("the agent did not greet".into())),
+            None => Err(ControlError::Gone),
+        }
+    }
+
+    /// Sends `req` and waits for its answer; events arriving meanwhile go to
+    /// `on_event`.
+    pub async fn call_with_events(
+        &mut self,
+        req: Request,
+        mut on_event: impl FnMut(serde_json::Value),
+    ) -> Result<serde_json::Value, ControlError> {
+        let id = self.next;
+        self.next += 1;
+        frame::write(&mut self.stream, &Call { id, req }).await?;
+        loop {
+            match frame::read::<_, Message>(&mut self.stream, MAX_REPLY).await? {
+                Some(Message::Reply { id: i, ok }) if i == id => return Ok(ok),
+                Some(Message::Failed { id: i, error }) if i == id || i == 0 => {
+                    return Err(ControlError::Agent(error))
+                }
+                Some(Message::Event { event }) => on_event(event),
+                Some(_) => {}
+                None => return Err(ControlError::Gone),
+            }
+        }
+    }
+
+    /// Sends `req` and waits for its answer.
+    pub async fn call(&mut self, req: Request) -> Result<serde_json::Value, ControlError> {
+        self.call_with_events(req, |_| {}).await
+    }
+
+    /// The next event after [`Request::Subscribe`]; `Gone` when the agent
+    /// goes.
+    pub async fn next_event(&mut self) -> Result<serde_json::Value, ControlError> {
+        loop {
+            match frame::read::<_, Message>(&mut self.stream, MAX_REPLY).await? {
+                Some(Message::Event { event }) => return Ok(event),
+                Some(_) => {}
+                None => return Err(ControlError::Gone),
+            }
+        }
+    }
+}
