@@ -48,6 +48,9 @@ struct Paths {
     /// Between the starts of the load connections (LibreSpeed's client
     /// staggers its streams).
     stagger: Duration,
+    /// Latency requests carry a random parameter (LibreSpeed's `empty`
+    /// may be cached on the way; WaddlePerf's ping says no-cache itself).
+    cache_buster: bool,
 }
 
 fn join(base: &Url, rel: &str) -> Result<Url, ProbeError> {
@@ -68,6 +71,7 @@ async fn paths(kind: BandwidthKind, base: &Url, c: &mut Conn) -> Result<Paths, P
             download: join(base, "speedtest/download?size=100")?,
             upload: join(base, "speedtest/upload")?,
             stagger: Duration::ZERO,
+            cache_buster: false,
         }),
         _ => {
             let mut ext = ".php";
@@ -93,6 +97,7 @@ async fn paths(kind: BandwidthKind, base: &Url, c: &mut Conn) -> Result<Paths, P
                 download: join(base, &format!("garbage{ext}?ckSize=100"))?,
                 upload: join(base, &format!("empty{ext}"))?,
                 stagger: Duration::from_millis(300),
+                cache_buster: true,
             })
         }
     }
@@ -102,7 +107,7 @@ async fn paths(kind: BandwidthKind, base: &Url, c: &mut Conn) -> Result<Paths, P
 /// cache answers them.
 fn ping_url(p: &Paths) -> Url {
     let mut u = p.ping.clone();
-    if u.path().contains("empty") {
+    if p.cache_buster {
         u.set_query(Some(&format!("r={}", fastrand::u64(..))));
     }
     u
@@ -140,10 +145,11 @@ pub(super) async fn run(
     };
     let pinger = Arc::new(tokio::sync::Mutex::new(pinger));
     let (mut down, mut up) = (None, None);
-    let mut measured = 0.0;
+    let (mut measured, mut moved) = (0.0, 0u64);
     for &dir in dirs {
         let r = load(s, &p, dir, Arc::clone(&pinger), progress).await?;
         measured += r.seconds;
+        moved += r.total;
         match dir {
             Direction::Upload => {
                 m.metrics.upload_mbps = Some(r.mbps);
@@ -156,6 +162,7 @@ pub(super) async fn run(
         }
     }
     m.metrics.seconds = Some(measured);
+    m.metrics.bytes = Some(moved);
     loaded::record_directions(m, &idle, down.as_deref(), up.as_deref());
     Ok(())
 }
@@ -165,6 +172,8 @@ struct Loaded {
     mbps: f64,
     seconds: f64,
     loaded: Vec<f64>,
+    /// Bytes moved, slow start included (the data budget counts them).
+    total: u64,
 }
 
 /// Loads the link one way with `streams` connections for `omit + seconds`,
@@ -319,6 +328,7 @@ async fn load(
         mbps: (to.1 - from.1) as f64 * 8.0 / 1e6 / seconds,
         seconds,
         loaded,
+        total: to.1,
     })
 }
 

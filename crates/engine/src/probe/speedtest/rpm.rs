@@ -220,12 +220,13 @@ pub(crate) async fn run(
     };
     let (mut window, mut conf, mut most) = (Vec::new(), Confidence::High, 0usize);
     let (mut down, mut up) = (None, None);
-    let mut measured = 0.0;
+    let (mut measured, mut moved) = (0.0, 0u64);
     for &dir in dirs {
         let r = load(s, &urls, dir, progress).await?;
         conf = conf.min(r.confidence);
         most = most.max(r.connections);
         measured += r.seconds;
+        moved += r.total;
         let connects: Vec<f64> = r
             .window
             .iter()
@@ -266,10 +267,19 @@ pub(crate) async fn run(
             "no probe was answered while the link was loaded",
         ));
     };
+    tracing::debug!(
+        tcp_f,
+        ?tls_f,
+        http_f,
+        http_l,
+        probes = window.len(),
+        "responsiveness"
+    );
     m.metrics.rpm = Some(rpm(tcp_f, tls_f, http_f, http_l).round());
     m.metrics.rpm_confidence = Some(conf.as_str().to_owned());
     m.metrics.streams = Some(most as u32);
     m.metrics.seconds = Some(measured);
+    m.metrics.bytes = Some(moved);
     loaded::record_directions(m, &idle, down.as_deref(), up.as_deref());
     // The idle connect times are the test's headline latency; their jitter
     // says little here.
@@ -280,6 +290,8 @@ pub(crate) async fn run(
 struct Loaded {
     mbps: f64,
     seconds: f64,
+    /// Bytes moved (the data budget counts them).
+    total: u64,
     confidence: Confidence,
     connections: usize,
     window: Vec<Sample>,
@@ -466,7 +478,8 @@ async fn load(
     prober.abort();
     let intervals = rates.len();
     let err = failed.lock().ok().and_then(|mut f| f.take());
-    if count(&sent, &counter) == 0 {
+    let total = count(&sent, &counter);
+    if total == 0 {
         return Err(err.unwrap_or_else(|| {
             ProbeError::new(
                 ErrorKind::Protocol,
@@ -489,6 +502,7 @@ async fn load(
     Ok(Loaded {
         mbps: moving.last().copied().unwrap_or(0.0),
         seconds: (end - start).as_secs_f64(),
+        total,
         confidence: if intervals < WINDOW {
             Confidence::Low
         } else if is_stable {
