@@ -632,6 +632,30 @@ async fn sni_scenario() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // The app is the agent: the CLI's pause goes through its control
+    // socket, and the tray shows it at once.
+    let cli = |what: &str| {
+        std::process::Command::new(support::waddleperf_bin())
+            .arg("--config")
+            .arg(files.config())
+            .arg("--db")
+            .arg(files.db())
+            .arg(what)
+            .output()
+            .unwrap()
+    };
+    let out = cli("pause");
+    assert!(out.status.success(), "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !item.menu().await.labels().iter().any(|l| l == "Resume monitoring") {
+        assert!(Instant::now() < deadline, "the tray did not show the CLI's pause");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = cli("status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("paused"), "{text}");
+    assert!(cli("resume").status.success());
+
     // Quit from the menu: the app ends cleanly.
     let quit = item.menu().await.find("Quit WaddlePerf").unwrap().id;
     item.click(quit).await;
