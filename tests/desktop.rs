@@ -647,8 +647,17 @@ async fn sni_scenario() {
     let out = cli("pause");
     assert!(out.status.success(), "{out:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !item.menu().await.labels().iter().any(|l| l == "Resume monitoring") {
-        assert!(Instant::now() < deadline, "the tray did not show the CLI's pause");
+    while !item
+        .menu()
+        .await
+        .labels()
+        .iter()
+        .any(|l| l == "Resume monitoring")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the tray did not show the CLI's pause"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let out = cli("status");
