@@ -81,8 +81,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "Windows type-check (x86_64-pc-windows-gnu)"
 cargo check --locked --target x86_64-pc-windows-gnu -p waddleperf-engine -p waddleperf -p waddleperf-testkit
 
-step "Desktop app (debug build, for its end-to-end tests)"
-cargo build --locked -p waddleperf-desktop
+step "Desktop: the agent and the window (debug builds, for the end-to-end tests)"
+cargo build --locked -p waddleperf-tray -p waddleperf-desktop
 
 step "Tests"
 cargo test --locked --no-fail-fast --workspace --lib --bins --tests -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"

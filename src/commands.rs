@@ -31,7 +31,7 @@ pub(crate) enum Which {
 /// the database (its run shown live through the control socket).
 pub(crate) enum Runner {
     Local(Runtime),
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     Agent(waddleperf_engine::control::Client),
 }
 
@@ -77,7 +77,7 @@ pub(crate) async fn run_cmd(runner: Runner, cfg: Config, json: bool, which: Whic
             };
             (summary, Some(progress))
         }
-        #[cfg(unix)]
+        #[cfg(any(unix, windows))]
         Runner::Agent(mut c) => {
             use waddleperf_engine::control::Request;
             c.call(Request::Subscribe).await?;

@@ -32,14 +32,10 @@ pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
         );
         let syncer = sync::Syncer::new(rt.clone(), &paths.data_dir);
         // The control socket: the CLI and the window ask this agent.
-        #[cfg(unix)]
+        #[cfg(any(unix, windows))]
         let control = {
             use waddleperf_engine::control;
-            let served = control::Served {
-                rt: rt.clone(),
-                syncer: syncer.clone(),
-                paths: paths.clone(),
-            };
+            let served = control::Served::new(rt.clone(), syncer.clone(), paths.clone());
             control::serve(&control::socket_path(paths), served)
                 .await
                 .context("cannot open the agent's control socket")?
@@ -58,7 +54,7 @@ pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
                 tracing::error!("{name} task failed: {e}");
             }
         }
-        #[cfg(unix)]
+        #[cfg(any(unix, windows))]
         let _ = control.await;
         tracing::info!("agent stopped");
         Ok::<(), anyhow::Error>(())

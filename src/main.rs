@@ -90,7 +90,7 @@ fn real_main(cli: Cli) -> Result<()> {
             let agent = AgentLock::holder(&paths.data_dir);
             let (status, sync) = tokio_rt()?.block_on(async {
                 // The agent answers when it runs; else the shared database.
-                #[cfg(unix)]
+                #[cfg(any(unix, windows))]
                 if let Some(mut c) = open::agent(&paths).await {
                     use waddleperf_engine::control::Request;
                     let status = serde_json::from_value(c.call(Request::Status).await?)?;
@@ -120,7 +120,7 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Pause | Command::Resume => {
             let pause = matches!(cli.command, Command::Pause);
             tokio_rt()?.block_on(async {
-                #[cfg(unix)]
+                #[cfg(any(unix, windows))]
                 if let Some(mut c) = open::agent(&paths).await {
                     use waddleperf_engine::control::Request;
                     c.call(if pause {
@@ -191,7 +191,7 @@ fn real_main(cli: Cli) -> Result<()> {
             tokio_rt()?.block_on(async {
                 // A running agent runs it (one writer to the database), shown
                 // live here; else this process does.
-                #[cfg(unix)]
+                #[cfg(any(unix, windows))]
                 if let Some(c) = open::agent(&paths).await {
                     return run_cmd(Runner::Agent(c), cfg, json, what).await;
                 }

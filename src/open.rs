@@ -36,9 +36,9 @@ pub(crate) fn open_runtime(paths: &Paths, cfg: Config) -> Result<Runtime> {
 }
 
 /// The running agent of this database, through its control socket; `None`
-/// when none answers (no agent, an agent of an older version, or Windows,
-/// where the CLI reads the shared database itself).
-#[cfg(unix)]
+/// when none answers (no agent, or an agent of another version: the CLI
+/// then reads the shared database itself).
+#[cfg(any(unix, windows))]
 pub(crate) async fn agent(paths: &Paths) -> Option<waddleperf_engine::control::Client> {
     use waddleperf_engine::control::{self, ControlError};
     let path = control::socket_path(paths);

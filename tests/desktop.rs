@@ -1,10 +1,15 @@
-//! The desktop app for real, under Xvfb and a private D-Bus session bus:
-//! through WebDriver in its WebKit webview (Run now → live progress → the
-//! rows and a drawn chart in History; a setting changed, kept across a
-//! restart), and through its tray icon in an XEmbed tray (trayer) clicked
-//! with xdotool (Run tests now, Quit), and as a StatusNotifierItem read and
-//! clicked over D-Bus (menu labels, status line, icon state). Targets are local peers: nginx over
-//! HTTPS with a test CA, plain HTTP, and a TCP port. Screenshots go to
+//! The desktop for real, under Xvfb and a private D-Bus session bus: the
+//! agent (`waddleperf-tray`, which owns the runtime and the tray icon) and
+//! the window (`waddleperf-desktop`, a client of the agent's control
+//! socket). Through WebDriver in the window's WebKit webview: Run now →
+//! live progress → the rows and a drawn chart in History; a setting changed,
+//! kept across a new window; the speed test; the agent killed and the
+//! window showing it, then recovering with a new agent. Through the tray
+//! icon in an XEmbed tray (trayer) clicked with xdotool (Run tests now,
+//! Quit), and as a StatusNotifierItem read and clicked over D-Bus (menu
+//! labels, status line, icon state, the CLI's pause, Open and the window
+//! ended after it is closed). Targets are local peers: nginx over HTTPS
+//! with a test CA, plain HTTP, and a TCP port. Screenshots go to
 //! `<target>/e2e/` as CI artifacts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_os = "linux")]
@@ -15,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use support::desktop::{artifacts_dir, desktop_bin, Display, Driver, Session};
+use support::desktop::{artifacts_dir, desktop_bin, tray_bin, Display, Driver, Session};
 use support::iperf::Iperf3Server;
 use support::servers::{Nginx, TestCa};
 use waddleperf_engine::store::{HistoryQuery, Store};
@@ -122,6 +127,38 @@ impl Files {
         }
         a
     }
+    fn paths(&self) -> waddleperf_engine::config::Paths {
+        waddleperf_engine::config::Paths {
+            config_file: self.config(),
+            data_dir: self.db().parent().unwrap().to_owned(),
+            db_file: self.db(),
+            log_dir: self.logs(),
+        }
+    }
+    fn socket(&self) -> PathBuf {
+        waddleperf_engine::control::socket_path(&self.paths())
+    }
+    /// Starts the agent on `display` and waits until its control socket
+    /// answers.
+    fn start_agent(&self, display: &Display) -> std::process::Child {
+        let child = display
+            .command(tray_bin())
+            .args(self.args(None))
+            .env("WADDLEPERF_WINDOW_GRACE_SECS", "2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the agent's socket did not answer"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    }
     fn stored(&self) -> usize {
         Store::open(&self.db())
             .unwrap()
@@ -156,6 +193,7 @@ async fn webview_scenario() {
     let peers = peers();
     let files = Files::new(&peers.config);
     let display = Display::start(false);
+    let mut agent = files.start_agent(&display);
     let driver = Driver::start(&display);
     let shots = artifacts_dir();
 
@@ -365,11 +403,11 @@ async fn webview_scenario() {
     assert!(text.contains("interval_minutes = 15"), "{text}");
     s.end().await;
 
-    // 4. Restarted, the app has kept it.
+    // 4. A new window: the agent has kept it.
     let s = Session::start(&driver, &app, &files.args(Some("settings"))).await;
     let interval = s
         .wait_for(
-            "the Settings page after a restart",
+            "the Settings page in a new window",
             "const i = document.querySelector('#interval'); return i ? i.value : null",
             Duration::from_secs(60),
         )
@@ -420,8 +458,55 @@ async fn webview_scenario() {
     assert!(done["text"].as_str().unwrap().contains("upload"), "{done}");
     assert_eq!(files.stored(), 2 * peers.targets + SPEED_RESULTS);
     s.screenshot(&shots.join("speed-test.png")).await;
+
+    // 6. The agent killed while the window is open: the window says so,
+    // and comes back by itself when a new agent starts.
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let said = s
+        .wait_for(
+            "the disconnected state",
+            "const b = document.querySelector('#agent-banner'); \
+             return document.body.dataset.agent === 'disconnected' && !b.hidden ? b.textContent : null",
+            Duration::from_secs(20),
+        )
+        .await;
+    println!("agent killed: {said}");
+    assert!(said
+        .as_str()
+        .unwrap()
+        .starts_with("The WaddlePerf agent is not running"));
+    s.screenshot(&shots.join("agent-gone.png")).await;
+    let mut agent = files.start_agent(&display);
+    s.wait_for(
+        "the window reconnected",
+        "return document.body.dataset.agent === 'connected' && document.querySelector('#agent-banner').hidden \
+         && document.querySelector('#top-status').textContent.startsWith('Last run')",
+        Duration::from_secs(20),
+    )
+    .await;
+    // And it works through the new agent.
+    s.click("#nav-history").await;
+    s.wait_for(
+        "the History table from the new agent",
+        &format!(
+            "return document.querySelectorAll('#history-table tbody tr').length === {}",
+            2 * peers.targets + SPEED_RESULTS
+        ),
+        Duration::from_secs(30),
+    )
+    .await;
     s.end().await;
     drop(driver);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(agent.wait().unwrap().success());
+    assert_eq!(
+        Store::open(&files.db()).unwrap().check().unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 /// Opens the tray icon's menu (a click on the icon in trayer) and waits
@@ -450,7 +535,7 @@ fn open_tray_menu(display: &Display) {
 fn tray_icon_menu_runs_the_tests_and_quits() {
     support::require_root("the tray test (nginx on loopback)");
     let _one = ONE_APP.lock().unwrap_or_else(|e| e.into_inner());
-    let app = desktop_bin();
+    let app = tray_bin();
     let peers = peers();
     let files = Files::new(&peers.config);
     let display = Display::start(true);
@@ -519,7 +604,7 @@ fn tray_icon_menu_runs_the_tests_and_quits() {
     );
     let store = Store::open(&files.db()).unwrap();
     assert_eq!(store.check().unwrap(), Vec::<String>::new(), "integrity");
-    assert!(log.contains("desktop app stopped"), "{log}");
+    assert!(log.contains("tray agent stopped"), "{log}");
 }
 
 fn read_logs(dir: &Path) -> String {
@@ -539,7 +624,7 @@ fn the_tray_read_over_dbus_tells_the_run_and_the_health() {
 /// bus, the app's item and its dbusmenu read and clicked over D-Bus.
 async fn sni_scenario() {
     use support::sni::{Item, WatcherService};
-    let app = desktop_bin();
+    let app = tray_bin();
     let peers = peers();
     let files = Files::new(&peers.config);
     let display = Display::start(false);
@@ -547,6 +632,7 @@ async fn sni_scenario() {
     let mut child = display
         .command(&app)
         .args(files.args(None))
+        .env("WADDLEPERF_WINDOW_GRACE_SECS", "2")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -581,7 +667,6 @@ async fn sni_scenario() {
         assert!(labels.iter().any(|l| l == want), "`{want}` in {labels:?}");
     }
     assert!(labels[0].starts_with("No runs yet"), "{labels:?}");
-    let icon_before = item.property("IconName").await;
 
     // Run tests now, clicked as a panel does: the status line then tells
     // the run, and the icon changes with the health.
@@ -604,20 +689,7 @@ async fn sni_scenario() {
     assert_eq!(files.stored(), peers.targets);
     // Every target answered: the picture the item shows is the "ok" icon
     // (its mean colour nearest to icons/tray/ok.png's of all five states).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let shown = loop {
-        let icon = item.property("IconName").await;
-        let state = icon_state(&icon);
-        if icon != icon_before && state.as_deref() == Some("ok") {
-            break icon;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the icon is {icon}, which looks {state:?}, not ok"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    println!("icon: {icon_before} → {shown} (ok)");
+    wait_for_icon(&item, "ok").await;
 
     // Run speed test from the menu: the bandwidth server's two results.
     let speed = item.menu().await.find("Run speed test").unwrap().id;
@@ -660,10 +732,60 @@ async fn sni_scenario() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The icon follows: paused, then ok again after the resume.
+    wait_for_icon(&item, "paused").await;
     let out = cli("status");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("paused"), "{text}");
     assert!(cli("resume").status.success());
+    wait_for_icon(&item, "ok").await;
+
+    // The window is a process of its own, started by the agent: the speed
+    // test opened it on the Overview. Open hands it the History page;
+    // closed, it is hidden; opened again within the grace period, the same
+    // process shows it; closed for longer, the process ends, and the
+    // WebKit processes it had with it.
+    let agent = child.id();
+    let pid = window_pids(agent)
+        .into_iter()
+        .next()
+        .expect("the speed test opened the window");
+    let webkit = children_named(pid, "WebKit");
+    assert!(!webkit.is_empty(), "the window's WebKit processes");
+    let open = item.menu().await.find("Open WaddlePerf").unwrap().id;
+    item.click(open).await;
+    let window = display.wait_for_window_named("WaddlePerf", Duration::from_secs(60));
+    // (A short-lived second process hands the page over, then ends.)
+    wait_until(
+        "one window process, the same",
+        Duration::from_secs(20),
+        || window_pids(agent) == [pid].into(),
+    );
+    display.close_window(&window);
+    wait_until("the window hidden", Duration::from_secs(10), || {
+        display
+            .xdotool(&["search", "--onlyvisible", "--name", "^WaddlePerf"])
+            .trim()
+            .is_empty()
+    });
+    item.click(open).await;
+    let window = display.wait_for_window_named("WaddlePerf", Duration::from_secs(20));
+    wait_until(
+        "reopened in the grace period, the same process",
+        Duration::from_secs(20),
+        || window_pids(agent) == [pid].into(),
+    );
+    display.close_window(&window);
+    wait_until(
+        "the window process to end after its grace period",
+        Duration::from_secs(30),
+        || window_pids(agent).is_empty(),
+    );
+    wait_until(
+        "no WebKit process of the window left",
+        Duration::from_secs(10),
+        || webkit.iter().all(|p| !alive(*p)),
+    );
 
     // Quit from the menu: the app ends cleanly.
     let quit = item.menu().await.find("Quit WaddlePerf").unwrap().id;
@@ -677,6 +799,73 @@ async fn sni_scenario() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "exit {status}");
+}
+
+/// Waits until the picture the item shows is the `state` icon.
+async fn wait_for_icon(item: &support::sni::Item, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let icon = item.property("IconName").await;
+        let shown = icon_state(&icon);
+        if shown.as_deref() == Some(state) {
+            println!("icon {icon}: {state}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the icon is {icon}, which looks {shown:?}, not {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "waited {timeout:?} for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Live processes of the machine by their name (`/proc/PID/comm`); a
+/// zombie (ended, not yet reaped by whoever inherited it) is not one.
+fn pids_named(prefix: &str) -> std::collections::HashSet<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let named = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with(prefix));
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.get(s.rfind(')')? + 2..)?.chars().next());
+            named && !matches!(state, Some('Z') | Some('X') | None)
+        })
+        .collect()
+}
+
+fn parent(pid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = s.get(s.rfind(')')? + 2..)?.to_owned();
+    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+}
+
+fn alive(pid: u32) -> bool {
+    pids_named("").contains(&pid)
+}
+
+/// Live children of `pid` whose name starts with `prefix`.
+fn children_named(pid: u32, prefix: &str) -> std::collections::HashSet<u32> {
+    pids_named(prefix)
+        .into_iter()
+        .filter(|p| parent(*p) == Some(pid))
+        .collect()
+}
+
+/// The window processes the agent `agent` started that run.
+fn window_pids(agent: u32) -> std::collections::HashSet<u32> {
+    children_named(agent, "waddleperf-desk")
 }
 
 /// The mean colour of an icon's opaque pixels (ImageMagick), as 0–255 RGB.

@@ -1,23 +1,24 @@
-//! The app: launch arguments, the engine's agent assembled, the Tauri
-//! builder with its plugins, commands, window, tray and event pump, and a
-//! clean quit on the menu, a signal or the OS ending the session.
+//! The window process: launch arguments, the Tauri builder with its
+//! commands, the subscription to the agent's events, and the end of the
+//! process a grace period after the window is closed, or on a signal.
 
-use crate::menu::{self, MenuAction, Page};
-use crate::shell::Shell;
-use crate::tray::{build_tray, spawn_event_pump};
-use crate::window::{open_window, TauriDesktop};
+use crate::shell::{Shell, RUNTIME_EVENT, WINDOW};
+use crate::window::{closed, open_window, Lifecycle};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use tauri::{AppHandle, RunEvent};
+use std::sync::Arc;
+use std::time::Duration;
+use tauri::{AppHandle, Emitter, Manager, RunEvent, WindowEvent};
 use waddleperf_engine::config::{Config, Paths};
-use waddleperf_engine::runtime::Runtime;
-use waddleperf_engine::sync::Syncer;
+use waddleperf_engine::control::{Client, Request};
 
-/// How the app was started.
+/// The window's pages.
+pub const PAGES: [&str; 3] = ["overview", "history", "settings"];
+
+/// How the window was started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Launch {
-    /// Open the window on this page at start (`--show [PAGE]`).
-    pub show: Option<Page>,
+    /// The page to open (`--show [PAGE]`; the Overview when not given).
+    pub show: Option<String>,
     pub config: Option<PathBuf>,
     pub db: Option<PathBuf>,
     pub log_dir: Option<PathBuf>,
@@ -48,103 +49,70 @@ impl Launch {
             };
             match flag.as_str() {
                 "--show" => {
-                    let page = match inline
+                    let page = inline
                         .clone()
                         .or_else(|| it.next_if(|n| !n.starts_with("--")))
-                    {
-                        Some(p) => Page::parse(&p).ok_or_else(|| {
-                            format!("--show: `{p}` is not a page (overview, history, settings)")
-                        })?,
-                        None => Page::Overview,
-                    };
+                        .unwrap_or_else(|| "overview".to_owned());
+                    if !PAGES.contains(&page.as_str()) {
+                        return Err(format!(
+                            "--show: `{page}` is not a page (overview, history, settings)"
+                        ));
+                    }
                     l.show = Some(page);
                 }
                 "--config" => l.config = Some(value("--config")?.into()),
                 "--db" => l.db = Some(value("--db")?.into()),
                 "--log-dir" => l.log_dir = Some(value("--log-dir")?.into()),
-                // Started by the login item: stay in the tray.
-                "--autostart" => {}
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
         Ok(l)
     }
+
+    pub fn page(&self) -> &str {
+        self.show.as_deref().unwrap_or("overview")
+    }
 }
 
-/// Starts the app; returns when it quits.
+/// Starts the window; returns when it ends.
 pub fn run(launch: Launch) -> anyhow::Result<()> {
     let paths = Paths::resolve(
         launch.config.clone(),
         launch.db.clone(),
         launch.log_dir.clone(),
     );
-    let (cfg, config_note) = match Config::load(&paths.config_file) {
-        Ok(c) => (c, None),
-        Err(e) => {
-            let note = format!("{e}. The defaults are in effect until the settings are saved.");
-            (Config::default(), Some(note))
-        }
-    };
+    // The agent reports a bad configuration file; here it only sets how
+    // this process logs.
+    let log_cfg = Config::load(&paths.config_file)
+        .map(|c| c.log)
+        .unwrap_or_default();
     let log_guard =
-        waddleperf_engine::logging::init_files("waddleperf-desktop", 0, &paths.log_dir, &cfg.log)?;
-    let log_guard = Arc::new(Mutex::new(Some(log_guard)));
-    if let Some(n) = &config_note {
-        tracing::error!("configuration: {n}");
-    }
+        waddleperf_engine::logging::init_files("waddleperf-window", 0, &paths.log_dir, &log_cfg)?;
+    let log_guard = std::sync::Mutex::new(Some(log_guard));
 
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()?;
     tauri::async_runtime::set(tokio_rt.handle().clone());
-    // The engine spawns its tasks with tokio: the main (GUI) thread works in
-    // the runtime's context too.
     let _tokio_context = tokio_rt.enter();
 
-    let lock = waddleperf_engine::agent::AgentLock::acquire(&paths.data_dir);
-    let agent_note = match &lock {
-        Ok(_) => None,
-        Err(e) => Some(format!(
-            "{e}. That agent runs the schedule; this app shows its results and runs tests on demand."
-        )),
-    };
-    let store = waddleperf_engine::store::Store::open(&paths.db_file)
-        .map_err(|e| anyhow::anyhow!("database {}: {e}", paths.db_file.display()))?;
-    let rt = Runtime::new(store, cfg);
-    let syncer = Syncer::new(rt.clone(), &paths.data_dir);
-    let shell = Arc::new(Shell::new(
-        rt.clone(),
-        syncer.clone(),
-        paths.clone(),
-        agent_note.clone(),
-        config_note,
-    ));
+    let shell = Arc::new(Shell::new(paths));
     tracing::info!(
         version = %waddleperf_engine::version::long_version(),
         pid = std::process::id(),
-        config = %paths.config_file.display(),
-        db = %paths.db_file.display(),
-        agent = agent_note.is_none(),
-        "desktop app started"
+        socket = %shell.socket.display(),
+        "window started"
     );
-
-    let tasks: Arc<Mutex<Vec<tauri::async_runtime::JoinHandle<()>>>> = Arc::default();
-    let show = launch.show;
+    let page = launch.page().to_owned();
     let setup_shell = Arc::clone(&shell);
-    let setup_tasks = Arc::clone(&tasks);
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
-            let page = Launch::parse(argv)
-                .ok()
-                .and_then(|l| l.show)
-                .unwrap_or(Page::Overview);
-            open_window(app, page);
+            let launch = Launch::parse(argv).unwrap_or_default();
+            open_window(app, launch.page());
         }))
-        .plugin(tauri_plugin_autostart::init(
-            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            Some(vec!["--autostart"]),
-        ))
         .manage(Arc::clone(&shell))
+        .manage(Arc::new(Lifecycle::default()))
         .invoke_handler(tauri::generate_handler![
             crate::ipc::app_info,
             crate::ipc::status,
@@ -167,112 +135,95 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
             crate::ipc::sync_now,
             crate::ipc::retry_dead,
         ])
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                if window.label() == WINDOW {
+                    api.prevent_close();
+                    closed(window.app_handle(), window);
+                }
+            }
+        })
         .setup(move |app| {
             let handle = app.handle().clone();
-            let shell = setup_shell;
-            build_tray(&handle, &shell)?;
-            let mut tasks = setup_tasks.lock().map_err(|e| e.to_string())?;
-            tasks.push(spawn_event_pump(handle.clone(), Arc::clone(&shell)));
-            let rt = shell.rt.clone();
-            let agent = shell.agent_note.is_none();
-            let (device_id, syncer) = (shell.device.device_id.clone(), shell.syncer.clone());
-            // As the agent, the app answers the CLI on the control socket.
-            #[cfg(unix)]
-            if agent {
-                use waddleperf_engine::control;
-                let served = control::Served {
-                    rt: rt.clone(),
-                    syncer: syncer.clone(),
-                    paths: shell.paths.clone(),
-                };
-                tasks.push(tauri::async_runtime::spawn(async move {
-                    let path = control::socket_path(&served.paths);
-                    match control::serve(&path, served).await {
-                        Ok(h) => {
-                            let _ = h.await;
-                        }
-                        Err(e) => tracing::error!("no control socket: {e}"),
-                    }
-                }));
-            }
-            tasks.push(tauri::async_runtime::spawn(async move {
-                let sink = Arc::new(waddleperf_engine::notify::DesktopSink);
-                let schedule = agent.then_some((device_id, syncer));
-                for (_, h) in waddleperf_engine::supervise::start_agent(&rt, sink, schedule).await {
-                    let _ = h.await;
-                }
-            }));
-            spawn_signal_quit(handle.clone(), Arc::clone(&shell));
-            if let Some(page) = show {
-                open_window(&handle, page);
-            }
-            tracing::info!("tray ready");
+            spawn_event_pump(handle.clone(), setup_shell);
+            spawn_signal_exit(handle.clone());
+            open_window(&handle, &page);
             Ok(())
         })
         .build(tauri::generate_context!())?;
 
-    let exit_shell = Arc::clone(&shell);
-    let exit_code = std::sync::atomic::AtomicI32::new(0);
-    app.run(move |app, event| match event {
-        // The last window closed: the app lives on in the tray.
-        RunEvent::ExitRequested {
-            code: None, api, ..
-        } => api.prevent_exit(),
-        RunEvent::ExitRequested { code: Some(c), .. } => {
-            exit_code.store(c, std::sync::atomic::Ordering::Relaxed);
-            // Quit from elsewhere than the menu (the OS logging out): stop
-            // the runtime first so no run is cut mid-write.
-            if !exit_shell.rt.is_closing() {
-                let rt = exit_shell.rt.clone();
-                tauri::async_runtime::block_on(rt.shutdown(crate::QUIT_GRACE));
-            }
-        }
-        RunEvent::Exit => {
-            let rt = exit_shell.rt.clone();
-            let pending: Vec<_> = tasks
-                .lock()
-                .map(|mut t| t.drain(..).collect())
-                .unwrap_or_default();
-            tauri::async_runtime::block_on(async move {
-                rt.shutdown(crate::QUIT_GRACE).await;
-                for t in pending {
-                    let _ = tokio::time::timeout(crate::QUIT_GRACE, t).await;
-                }
-            });
-            tracing::info!("desktop app stopped");
-            let _ = app;
+    app.run(move |_app, event| {
+        if let RunEvent::Exit = event {
+            tracing::info!("window stopped");
             if let Ok(mut g) = log_guard.lock() {
                 g.take();
             }
-            end_process(exit_code.load(std::sync::atomic::Ordering::Relaxed));
+            end_process();
         }
-        _ => {}
     });
-    drop(lock);
     Ok(())
 }
 
-/// Ends the process once everything is saved (runtime stopped, log
-/// flushed). On Linux and the BSDs the toolkit's own teardown that would come
-/// next (destroying the tray's GTK objects, the accessibility bridge's exit
-/// handlers) has been seen to crash the app after a clean quit, and it has
-/// nothing left to save: the process ends here, and the X server and the
-/// session bus drop the tray icon when its connections close. Windows and
-/// macOS go on through Tauri's teardown, which removes the icon there.
+/// Ends the process at once once its log is flushed: the window holds no
+/// data of its own. On Linux and the BSDs the toolkit's own teardown that
+/// would come next has been seen to crash after a clean end, with nothing
+/// left to save. Windows and macOS go on through Tauri's teardown.
 #[cfg(all(unix, not(target_os = "macos")))]
 #[allow(unsafe_code)]
-fn end_process(code: i32) -> ! {
+fn end_process() {
     // SAFETY: `_exit` has no preconditions; it does not return, and runs no
     // handler that could see a half-dropped Rust value.
-    unsafe { libc::_exit(code) }
+    unsafe { libc::_exit(0) }
 }
 
 #[cfg(not(all(unix, not(target_os = "macos"))))]
-fn end_process(_code: i32) {}
+fn end_process() {}
 
-/// SIGTERM and SIGINT quit like the menu's Quit.
+/// How soon the window tries again after the agent went away.
+const RECONNECT: Duration = Duration::from_millis(500);
+
+/// Forwards the agent's events to the UI for the window's whole life: a
+/// subscription, and when the agent goes (quit, killed, restarted) the
+/// disconnected state and a new subscription as soon as one answers, then a
+/// `resync` so the UI reads the state it missed.
+pub fn spawn_event_pump(app: AppHandle, shell: Arc<Shell>) {
+    tauri::async_runtime::spawn(async move {
+        let mut lost = false;
+        loop {
+            match subscribe(&shell).await {
+                Ok(mut client) => {
+                    tracing::info!(agent_pid = client.agent_pid, "subscribed to the agent");
+                    shell.set_connected(&app, true);
+                    if lost {
+                        let _ = app.emit("resync", ());
+                    }
+                    while let Ok(event) = client.next_event().await {
+                        if event.get("event").and_then(|e| e.as_str()) == Some("lagged") {
+                            let _ = app.emit("resync", ());
+                        } else if let Err(e) = app.emit(RUNTIME_EVENT, &event) {
+                            tracing::warn!("cannot forward an event to the window: {e}");
+                        }
+                    }
+                    tracing::warn!("the agent went away; waiting for it");
+                }
+                Err(e) => tracing::debug!("no agent: {e}"),
+            }
+            lost = true;
+            shell.set_connected(&app, false);
+            tokio::time::sleep(RECONNECT).await;
+        }
+    });
+}
+
+async fn subscribe(shell: &Shell) -> Result<Client, waddleperf_engine::control::ControlError> {
+    let mut c = Client::connect(&shell.socket, "window").await?;
+    c.call(Request::Subscribe).await?;
+    Ok(c)
+}
+
+/// SIGTERM and SIGINT (the agent quitting) end the window.
 #[cfg(unix)]
-fn spawn_signal_quit(app: AppHandle, shell: Arc<Shell>) {
+fn spawn_signal_exit(app: AppHandle) {
     use tokio::signal::unix::{signal, SignalKind};
     tauri::async_runtime::spawn(async move {
         let (Ok(mut term), Ok(mut int)) = (
@@ -285,15 +236,14 @@ fn spawn_signal_quit(app: AppHandle, shell: Arc<Shell>) {
         let name = tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
-            _ = shell.rt.closed() => return,
         };
-        tracing::info!("{name}: quitting");
-        menu::perform(MenuAction::Quit, &shell.rt, &TauriDesktop(app)).await;
+        tracing::info!("{name}: ending the window");
+        app.exit(0);
     });
 }
 
 #[cfg(not(unix))]
-fn spawn_signal_quit(_app: AppHandle, _shell: Arc<Shell>) {}
+fn spawn_signal_exit(_app: AppHandle) {}
 
 #[cfg(test)]
 mod tests {
@@ -311,18 +261,14 @@ mod tests {
         assert_eq!(Launch::parse(args(&[])).map(|l| l.show), Ok(None));
         assert_eq!(
             Launch::parse(args(&["--show"])).map(|l| l.show),
-            Ok(Some(Page::Overview))
+            Ok(Some("overview".into()))
         );
         assert_eq!(
             Launch::parse(args(&["--show", "history"])).map(|l| l.show),
-            Ok(Some(Page::History))
-        );
-        assert_eq!(
-            Launch::parse(args(&["--show=settings", "--autostart"])).map(|l| l.show),
-            Ok(Some(Page::Settings))
+            Ok(Some("history".into()))
         );
         let l = Launch::parse(args(&["--show", "--db", "/tmp/x.db"]));
-        assert_eq!(l.as_ref().map(|l| l.show), Ok(Some(Page::Overview)));
+        assert_eq!(l.as_ref().map(|l| l.page()), Ok("overview"));
         assert_eq!(l.map(|l| l.db), Ok(Some(PathBuf::from("/tmp/x.db"))));
         assert_eq!(
             Launch::parse(args(&["--show", "charts"])).err(),

@@ -1,237 +1,212 @@
-//! Tauri commands: each maps onto one runtime (or syncer) call. Errors reach
-//! the UI as [`IpcError`]: a kind the UI can switch on, a message for people
-//! and, for settings, the key that is wrong.
+//! Tauri commands: each is one call on the agent's control socket. Errors
+//! reach the UI as [`IpcError`]: a kind the UI can switch on (`no_agent`
+//! while the agent is away), a message for people and, for settings, the
+//! key that is wrong. Answers the UI only displays pass through as the
+//! agent sent them.
 
 pub use crate::ipc_types::*;
 use crate::shell::Shell;
-use chrono::Utc;
+use serde_json::Value;
 use std::sync::Arc;
 use tauri::State;
-use waddleperf_engine::runtime::{RunSummary, Status};
+use waddleperf_engine::control::{AgentInfo, Request};
 use waddleperf_engine::settings::Settings;
-use waddleperf_engine::store::{HistoryQuery, Series, SeriesQuery, StoredEvent};
-use waddleperf_engine::sync::{PassSummary, SyncStatus};
-use waddleperf_engine::Measurement;
+
+type S<'a> = State<'a, Arc<Shell>>;
 
 #[tauri::command]
-pub async fn app_info(app: tauri::AppHandle, shell: State<'_, Arc<Shell>>) -> Res<AppInfo> {
+pub async fn app_info(shell: S<'_>) -> Res<AppInfo> {
+    let info: AgentInfo = shell.call_as(Request::Info).await?;
+    let agent_note = (!info.desktop).then(|| {
+        format!(
+            "The agent here is `waddleperf daemon` (pid {}): it runs the schedule; \
+             start at login is its service's.",
+            info.pid
+        )
+    });
     Ok(AppInfo {
-        version: waddleperf_engine::version::long_version(),
-        config_file: shell.paths.config_file.clone(),
-        db_file: shell.paths.db_file.clone(),
-        log_dir: shell.paths.log_dir.clone(),
-        agent_note: shell.agent_note.clone(),
-        config_note: shell.config_note(),
-        autostart: crate::window::autostart_enabled(&app).ok(),
-        device_id: shell.device.device_id.clone(),
-        hostname: shell.device.hostname.clone(),
+        version: info.version,
+        config_file: info.config_file,
+        db_file: info.db_file,
+        log_dir: info.log_dir,
+        agent_note,
+        config_note: info.config_note,
+        autostart: info.autostart,
+        device_id: info.device_id,
+        hostname: info.hostname,
     })
 }
 
 #[tauri::command]
-pub async fn status(shell: State<'_, Arc<Shell>>) -> Res<Status> {
-    Ok(shell.rt.status().await?)
+pub async fn status(shell: S<'_>) -> Res<Value> {
+    shell.call(Request::Status).await
 }
 
 /// Runs the suite now (joining a run in progress) and returns its summary;
 /// progress arrives as `runtime` events meanwhile.
 #[tauri::command]
-pub async fn run_now(shell: State<'_, Arc<Shell>>) -> Res<Arc<RunSummary>> {
-    Ok(shell.rt.run_now().await?)
+pub async fn run_now(shell: S<'_>) -> Res<Value> {
+    shell.call(Request::RunNow).await
 }
 
 #[tauri::command]
-pub async fn speed_test(shell: State<'_, Arc<Shell>>) -> Res<Arc<RunSummary>> {
-    Ok(shell.rt.speed_test().await?)
+pub async fn speed_test(shell: S<'_>) -> Res<Value> {
+    shell.call(Request::SpeedTest).await
 }
 
 #[tauri::command]
-pub async fn pause(shell: State<'_, Arc<Shell>>) -> Res<()> {
-    Ok(shell.rt.pause().await?)
+pub async fn pause(shell: S<'_>) -> Res<()> {
+    shell.call(Request::Pause).await.map(|_| ())
 }
 
 #[tauri::command]
-pub async fn resume(shell: State<'_, Arc<Shell>>) -> Res<()> {
-    Ok(shell.rt.resume().await?)
+pub async fn resume(shell: S<'_>) -> Res<()> {
+    shell.call(Request::Resume).await.map(|_| ())
 }
 
-async fn read_history(shell: &Shell, q: HistoryArgs, cap: usize) -> Res<Vec<Measurement>> {
-    let limit = q.limit.unwrap_or(cap).min(cap);
-    let targets = q.targets.unwrap_or_default();
-    // One target: the store filters; several: read the range and keep theirs.
-    let query = HistoryQuery {
-        target: (targets.len() == 1).then(|| targets[0].clone()),
-        test_type: q.test_type,
-        since: q.since,
-        until: q.until,
-        limit: (targets.len() <= 1).then_some(limit),
-    };
-    let mut rows = shell.rt.history(query).await?;
-    if targets.len() > 1 {
-        rows.retain(|m| targets.contains(&m.target));
-        let skip = rows.len().saturating_sub(limit);
-        rows.drain(..skip);
-    }
-    Ok(rows)
-}
-
-/// Stored results, oldest first (the newest `limit`).
+/// Stored results, oldest first (the newest `limit`, at most
+/// [`HISTORY_MAX`]).
 #[tauri::command]
-pub async fn history(shell: State<'_, Arc<Shell>>, query: HistoryArgs) -> Res<Vec<Measurement>> {
-    read_history(&shell, query, HISTORY_MAX).await
+pub async fn history(shell: S<'_>, query: HistoryArgs) -> Res<Value> {
+    shell
+        .call(Request::History {
+            target: None,
+            targets: query.targets.unwrap_or_default(),
+            test_type: query.test_type,
+            since: query.since,
+            until: query.until,
+            limit: Some(query.limit.unwrap_or(HISTORY_MAX).min(HISTORY_MAX)),
+        })
+        .await
 }
 
 /// Every target with stored results.
 #[tauri::command]
-pub async fn targets(shell: State<'_, Arc<Shell>>) -> Res<Vec<StoredTarget>> {
-    let list = shell.rt.with_store(|s| s.targets()).await?;
-    Ok(list
-        .into_iter()
-        .map(|(target, test_type)| StoredTarget { target, test_type })
-        .collect())
+pub async fn targets(shell: S<'_>) -> Res<Vec<StoredTarget>> {
+    shell.call_as(Request::Targets).await
 }
 
 /// Bucketed aggregates (min, mean, max, loss) of one metric per target.
 #[tauri::command]
-pub async fn series(shell: State<'_, Arc<Shell>>, query: SeriesArgs) -> Res<Vec<Series>> {
+pub async fn series(shell: S<'_>, query: SeriesArgs) -> Res<Value> {
     check_series(&query)?;
-    let q = SeriesQuery {
-        targets: query.targets,
-        test_type: query.test_type,
-        metric: query.metric,
-        since: query.since,
-        until: query.until,
-        bucket_secs: query.bucket_secs,
-    };
-    Ok(shell.rt.series(q).await?)
+    shell
+        .call(Request::Series {
+            targets: query.targets,
+            test_type: query.test_type,
+            metric: query.metric,
+            since: query.since,
+            until: query.until,
+            bucket_secs: query.bucket_secs,
+        })
+        .await
 }
 
 /// The newest logged events (escalations, health changes, pause), oldest
 /// first.
 #[tauri::command]
-pub async fn events(shell: State<'_, Arc<Shell>>, limit: Option<usize>) -> Res<Vec<StoredEvent>> {
+pub async fn events(shell: S<'_>, limit: Option<usize>) -> Res<Value> {
     let limit = limit.unwrap_or(50).min(1000);
-    Ok(shell.rt.event_log(None, None, limit).await?)
+    shell.call(Request::Events { limit }).await
 }
 
 #[tauri::command]
-pub async fn settings_get(shell: State<'_, Arc<Shell>>) -> Res<Settings> {
-    Ok(Settings::from_config(&shell.rt.config()))
+pub async fn settings_get(shell: S<'_>) -> Res<Value> {
+    shell.call(Request::SettingsGet).await
 }
 
-/// Validates, saves to the configuration file and applies at once (the
-/// scheduler picks up a new interval without a restart).
+/// Validated, saved to the configuration file and applied by the agent at
+/// once (the scheduler picks up a new interval without a restart).
 #[tauri::command]
-pub async fn settings_set(shell: State<'_, Arc<Shell>>, settings: Settings) -> Res<Settings> {
-    shell.save_settings(&settings)
+pub async fn settings_set(shell: S<'_>, settings: Settings) -> Res<Value> {
+    shell
+        .call(Request::SettingsSet {
+            settings: Box::new(settings),
+        })
+        .await
 }
 
-/// Writes the results the query selects to a file in the Downloads folder
-/// (CSV, or JSON with one object per line, as `waddleperf export` writes).
+/// The agent writes the results the query selects to a new file in the
+/// Downloads folder (CSV, or JSON with one object per line, as `waddleperf
+/// export` writes).
 #[tauri::command]
-pub async fn export(
-    shell: State<'_, Arc<Shell>>,
-    format: ExportFormat,
-    query: HistoryArgs,
-) -> Res<Exported> {
-    let rows = read_history(&shell, query, usize::MAX).await?;
-    let dir = crate::export::export_dir();
-    let path = crate::export::export_file(&dir, format, Utc::now())
-        .map_err(|e| IpcError::new(ErrorKind::Io, e))?;
-    let count = rows.len();
-    let target = path.clone();
-    tauri::async_runtime::spawn_blocking(move || {
-        crate::export::write_export(&target, format, &rows)
-    })
-    .await
-    .map_err(|e| IpcError::new(ErrorKind::Internal, e.to_string()))?
-    .map_err(|e| IpcError::new(ErrorKind::Io, e))?;
-    Ok(Exported { path, count })
+pub async fn export(shell: S<'_>, format: ExportFormat, query: HistoryArgs) -> Res<Exported> {
+    shell
+        .call_as(Request::Export {
+            format: format.into(),
+            targets: query.targets.unwrap_or_default(),
+            test_type: query.test_type,
+            since: query.since,
+            until: query.until,
+        })
+        .await
 }
 
+/// Start at login, which the agent (the tray) owns.
 #[tauri::command]
-pub async fn set_autostart(app: tauri::AppHandle, on: bool) -> Res<bool> {
-    crate::window::set_autostart(&app, on).map_err(|e| IpcError::new(ErrorKind::Io, e))?;
-    crate::window::autostart_enabled(&app).map_err(|e| IpcError::new(ErrorKind::Io, e))
+pub async fn set_autostart(shell: S<'_>, on: bool) -> Res<bool> {
+    shell.call_as(Request::Autostart { on: Some(on) }).await
 }
 
 #[tauri::command]
-pub async fn account(shell: State<'_, Arc<Shell>>) -> Res<SyncStatus> {
-    Ok(shell.syncer.status().await?)
+pub async fn account(shell: S<'_>) -> Res<Value> {
+    shell.call(Request::Account).await
 }
 
-/// Signs in; the tokens go to the OS keychain (or the 0600 file, which the
-/// account status then names).
+/// Signs in; the agent puts the tokens in the OS keychain (or the 0600
+/// file, which the account status then names).
 #[tauri::command]
-pub async fn login(shell: State<'_, Arc<Shell>>, args: LoginArgs) -> Res<SyncStatus> {
-    let server = args
-        .server
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+pub async fn login(shell: S<'_>, args: LoginArgs) -> Res<Value> {
     if args.username.trim().is_empty() {
         return Err(IpcError::invalid("username", "enter your user name"));
     }
-    let code = args
-        .mfa_code
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
     shell
-        .syncer
-        .login(server, args.username.trim(), &args.password, code)
-        .await?;
-    Ok(shell.syncer.status().await?)
+        .call(Request::Login {
+            server: args.server,
+            username: args.username,
+            password: args.password,
+            mfa_code: args.mfa_code,
+        })
+        .await
 }
 
 #[tauri::command]
-pub async fn logout(shell: State<'_, Arc<Shell>>) -> Res<SyncStatus> {
-    shell.syncer.logout().await?;
-    Ok(shell.syncer.status().await?)
+pub async fn logout(shell: S<'_>) -> Res<Value> {
+    shell.call(Request::Logout).await
 }
 
 #[tauri::command]
-pub async fn enroll(shell: State<'_, Arc<Shell>>, args: EnrollArgs) -> Res<SyncStatus> {
+pub async fn enroll(shell: S<'_>, args: EnrollArgs) -> Res<Value> {
     if args.secret.trim().is_empty() {
         return Err(IpcError::invalid("secret", "enter the enrollment secret"));
     }
-    let server = args
-        .server
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let name = args
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
     shell
-        .syncer
-        .enroll(server, args.org_id, args.secret.trim(), name, false)
-        .await?;
-    Ok(shell.syncer.status().await?)
+        .call(Request::Enroll {
+            server: args.server,
+            org_id: args.org_id,
+            secret: args.secret,
+            name: args.name,
+        })
+        .await
 }
 
 /// One upload pass now (rows still backing off included).
 #[tauri::command]
-pub async fn sync_now(shell: State<'_, Arc<Shell>>) -> Res<PassSummary> {
-    Ok(shell.syncer.pass_all(Utc::now()).await?)
+pub async fn sync_now(shell: S<'_>) -> Res<Value> {
+    shell.call(Request::SyncNow).await
 }
 
 /// Dead letters go back into the queue.
 #[tauri::command]
-pub async fn retry_dead(shell: State<'_, Arc<Shell>>) -> Res<usize> {
-    let n = shell.syncer.retry_dead(None).await?;
-    shell.syncer.sync_soon();
-    Ok(n)
+pub async fn retry_dead(shell: S<'_>) -> Res<usize> {
+    shell.call_as(Request::RetryDead).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use waddleperf_engine::config::ConfigError;
-    use waddleperf_engine::runtime::RuntimeError;
-    use waddleperf_engine::sync::SyncError;
+    use chrono::Utc;
+    use waddleperf_engine::control::{ControlError, WireError};
 
     fn q(metric: &str, hours: i64, bucket_secs: i64) -> SeriesArgs {
         let until = Utc::now();
@@ -260,23 +235,31 @@ mod tests {
     }
 
     #[test]
-    fn errors_serialise_typed() -> Result<(), serde_json::Error> {
-        let e: IpcError = ConfigError::Invalid {
-            path: "settings".into(),
-            line: None,
-            key: "suite.http[0].url".into(),
-            message: "not a URL".into(),
-        }
-        .into();
+    fn the_agents_errors_reach_the_ui_typed() -> Result<(), serde_json::Error> {
+        let e: IpcError =
+            ControlError::Agent(WireError::invalid("suite.http[0].url", "not a URL")).into();
         assert_eq!(
             serde_json::to_value(&e)?,
             serde_json::json!({"kind": "invalid", "message": "not a URL", "key": "suite.http[0].url"})
         );
-        let e: IpcError = RuntimeError::ShuttingDown.into();
-        assert_eq!(serde_json::to_value(&e)?["kind"], "shutting_down");
-        let e: IpcError =
-            SyncError::Api(waddleperf_engine::sync::api::ApiError::MfaRequired).into();
+        let e: IpcError = ControlError::Agent(WireError::new("mfa_required", "code")).into();
         assert_eq!(e.kind, ErrorKind::MfaRequired);
+        // A kind this window does not know is internal, its message kept.
+        let e: IpcError = ControlError::Agent(WireError::new("novel", "something new")).into();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Internal, "something new")
+        );
+        // No agent, or one that went away mid-call: the window's own state.
+        for c in [
+            ControlError::NotRunning("/run/x.sock".into()),
+            ControlError::Gone,
+            ControlError::Io(std::io::ErrorKind::ConnectionReset.into()),
+        ] {
+            let e: IpcError = c.into();
+            assert_eq!(e.kind, ErrorKind::NoAgent);
+            assert_eq!(serde_json::to_value(&e)?["kind"], "no_agent");
+        }
         Ok(())
     }
 }

@@ -5,13 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use waddleperf_engine::config::ConfigError;
-use waddleperf_engine::runtime::RuntimeError;
-use waddleperf_engine::sync::SyncError;
+use waddleperf_engine::control::{ControlError, WireError};
 use waddleperf_engine::TestType;
 
 /// What kind of failure, for the UI to act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(test, derive(ts_rs::TS), ts(rename = "IpcErrorKind"))]
 pub enum ErrorKind {
@@ -21,12 +19,16 @@ pub enum ErrorKind {
     Store,
     /// A file could not be written or read.
     Io,
-    /// The app is quitting.
+    /// The agent is quitting.
     ShuttingDown,
     /// The server wants a one-time code: ask for it and call again.
     MfaRequired,
     /// Sign-in or upload failed.
     Sync,
+    /// The agent cannot do this (the headless daemon has no login item).
+    Unsupported,
+    /// No agent answers: the window waits for one and reconnects.
+    NoAgent,
     Internal,
 }
 
@@ -39,6 +41,10 @@ pub struct IpcError {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
+
+/// What the window says while no agent answers.
+pub const NO_AGENT: &str = "The WaddlePerf agent is not running. Start WaddlePerf (or \
+     `waddleperf daemon`): this window reconnects when it is back.";
 
 impl IpcError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> IpcError {
@@ -58,55 +64,56 @@ impl IpcError {
     }
 }
 
-impl From<RuntimeError> for IpcError {
-    fn from(e: RuntimeError) -> Self {
-        let kind = match &e {
-            RuntimeError::Store(_) => ErrorKind::Store,
-            RuntimeError::ShuttingDown => ErrorKind::ShuttingDown,
-            RuntimeError::Config(_) | RuntimeError::NoBandwidthServer => ErrorKind::Invalid,
-            RuntimeError::Poisoned | RuntimeError::Task(_) => ErrorKind::Internal,
-        };
-        let key = match &e {
-            RuntimeError::Config(c) => c.key().map(str::to_owned),
-            RuntimeError::NoBandwidthServer => Some("bandwidth".to_owned()),
-            _ => None,
-        };
+impl From<WireError> for IpcError {
+    fn from(w: WireError) -> Self {
+        let kind = serde_json::from_value(serde_json::Value::String(w.kind))
+            .unwrap_or(ErrorKind::Internal);
         IpcError {
             kind,
-            message: e.to_string(),
-            key,
+            message: w.message,
+            key: w.key,
         }
     }
 }
 
-impl From<ConfigError> for IpcError {
-    fn from(e: ConfigError) -> Self {
-        IpcError {
-            kind: ErrorKind::Invalid,
-            key: e.key().map(str::to_owned),
-            // The UI shows the message next to the field: no file prefix.
-            message: e.field_message(),
-        }
-    }
-}
-
-impl From<SyncError> for IpcError {
-    fn from(e: SyncError) -> Self {
+impl From<ControlError> for IpcError {
+    fn from(e: ControlError) -> Self {
         match e {
-            SyncError::Api(waddleperf_engine::sync::api::ApiError::MfaRequired) => IpcError::new(
-                ErrorKind::MfaRequired,
-                "enter the one-time code from your authenticator app",
-            ),
-            SyncError::Runtime(r) => r.into(),
-            other => IpcError::new(ErrorKind::Sync, other.to_string()),
+            ControlError::Agent(w) => w.into(),
+            // Nothing listens, or the agent went away mid-call.
+            ControlError::NotRunning(_) | ControlError::Gone => {
+                IpcError::new(ErrorKind::NoAgent, NO_AGENT)
+            }
+            ControlError::Io(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::NotFound
+                ) =>
+            {
+                IpcError::new(ErrorKind::NoAgent, NO_AGENT)
+            }
+            other => IpcError::new(ErrorKind::Internal, other.to_string()),
         }
+    }
+}
+
+impl From<serde_json::Error> for IpcError {
+    fn from(e: serde_json::Error) -> Self {
+        IpcError::new(
+            ErrorKind::Internal,
+            format!("the agent's answer is not what this window expects: {e}"),
+        )
     }
 }
 
 pub type Res<T> = Result<T, IpcError>;
 
-/// The app, its paths and what it is doing, for the window's header and the
-/// Settings page.
+/// The agent, its paths and what it is doing, for the window's header and
+/// the Settings page.
 #[derive(Debug, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct AppInfo {
@@ -114,8 +121,8 @@ pub struct AppInfo {
     pub config_file: PathBuf,
     pub db_file: PathBuf,
     pub log_dir: PathBuf,
-    /// Set when another agent (the `waddleperf daemon`) runs the schedule for
-    /// this database; this app then only shows and runs on demand.
+    /// Set when the agent is the headless `waddleperf daemon`: it runs the
+    /// schedule, and start at login is its service's.
     pub agent_note: Option<String>,
     /// Set when the configuration file could not be used at start.
     pub config_note: Option<String>,
@@ -138,9 +145,9 @@ pub struct HistoryArgs {
 }
 
 /// The most results one history call returns.
-pub const HISTORY_MAX: usize = 10_000;
+pub use waddleperf_engine::control::HISTORY_MAX;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct StoredTarget {
     pub target: String,
@@ -161,40 +168,17 @@ pub struct SeriesArgs {
     pub bucket_secs: i64,
 }
 
-/// Buckets per chart at most: more points than a screen has pixels is waste.
-pub const MAX_BUCKETS: i64 = 5_000;
-
+/// Checks a chart query before it goes to the agent (which checks it too).
 pub fn check_series(q: &SeriesArgs) -> Res<()> {
-    if !waddleperf_engine::model::CHART_METRICS.contains(&q.metric.as_str()) {
-        return Err(IpcError::invalid(
-            "metric",
-            format!(
-                "`{}` is not a chart metric (one of {})",
-                q.metric,
-                waddleperf_engine::model::CHART_METRICS.join(", ")
-            ),
-        ));
-    }
-    if q.until <= q.since {
-        return Err(IpcError::invalid(
-            "until",
-            "the range ends before it starts",
-        ));
-    }
-    if q.bucket_secs < 60 {
-        return Err(IpcError::invalid(
-            "bucket_secs",
-            format!("{} s is shorter than a minute", q.bucket_secs),
-        ));
-    }
-    let buckets = (q.until - q.since).num_seconds() / q.bucket_secs;
-    if buckets > MAX_BUCKETS {
-        return Err(IpcError::invalid(
-            "bucket_secs",
-            format!("{buckets} buckets is more than {MAX_BUCKETS}: use wider buckets"),
-        ));
-    }
-    Ok(())
+    let query = waddleperf_engine::store::SeriesQuery {
+        targets: Vec::new(),
+        test_type: q.test_type,
+        metric: q.metric.clone(),
+        since: q.since,
+        until: q.until,
+        bucket_secs: q.bucket_secs,
+    };
+    waddleperf_engine::control::check_series(&query).map_err(IpcError::from)
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -205,7 +189,16 @@ pub enum ExportFormat {
     Json,
 }
 
-#[derive(Debug, Serialize)]
+impl From<ExportFormat> for waddleperf_engine::export::Format {
+    fn from(f: ExportFormat) -> Self {
+        match f {
+            ExportFormat::Csv => waddleperf_engine::export::Format::Csv,
+            ExportFormat::Json => waddleperf_engine::export::Format::Json,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub struct Exported {
     pub path: PathBuf,

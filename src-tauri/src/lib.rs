@@ -1,20 +1,13 @@
-//! WaddlePerf Desktop: the tray app over the engine's runtime handle. The
-//! GUI-free parts (the tray's state machine, the menu's actions, IPC argument
-//! checks) are modules of their own and tested without a display.
+//! WaddlePerf's window: the web UI in a Tauri webview, started by the agent
+//! (the tray) when the person opens it and ended a little while after it is
+//! closed. It holds no runtime: every command is a call on the agent's
+//! control socket, and the agent's events reach the UI through a
+//! subscription that reconnects when the agent comes back.
 
 pub mod app;
-pub mod export;
 pub mod ipc;
 pub mod ipc_types;
-pub mod menu;
 pub mod shell;
-pub mod tray;
-pub mod tray_state;
 pub mod window;
-
-use std::time::Duration;
-
-/// How long a run in progress may take to finish when the app quits.
-pub const QUIT_GRACE: Duration = Duration::from_secs(5);
 
 pub use app::{run, Launch};

@@ -1,4 +1,4 @@
-// No console window next to the tray app on Windows release builds.
+// No console window next to the window app on Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() -> std::process::ExitCode {

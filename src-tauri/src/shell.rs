@@ -1,82 +1,61 @@
-//! The app's state for its whole life: the runtime, the syncer, the paths,
-//! the tray's state and menu items, and saving settings.
+//! The window's state for its whole life: where the agent listens, whether
+//! it answers, and calls on it.
 
-use crate::ipc_types::{ErrorKind, IpcError};
-use crate::tray_state::TrayState;
-use std::sync::Mutex;
-use tauri::menu::{CheckMenuItem, MenuItem};
+use crate::ipc_types::{IpcError, Res};
+use serde::de::DeserializeOwned;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tauri::{AppHandle, Emitter};
 use waddleperf_engine::config::Paths;
-use waddleperf_engine::runtime::Runtime;
-use waddleperf_engine::settings::{self, Settings};
-use waddleperf_engine::sync::Syncer;
+use waddleperf_engine::control::{Client, Request};
 
 /// The window's label (and the capability's).
 pub const WINDOW: &str = "main";
-/// The tray icon's id.
-pub(crate) const TRAY: &str = "main";
 /// The UI listens to this event name for every runtime event.
 pub const RUNTIME_EVENT: &str = "runtime";
+/// Whether the agent answers: `{connected, message}`.
+pub const AGENT_EVENT: &str = "agent";
 
-/// What the app holds for its whole life.
 pub struct Shell {
-    pub rt: Runtime,
-    pub syncer: Syncer,
     pub paths: Paths,
-    /// This machine's identity, read once at start.
-    pub device: waddleperf_engine::device::DeviceInfo,
-    pub agent_note: Option<String>,
-    config_note: Mutex<Option<String>>,
-    pub(crate) tray: Mutex<TrayState>,
-    pub(crate) items: Mutex<Option<MenuItems>>,
-}
-
-pub(crate) struct MenuItems {
-    pub(crate) status: MenuItem<tauri::Wry>,
-    pub(crate) pause: MenuItem<tauri::Wry>,
-    pub(crate) autostart: CheckMenuItem<tauri::Wry>,
+    pub socket: PathBuf,
+    connected: AtomicBool,
 }
 
 impl Shell {
-    pub fn new(
-        rt: Runtime,
-        syncer: Syncer,
-        paths: Paths,
-        agent_note: Option<String>,
-        config_note: Option<String>,
-    ) -> Shell {
+    pub fn new(paths: Paths) -> Shell {
+        let socket = waddleperf_engine::control::socket_path(&paths);
         Shell {
-            rt,
-            syncer,
             paths,
-            device: waddleperf_engine::device::DeviceInfo::detect(),
-            agent_note,
-            config_note: Mutex::new(config_note),
-            tray: Mutex::new(TrayState::new()),
-            items: Mutex::new(None),
+            socket,
+            connected: AtomicBool::new(false),
         }
     }
 
-    pub fn config_note(&self) -> Option<String> {
-        self.config_note.lock().ok().and_then(|n| n.clone())
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
     }
 
-    /// Validates, writes the file, applies: the settings page's Save.
-    pub fn save_settings(&self, s: &Settings) -> Result<Settings, IpcError> {
-        let origin = self.paths.config_file.display().to_string();
-        let cfg = s.apply(&self.rt.config(), &origin)?;
-        settings::save_config(&self.paths.config_file, &cfg)
-            .map_err(|e| IpcError::new(ErrorKind::Io, e.to_string()))?;
-        self.rt.set_config(cfg)?;
-        if let Ok(mut n) = self.config_note.lock() {
-            *n = None;
+    /// Records whether the agent answers and tells the UI when that changes.
+    pub fn set_connected(&self, app: &AppHandle, on: bool) {
+        if self.connected.swap(on, Ordering::Relaxed) != on {
+            let message = (!on).then_some(crate::ipc_types::NO_AGENT);
+            let payload = serde_json::json!({"connected": on, "message": message});
+            if let Err(e) = app.emit(AGENT_EVENT, payload) {
+                tracing::warn!("cannot tell the window about the agent: {e}");
+            }
         }
-        tracing::info!("settings saved to {}", self.paths.config_file.display());
-        Ok(Settings::from_config(&self.rt.config()))
+    }
+
+    /// One call on the agent, on a connection of its own: a long call (a
+    /// run) never holds up another (a status).
+    pub async fn call(&self, req: Request) -> Res<serde_json::Value> {
+        let mut c = Client::connect(&self.socket, "window").await?;
+        Ok(c.call(req).await?)
+    }
+
+    pub async fn call_as<T: DeserializeOwned>(&self, req: Request) -> Res<T> {
+        let v = self.call(req).await?;
+        serde_json::from_value(v).map_err(IpcError::from)
     }
 }
-
-#[cfg(not(all(unix, not(target_os = "macos"))))]
-fn end_process(_code: i32) {}
-
-#[cfg(not(unix))]
-fn spawn_signal_quit(_app: AppHandle, _shell: Arc<Shell>) {}

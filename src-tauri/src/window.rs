@@ -1,44 +1,58 @@
-//! The window (opened on a page, made once and shown again), start at login,
-//! and the menu's actions carried out on the desktop.
+//! The window: opened on a page (made once, shown again), hidden when the
+//! person closes it, and the process ended after a grace period unless it
+//! is opened again meanwhile: a quick reopen is instant, and a closed
+//! window leaves no WebKit process behind for long.
 
-use crate::menu::{self, Desktop, MenuAction, Page};
-use crate::shell::{Shell, WINDOW};
+use crate::shell::WINDOW;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tauri::{AppHandle, Emitter, Manager, WebviewUrl, WebviewWindowBuilder};
-use tauri_plugin_autostart::ManagerExt;
 
-pub fn autostart_enabled(app: &AppHandle) -> Result<bool, String> {
-    app.autolaunch().is_enabled().map_err(|e| e.to_string())
+/// How long the process outlives its closed window by default.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// The grace period: `WADDLEPERF_WINDOW_GRACE_SECS` (whole seconds), else
+/// [`GRACE`].
+pub fn grace() -> Duration {
+    std::env::var("WADDLEPERF_WINDOW_GRACE_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(GRACE)
 }
 
-pub fn set_autostart(app: &AppHandle, on: bool) -> Result<(), String> {
-    let r = if on {
-        app.autolaunch().enable()
-    } else {
-        app.autolaunch().disable()
-    };
-    r.map_err(|e| e.to_string())?;
-    // The tray's check item follows, whichever side made the change.
-    let shell = app.try_state::<Arc<Shell>>();
-    let item = shell
-        .as_ref()
-        .and_then(|s| s.items.lock().ok()?.as_ref().map(|i| i.autostart.clone()));
-    if let Some(item) = item {
-        let _ = item.set_checked(on);
+/// Counts opens and closes: a pending exit goes ahead only if nothing
+/// happened to the window since it was scheduled.
+#[derive(Default)]
+pub struct Lifecycle {
+    generation: AtomicU64,
+}
+
+impl Lifecycle {
+    /// Something happened to the window; returns the new generation.
+    pub fn touch(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::SeqCst) + 1
     }
-    Ok(())
+
+    pub fn unchanged_since(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::SeqCst) == generation
+    }
 }
 
-/// Shows the window on `page`, creating it if it is closed.
-pub fn open_window(app: &AppHandle, page: Page) {
+/// Shows the window on `page`, creating it if there is none.
+pub fn open_window(app: &AppHandle, page: &str) {
+    if let Some(life) = app.try_state::<Arc<Lifecycle>>() {
+        life.touch();
+    }
     if let Some(w) = app.get_webview_window(WINDOW) {
         let _ = w.unminimize();
         let _ = w.show();
         let _ = w.set_focus();
-        let _ = w.emit("navigate", page.as_str());
+        let _ = w.emit("navigate", page);
         return;
     }
-    let start = format!("window.__WADDLEPERF_PAGE__ = {:?};", page.as_str());
+    let start = format!("window.__WADDLEPERF_PAGE__ = {page:?};");
     let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::App("index.html".into()))
         .title("WaddlePerf")
         .inner_size(1120.0, 780.0)
@@ -49,53 +63,44 @@ pub fn open_window(app: &AppHandle, page: Page) {
         Ok(w) => {
             let _ = w.set_focus();
         }
-        Err(e) => tracing::error!("cannot open the window: {e}"),
+        Err(e) => {
+            tracing::error!("cannot open the window: {e}");
+            app.exit(1);
+        }
     }
 }
 
-/// The desktop side of the menu actions.
-pub(crate) struct TauriDesktop(pub(crate) AppHandle);
-
-impl Desktop for TauriDesktop {
-    fn open(&self, page: Page) {
-        open_window(&self.0, page);
-    }
-    fn autostart_enabled(&self) -> Result<bool, String> {
-        autostart_enabled(&self.0)
-    }
-    fn set_autostart(&self, on: bool) -> Result<(), String> {
-        set_autostart(&self.0, on)
-    }
-    fn quit(&self) {
-        tracing::info!("quitting");
-        self.0.exit(0);
-    }
-    fn report(&self, message: &str) {
-        tracing::error!("{message}");
-        let _ = self.0.emit("app-error", message);
-        let note = waddleperf_engine::notify::DesktopSink;
-        let m = message.to_owned();
-        std::thread::spawn(move || {
-            let _ = waddleperf_engine::notify::Sink::show(&note, "WaddlePerf", &m);
-        });
-    }
-}
-
-/// Runs a menu action off the GUI thread.
-pub fn dispatch(app: &AppHandle, action: MenuAction) {
-    let Some(shell) = app.try_state::<Arc<Shell>>().map(|s| Arc::clone(&s)) else {
+/// The person closed the window: hide it, and end the process after the
+/// grace period unless it is opened again.
+pub fn closed(app: &AppHandle, window: &tauri::Window) {
+    let _ = window.hide();
+    let Some(life) = app.try_state::<Arc<Lifecycle>>().map(|l| Arc::clone(&l)) else {
+        app.exit(0);
         return;
     };
-    let desktop = TauriDesktop(app.clone());
-    match action {
-        // GUI-bound and quick: at once, on this (the GUI) thread.
-        MenuAction::Open(page) => desktop.open(page),
-        // Runs, pausing, login items and quitting wait on the runtime or
-        // the OS: off the GUI thread.
-        _ => {
-            tauri::async_runtime::spawn(async move {
-                menu::perform(action, &shell.rt, &desktop).await;
-            });
+    let generation = life.touch();
+    let grace = grace();
+    tracing::info!("window closed; the process ends in {grace:?} unless it is opened again");
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(grace).await;
+        if life.unchanged_since(generation) {
+            tracing::info!("window closed for {grace:?}: ending");
+            app.exit(0);
         }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reopen_cancels_the_pending_exit() {
+        let life = Lifecycle::default();
+        let closed = life.touch();
+        assert!(life.unchanged_since(closed));
+        life.touch(); // opened again
+        assert!(!life.unchanged_since(closed));
     }
 }

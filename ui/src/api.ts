@@ -54,6 +54,12 @@ export function onRuntimeEvent(f: (e: RuntimeEvent) => void): Promise<UnlistenFn
   return listen<RuntimeEvent>("runtime", (e) => f(e.payload));
 }
 
-export function onAppEvent<T>(name: "navigate" | "resync" | "app-error", f: (payload: T) => void): Promise<UnlistenFn> {
+/** Whether the agent answers (`agent` events from the window process). */
+export interface AgentState {
+  connected: boolean;
+  message?: string | null;
+}
+
+export function onAppEvent<T>(name: "navigate" | "resync" | "app-error" | "agent", f: (payload: T) => void): Promise<UnlistenFn> {
   return listen<T>(name, (e) => f(e.payload));
 }

@@ -29,3 +29,15 @@ export function note(text: string, kind: "info" | "error" = "info"): void {
   notes.append(n);
 }
 
+
+/** The agent's state: the banner says it is away (the window waits and
+ * reconnects); `true` when the state changed. */
+export function showAgent(connected: boolean, message?: string | null): boolean {
+  const banner = document.getElementById("agent-banner");
+  if (!banner) return false;
+  const wasHidden = banner.hidden;
+  banner.textContent = connected ? "" : (message ?? "The WaddlePerf agent is not running.");
+  banner.hidden = connected;
+  document.body.dataset.agent = connected ? "connected" : "disconnected";
+  return wasHidden !== connected;
+}

@@ -2,9 +2,9 @@ import "./locale";
 // The window: a hash router over three pages, the header's health and
 // status, and the notes the app has for the person (another agent, a bad
 // configuration file, errors from the tray).
-import { api, errorText, onAppEvent, onRuntimeEvent, type RuntimeEvent } from "./api";
+import { api, errorText, isIpcError, onAppEvent, onRuntimeEvent, type AgentState, type RuntimeEvent } from "./api";
 import { clear, coalesce, h } from "./dom";
-import { note, renderHeader } from "./header";
+import { note, renderHeader, showAgent } from "./header";
 import { Overview } from "./pages/overview";
 import { History } from "./pages/history";
 import { SettingsPage } from "./pages/settings";
@@ -30,8 +30,8 @@ function pageFromHash(): PageName {
   return name in factories ? (name as PageName) : "overview";
 }
 
-async function show(name: PageName): Promise<void> {
-  if (name === currentName) return;
+async function show(name: PageName, again = false): Promise<void> {
+  if (name === currentName && !again) return;
   current?.unmount?.();
   currentName = name;
   const main = document.getElementById("main");
@@ -82,12 +82,22 @@ async function start(): Promise<void> {
     void refreshHeader();
     current?.onEvent?.({ event: "resumed" });
   });
+  // The agent went away (quit, killed, restarted) or came back: the banner
+  // says so, and a page that could not load while it was away loads again.
+  await onAppEvent<AgentState>("agent", (a) => {
+    if (showAgent(a.connected, a.message) && a.connected) {
+      void refreshHeader();
+      void show(pageFromHash(), true);
+    }
+  });
   try {
     const info = await api.appInfo();
+    showAgent(true);
     if (info.agent_note) note(info.agent_note);
     if (info.config_note) note(`The configuration file could not be used: ${info.config_note}`, "error");
   } catch (e) {
-    note(errorText(e), "error");
+    if (isIpcError(e) && e.kind === "no_agent") showAgent(false, e.message);
+    else note(errorText(e), "error");
   }
   await refreshHeader();
   // Relative times in the header age: refresh them each minute.

@@ -1,6 +1,6 @@
 // The header's status line and health dot, and the error text every
 // command's failure is shown with.
-import { renderHeader, note } from "../src/header";
+import { renderHeader, note, showAgent } from "../src/header";
 import { errorText } from "../src/api";
 import { status } from "./fixtures";
 
@@ -57,5 +57,26 @@ describe("error text", () => {
     expect(errorText(new Error("network down"))).toBe("network down");
     expect(errorText("plain words")).toBe("plain words");
     expect(errorText(42)).toBe("42");
+  });
+});
+
+describe("agent banner", () => {
+  beforeEach(() => {
+    document.body.innerHTML = "<div id='agent-banner' hidden></div>";
+  });
+  const banner = () => document.getElementById("agent-banner")!;
+
+  it("says the agent is away, and goes when it is back", () => {
+    expect(showAgent(true)).toBe(false);
+    expect(banner().hidden).toBe(true);
+    expect(showAgent(false, "The WaddlePerf agent is not running. Start WaddlePerf")).toBe(true);
+    expect(banner().hidden).toBe(false);
+    expect(banner().textContent).toMatch(/^The WaddlePerf agent is not running/);
+    expect(document.body.dataset.agent).toBe("disconnected");
+    // Told again while away: no change.
+    expect(showAgent(false, "again")).toBe(false);
+    expect(showAgent(true)).toBe(true);
+    expect(banner().hidden).toBe(true);
+    expect(document.body.dataset.agent).toBe("connected");
   });
 });

@@ -1,8 +1,78 @@
 //! CSV and JSON renderings of results, shared by `history`, `export` and the UI.
 
 use crate::model::{rfc3339_utc, Measurement};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The two renderings a file export can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// The user's Downloads folder: the one the desktop names (XDG user dirs,
+/// the platform's known folder), else `~/Downloads`.
+pub fn downloads_dir() -> PathBuf {
+    match directories::UserDirs::new() {
+        Some(u) => u
+            .download_dir()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| u.home_dir().join("Downloads")),
+        None => std::env::temp_dir(),
+    }
+}
+
+/// A new file name in `dir`, `waddleperf-YYYYMMDD-HHMMSS.csv`, with `-2`,
+/// `-3`… when taken: an export never overwrites one before it.
+pub fn new_file(dir: &Path, format: Format, now: DateTime<Utc>) -> io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))?;
+    let ext = format.extension();
+    let stem = format!("waddleperf-{}", now.format("%Y%m%d-%H%M%S"));
+    let mut path = dir.join(format!("{stem}.{ext}"));
+    let mut n = 2;
+    while path.exists() {
+        path = dir.join(format!("{stem}-{n}.{ext}"));
+        n += 1;
+    }
+    Ok(path)
+}
+
+/// Writes `rows` to `path` through a temporary file, so a full disk leaves
+/// no half file under the final name.
+pub fn write_file(path: &Path, format: Format, rows: &[Measurement]) -> io::Result<()> {
+    let tmp = path.with_extension("part");
+    let result = (|| -> io::Result<()> {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = io::BufWriter::new(file);
+        match format {
+            Format::Csv => write_csv(&mut w, rows)?,
+            Format::Json => write_json_lines(&mut w, rows)?,
+        }
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+    })
+}
 
 /// Columns of the CSV export: the common fields, then every scalar figure
 /// under its canonical name. List-valued figures (`answers`, `hops`,
@@ -132,6 +202,26 @@ fn csv_field(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::model::TestType;
+
+    #[test]
+    fn export_files_are_new_each_time() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let now = Utc::now();
+        let a = new_file(dir.path(), Format::Csv, now)?;
+        write_file(&a, Format::Csv, &[])?;
+        let b = new_file(dir.path(), Format::Csv, now)?;
+        assert_ne!(a, b);
+        assert!(b.to_string_lossy().ends_with("-2.csv"));
+        let text = std::fs::read_to_string(&a)?;
+        assert!(text.starts_with("id,started_at,test_type,target"), "{text}");
+        // A folder that cannot hold the file: an error naming it, no part file.
+        let bad = dir.path().join("missing").join("x.json");
+        let e = write_file(&bad, Format::Json, &[])
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.as_deref().is_some_and(|e| e.contains("missing")), "{e:?}");
+        Ok(())
+    }
 
     #[test]
     fn csv_quotes_and_keeps_columns() {

@@ -9,10 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The debug build of the desktop app, next to this test's own target dir
+/// The debug build of the window app, next to this test's own target dir
 /// (`cargo test --workspace` builds it before any test runs).
 pub fn desktop_bin() -> PathBuf {
     super::built_bin("waddleperf-desktop")
+}
+
+/// The debug build of the tray agent.
+pub fn tray_bin() -> PathBuf {
+    super::built_bin("waddleperf-tray")
 }
 
 /// Where the tests leave screenshots (CI artifacts): `<target>/e2e`.
@@ -182,6 +187,26 @@ impl Display {
             .env_remove("WAYLAND_DISPLAY")
             .env_remove("WADDLEPERF_LOG");
         c
+    }
+
+    /// Asks a window to close as a window manager would: a WM_DELETE_WINDOW
+    /// client message (python3-xlib; Xvfb runs no window manager).
+    pub fn close_window(&self, window: &str) {
+        let script = format!(
+            "from Xlib import display, X, protocol\n\
+             d = display.Display()\n\
+             w = d.create_resource_object('window', {window})\n\
+             proto = d.intern_atom('WM_PROTOCOLS'); delete = d.intern_atom('WM_DELETE_WINDOW')\n\
+             ev = protocol.event.ClientMessage(window=w, client_type=proto, data=(32, [delete, X.CurrentTime, 0, 0, 0]))\n\
+             w.send_event(ev, event_mask=0)\n\
+             d.flush()\n"
+        );
+        let out = self
+            .command("/usr/bin/python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "python3-xlib is needed: {out:?}");
     }
 
     /// `xdotool ARGS` on this display; its stdout.

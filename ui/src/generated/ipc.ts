@@ -2,14 +2,14 @@
 // WADDLEPERF_WRITE_TS=1 cargo test -p waddleperf-desktop generated_typescript
 import type { TestType } from "./engine";
 
-export type IpcErrorKind = "invalid" | "store" | "io" | "shutting_down" | "mfa_required" | "sync" | "internal";
+export type IpcErrorKind = "invalid" | "store" | "io" | "shutting_down" | "mfa_required" | "sync" | "unsupported" | "no_agent" | "internal";
 
 export type IpcError = { kind: IpcErrorKind, message: string, key?: string | null, };
 
 export type AppInfo = { version: string, config_file: string, db_file: string, log_dir: string, 
 /**
- * Set when another agent (the `waddleperf daemon`) runs the schedule for
- * this database; this app then only shows and runs on demand.
+ * Set when the agent is the headless `waddleperf daemon`: it runs the
+ * schedule, and start at login is its service's.
  */
 agent_note?: string | null, 
 /**

@@ -1,14 +1,63 @@
-//! A client of the agent's control socket (Unix): connect and greet, then
-//! calls one after another; events that arrive while waiting for a reply
-//! go to the caller's handler.
+//! A client of the agent's control socket (a Unix socket, a named pipe on
+//! Windows): connect and greet, then calls one after another; events that
+//! arrive while waiting for a reply go to the caller's handler.
 
 use super::{frame, Call, ControlError, Message, Request};
 use super::{MAX_REPLY, VERSION};
 use std::path::Path;
-use tokio::net::UnixStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A connection to the agent, whatever carries it.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+#[cfg(unix)]
+async fn open(path: &Path) -> Result<Box<dyn Stream>, ControlError> {
+    match tokio::net::UnixStream::connect(path).await {
+        Ok(s) => Ok(Box::new(s)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Err(ControlError::NotRunning(path.to_owned()))
+        }
+        Err(e) => Err(ControlError::Io(e)),
+    }
+}
+
+#[cfg(windows)]
+async fn open(path: &Path) -> Result<Box<dyn Stream>, ControlError> {
+    use tokio::net::windows::named_pipe::ClientOptions;
+    // All instances busy (another client is between connect and accept):
+    // a moment later there is a new one.
+    const PIPE_BUSY: i32 = 231;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match ClientOptions::new().open(path.as_os_str()) {
+            Ok(p) => return Ok(Box::new(p)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ControlError::NotRunning(path.to_owned()))
+            }
+            Err(e)
+                if e.raw_os_error() == Some(PIPE_BUSY)
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(ControlError::Io(e)),
+        }
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
+async fn open(_path: &Path) -> Result<Box<dyn Stream>, ControlError> {
+    Err(ControlError::Unsupported)
+}
 
 pub struct Client {
-    stream: UnixStream,
+    stream: Box<dyn Stream>,
     next: u64,
     /// The agent's pid and version, from its greeting.
     pub agent_pid: u32,
@@ -19,18 +68,7 @@ impl Client {
     /// Connects to the agent at `path` and greets it as `client`.
     /// [`ControlError::NotRunning`] when nothing listens there.
     pub async fn connect(path: &Path, client: &str) -> Result<Client, ControlError> {
-        let mut stream = match UnixStream::connect(path).await {
-            Ok(s) => s,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                ) =>
-            {
-                return Err(ControlError::NotRunning(path.to_owned()))
-            }
-            Err(e) => return Err(ControlError::Io(e)),
-        };
+        let mut stream = open(path).await?;
         let hello = Call {
             id: 0,
             req: Request::Hello {

@@ -6,8 +6,11 @@
 //! directory (`$XDG_RUNTIME_DIR`, else beside the database), named after the
 //! database so several agents of one user do not meet; the agent refuses a
 //! connection from another user (the kernel's peer credentials) before
-//! reading a byte of it. Windows has no control socket yet: there the CLI
-//! reads the shared database as before.
+//! reading a byte of it. On Windows it is a local named pipe (remote
+//! clients refused) under the default security of the agent's user: full
+//! access for that user (and SYSTEM and administrators), read-only for
+//! others, who therefore cannot send the greeting and are closed after the
+//! greeting's timeout without a byte from the agent.
 //!
 //! Messages are JSON in length-prefixed frames (`frame.rs`), at most
 //! [`MAX_REQUEST`] bytes to the agent and [`MAX_REPLY`] from it. A client
@@ -21,15 +24,13 @@
 
 pub mod frame;
 
-#[cfg(unix)]
 mod client;
-#[cfg(unix)]
 mod server;
 
-#[cfg(unix)]
 pub use client::Client;
-#[cfg(unix)]
-pub use server::{serve, Served};
+#[cfg(any(unix, windows))]
+pub use server::serve;
+pub use server::{check_series, Desktop, Served, HISTORY_MAX, MAX_BUCKETS};
 
 use crate::config::Paths;
 use crate::model::TestType;
@@ -38,8 +39,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// The protocol version this build speaks.
-pub const VERSION: u32 = 1;
+/// The protocol version this build speaks (2: the window's calls).
+pub const VERSION: u32 = 2;
 /// The largest frame the agent reads (a request), and the largest a client
 /// reads (a reply: a year of history fits).
 pub const MAX_REQUEST: usize = 1 << 20;
@@ -85,6 +86,58 @@ impl WireError {
             key: None,
         }
     }
+
+    pub fn invalid(key: &str, message: impl Into<String>) -> WireError {
+        WireError {
+            kind: "invalid".into(),
+            message: message.into(),
+            key: Some(key.to_owned()),
+        }
+    }
+}
+
+// The kinds a client switches on: `invalid` (with the key of a setting),
+// `store`, `io`, `shutting_down`, `mfa_required`, `sync`, `unsupported`,
+// `internal`; on the connection itself `malformed`, `version`, `refused`,
+// `busy`.
+impl From<crate::runtime::RuntimeError> for WireError {
+    fn from(e: crate::runtime::RuntimeError) -> Self {
+        use crate::runtime::RuntimeError as R;
+        match e {
+            R::Config(c) => c.into(),
+            R::NoBandwidthServer => {
+                WireError::invalid("bandwidth", R::NoBandwidthServer.to_string())
+            }
+            R::Store(s) => WireError::new("store", s.to_string()),
+            R::ShuttingDown => WireError::new("shutting_down", R::ShuttingDown.to_string()),
+            other => WireError::new("internal", other.to_string()),
+        }
+    }
+}
+
+impl From<crate::config::ConfigError> for WireError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        WireError {
+            kind: "invalid".into(),
+            key: e.key().map(str::to_owned),
+            // Shown next to the field: no file prefix.
+            message: e.field_message(),
+        }
+    }
+}
+
+impl From<crate::sync::SyncError> for WireError {
+    fn from(e: crate::sync::SyncError) -> Self {
+        use crate::sync::SyncError as S;
+        match e {
+            S::Api(crate::sync::api::ApiError::MfaRequired) => WireError::new(
+                "mfa_required",
+                "enter the one-time code from your authenticator app",
+            ),
+            S::Runtime(r) => r.into(),
+            other => WireError::new("sync", other.to_string()),
+        }
+    }
 }
 
 /// What a client asks.
@@ -108,9 +161,13 @@ pub enum Request {
     Resume,
     /// The runtime's events from now on, on this connection.
     Subscribe,
+    /// The newest `limit` results (oldest first) of the range; `target`
+    /// or, for several, `targets` select.
     History {
         #[serde(default)]
         target: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        targets: Vec<String>,
         #[serde(default)]
         test_type: Option<TestType>,
         #[serde(default)]
@@ -141,6 +198,76 @@ pub enum Request {
     SyncNow,
     RetryDead,
     Logout,
+    /// The agent: version, paths, device, notes for the person.
+    Info,
+    /// Every target with stored results, and its test type.
+    Targets,
+    /// Writes the selected results to a new file in the user's Downloads
+    /// folder; the reply is [`Exported`].
+    Export {
+        format: crate::export::Format,
+        #[serde(default)]
+        targets: Vec<String>,
+        #[serde(default)]
+        test_type: Option<TestType>,
+        #[serde(default)]
+        since: Option<DateTime<Utc>>,
+        #[serde(default)]
+        until: Option<DateTime<Utc>>,
+    },
+    /// Signs in; the tokens go to the keychain of the agent's user.
+    Login {
+        #[serde(default)]
+        server: Option<String>,
+        username: String,
+        password: String,
+        #[serde(default)]
+        mfa_code: Option<String>,
+    },
+    Enroll {
+        #[serde(default)]
+        server: Option<String>,
+        org_id: i64,
+        secret: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Start at login: read it, or set it when `on` is given. Only an agent
+    /// with a desktop (the tray) has one.
+    Autostart {
+        #[serde(default)]
+        on: Option<bool>,
+    },
+    /// Opens the window on a page (`overview`, `history`, `settings`).
+    Open {
+        page: String,
+    },
+}
+
+/// What [`Request::Info`] answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub version: String,
+    pub pid: u32,
+    pub config_file: PathBuf,
+    pub db_file: PathBuf,
+    pub log_dir: PathBuf,
+    /// Set when the configuration file could not be used at start (the
+    /// defaults are in effect until the settings are saved).
+    pub config_note: Option<String>,
+    pub device_id: String,
+    pub hostname: String,
+    /// The agent has a desktop (tray, window); `false` for the daemon.
+    pub desktop: bool,
+    /// Start at login, where the agent has a desktop and can read it.
+    pub autostart: Option<bool>,
+}
+
+/// What [`Request::Export`] answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Exported {
+    pub path: PathBuf,
+    pub count: usize,
 }
 
 /// A request with the id its answer will carry.
@@ -181,6 +308,17 @@ pub fn socket_path(paths: &Paths) -> PathBuf {
     let key = std::fs::canonicalize(&paths.data_dir).unwrap_or_else(|_| paths.data_dir.clone());
     let hash = sha2::Sha256::digest(key.to_string_lossy().as_bytes());
     let name: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+    if cfg!(windows) {
+        // The pipe namespace is the machine's: the user's name keeps two
+        // users' agents apart.
+        let user = std::env::var("USERNAME").unwrap_or_default();
+        let user: String = user
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(32)
+            .collect();
+        return PathBuf::from(format!(r"\\.\pipe\waddleperf-{user}-{name}"));
+    }
     match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
         Some(dir) if dir.is_absolute() && dir.is_dir() => {
             dir.join(format!("waddleperf-{name}.sock"))
@@ -192,6 +330,68 @@ pub fn socket_path(paths: &Paths) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The platform's transport for real (a Unix socket; a named pipe on
+    /// Windows, where its CI runs this): a call, a run's events on a
+    /// subscription, a refused request, and a client that finds no agent.
+    #[cfg(any(unix, windows))]
+    #[tokio::test]
+    async fn calls_and_events_over_the_platforms_transport(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let paths = Paths {
+            config_file: dir.path().join("config.toml"),
+            data_dir: dir.path().join("data"),
+            db_file: dir.path().join("data").join("w.db"),
+            log_dir: dir.path().join("logs"),
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let cfg = crate::config::Config::parse(
+            &format!("[[suite.tcp]]\ntarget = \"127.0.0.1:{port}\"\n"),
+            "test",
+        )?;
+        let rt = crate::runtime::Runtime::new(crate::store::Store::open_in_memory()?, cfg);
+        let syncer = crate::sync::Syncer::new(rt.clone(), &paths.data_dir);
+        let path = if cfg!(windows) {
+            PathBuf::from(format!(r"\\.\pipe\waddleperf-test-{}", std::process::id()))
+        } else {
+            dir.path().join("agent.sock")
+        };
+        assert!(matches!(
+            Client::connect(&path, "test").await.err(),
+            Some(ControlError::NotRunning(_))
+        ));
+        let served = serve(&path, Served::new(rt.clone(), syncer, paths)).await?;
+        let mut events = Client::connect(&path, "events").await?;
+        events.call(Request::Subscribe).await?;
+        let mut c = Client::connect(&path, "test").await?;
+        assert_eq!(c.agent_pid, std::process::id());
+        let summary = c.call(Request::RunNow).await?;
+        assert_eq!(
+            summary["results"].as_array().map(Vec::len),
+            Some(1),
+            "{summary}"
+        );
+        let first = events.next_event().await?;
+        assert_eq!(first["event"], "run_started", "{first}");
+        let e = c
+            .call(Request::Open {
+                page: "history".into(),
+            })
+            .await
+            .err();
+        assert!(
+            matches!(&e, Some(ControlError::Agent(w)) if w.kind == "unsupported"),
+            "{e:?}"
+        );
+        let status = c.call(Request::Status).await?;
+        assert_eq!(status["store"]["results"], 1, "{status}");
+        rt.shutdown(std::time::Duration::from_secs(1)).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), served).await;
+        Ok(())
+    }
 
     #[test]
     fn calls_and_messages_have_one_wire_form() {

@@ -1,41 +1,91 @@
-//! The agent's side of the control socket (Unix): accept, check the peer is
-//! this user, greet, then answer calls side by side and forward events to
+//! The agent's side of the control socket: accept, check the peer is this
+//! user, greet, then answer calls side by side and forward events to
 //! subscribers. A connection's writes go through one writer task, so
 //! replies and events never interleave within a frame; a slow reader fills
 //! its queue and is dropped rather than holding the runtime up.
 
-use super::{frame, Call, ControlError, Message, Request, WireError};
-use super::{MAX_CONNECTIONS, MAX_REQUEST, VERSION};
+use super::{frame, AgentInfo, Call, ControlError, Exported, Message, Request, WireError};
+use super::{MAX_REQUEST, VERSION};
 use crate::config::Paths;
-use crate::runtime::{Runtime, RuntimeError};
+use crate::device::DeviceInfo;
+use crate::model::Measurement;
+use crate::runtime::Runtime;
 use crate::settings::{self, Settings};
 use crate::store::{HistoryQuery, SeriesQuery};
-use crate::sync::{SyncError, Syncer};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use tokio::net::{UnixListener, UnixStream};
+use crate::sync::Syncer;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
+/// What an agent with a desktop (the tray) adds: the window and start at
+/// login. The daemon has none; its clients are told so.
+pub trait Desktop: Send + Sync {
+    /// Opens the window on `page` (already checked to be a page).
+    fn open(&self, page: &str) -> Result<(), String>;
+    fn autostart(&self) -> Result<bool, String>;
+    fn set_autostart(&self, on: bool) -> Result<(), String>;
+}
+
 /// What the agent serves: its runtime, its sync worker, where its
-/// configuration file is (settings are saved there).
+/// configuration file is (settings are saved there), and its desktop.
 #[derive(Clone)]
 pub struct Served {
     pub rt: Runtime,
     pub syncer: Syncer,
     pub paths: Paths,
+    device: Arc<DeviceInfo>,
+    config_note: Arc<Mutex<Option<String>>>,
+    desktop: Option<Arc<dyn Desktop>>,
+}
+
+impl Served {
+    pub fn new(rt: Runtime, syncer: Syncer, paths: Paths) -> Served {
+        Served {
+            rt,
+            syncer,
+            paths,
+            device: Arc::new(DeviceInfo::detect()),
+            config_note: Arc::default(),
+            desktop: None,
+        }
+    }
+
+    /// The agent started on the default configuration because its file could
+    /// not be used: the window says so until the settings are saved.
+    pub fn with_config_note(self, note: Option<String>) -> Served {
+        if let Ok(mut n) = self.config_note.lock() {
+            *n = note;
+        }
+        self
+    }
+
+    pub fn with_desktop(mut self, desktop: Arc<dyn Desktop>) -> Served {
+        self.desktop = Some(desktop);
+        self
+    }
+
+    fn desktop(&self) -> Result<&dyn Desktop, WireError> {
+        self.desktop.as_deref().ok_or_else(|| {
+            WireError::new(
+                "unsupported",
+                "this agent runs without a desktop (waddleperf daemon): no window or login item",
+            )
+        })
+    }
 }
 
 /// Messages queued for one connection's writer.
 const QUEUE: usize = 512;
 
+#[cfg(unix)]
 /// Binds the socket at `path` (a stale one left by a killed agent is
 /// replaced; a live one is an error) and serves until the runtime closes.
 /// The socket file is removed when serving ends.
 pub async fn serve(
-    path: &Path,
+    path: &std::path::Path,
     served: Served,
 ) -> Result<tokio::task::JoinHandle<()>, ControlError> {
+    use tokio::net::{UnixListener, UnixStream};
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
             return Err(ControlError::Io(std::io::Error::new(
@@ -59,14 +109,19 @@ pub async fn serve(
     Ok(tokio::spawn(accept_loop(listener, path, served)))
 }
 
-struct Unlink(PathBuf);
+#[cfg(unix)]
+struct Unlink(std::path::PathBuf);
+#[cfg(unix)]
 impl Drop for Unlink {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
 }
 
-async fn accept_loop(listener: UnixListener, path: PathBuf, served: Served) {
+#[cfg(unix)]
+async fn accept_loop(listener: tokio::net::UnixListener, path: std::path::PathBuf, served: Served) {
+    use super::MAX_CONNECTIONS;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let _unlink = Unlink(path);
     let open = Arc::new(AtomicUsize::new(0));
     let me = nix::unistd::getuid().as_raw();
@@ -96,7 +151,8 @@ async fn accept_loop(listener: UnixListener, path: PathBuf, served: Served) {
                 refuse(stream, "busy", "too many connections to the agent").await;
                 return;
             }
-            if let Err(e) = connection(stream, served).await {
+            let (rd, wr) = stream.into_split();
+            if let Err(e) = connection(rd, wr, served).await {
                 tracing::debug!("control connection ended: {e}");
             }
             open.fetch_sub(1, Ordering::Relaxed);
@@ -104,7 +160,8 @@ async fn accept_loop(listener: UnixListener, path: PathBuf, served: Served) {
     }
 }
 
-async fn refuse(mut stream: UnixStream, kind: &str, why: &str) {
+#[cfg(unix)]
+async fn refuse(mut stream: tokio::net::UnixStream, kind: &str, why: &str) {
     let m = Message::Failed {
         id: 0,
         error: WireError::new(kind, why),
@@ -116,8 +173,73 @@ async fn refuse(mut stream: UnixStream, kind: &str, why: &str) {
     .await;
 }
 
-async fn connection(stream: UnixStream, served: Served) -> Result<(), ControlError> {
-    let (mut rd, mut wr) = stream.into_split();
+/// Serves the named pipe `path` until the runtime closes (Windows). A
+/// second agent of the same pipe fails at the first instance.
+#[cfg(windows)]
+pub async fn serve(
+    path: &std::path::Path,
+    served: Served,
+) -> Result<tokio::task::JoinHandle<()>, ControlError> {
+    use super::MAX_CONNECTIONS;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::net::windows::named_pipe::ServerOptions;
+    let name = path.as_os_str().to_owned();
+    let mut next = ServerOptions::new()
+        .first_pipe_instance(true)
+        .reject_remote_clients(true)
+        .create(&name)
+        .map_err(ControlError::Io)?;
+    tracing::info!(pipe = %path.display(), "control pipe listening");
+    Ok(tokio::spawn(async move {
+        let open = Arc::new(AtomicUsize::new(0));
+        loop {
+            let connected = tokio::select! {
+                c = next.connect() => c,
+                _ = served.rt.closed() => return,
+            };
+            if let Err(e) = connected {
+                tracing::warn!("control pipe: connect failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            let fresh = match ServerOptions::new()
+                .reject_remote_clients(true)
+                .create(&name)
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!("control pipe: no new instance: {e}");
+                    return;
+                }
+            };
+            let pipe = std::mem::replace(&mut next, fresh);
+            let (served, open) = (served.clone(), Arc::clone(&open));
+            tokio::spawn(async move {
+                if open.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    return;
+                }
+                let (rd, wr) = tokio::io::split(pipe);
+                if let Err(e) = connection(rd, wr, served).await {
+                    tracing::debug!("control connection ended: {e}");
+                }
+                open.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    }))
+}
+
+/// One client's connection, on any byte stream: greeting, calls, events.
+#[cfg_attr(not(any(unix, windows)), allow(dead_code))]
+pub(crate) async fn connection<R, W>(
+    mut rd: R,
+    mut wr: W,
+    served: Served,
+) -> Result<(), ControlError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     // The greeting, within a few seconds.
     let hello: Option<Call> = tokio::time::timeout(
         std::time::Duration::from_secs(5),
@@ -231,45 +353,70 @@ async fn connection(stream: UnixStream, served: Served) -> Result<(), ControlErr
     result
 }
 
-fn rt_err(e: RuntimeError) -> WireError {
-    let kind = match &e {
-        RuntimeError::ShuttingDown => "shutting_down",
-        RuntimeError::NoBandwidthServer => "invalid",
-        RuntimeError::Config(_) => "invalid",
-        _ => "internal",
-    };
-    let mut w = WireError::new(kind, e.to_string());
-    if let RuntimeError::Config(crate::config::ConfigError::Invalid { key, .. }) = &e {
-        w.key = Some(key.clone());
-    }
-    w
-}
-
-fn sync_err(e: SyncError) -> WireError {
-    WireError::new("sync", e.to_string())
-}
-
 fn json<T: serde::Serialize>(v: T) -> Result<serde_json::Value, WireError> {
     serde_json::to_value(v).map_err(|e| WireError::new("internal", e.to_string()))
+}
+
+/// The most results one history call answers.
+pub const HISTORY_MAX: usize = 10_000;
+
+/// Results of a range for one target, several or all, the newest `limit`.
+async fn history(
+    s: &Served,
+    mut q: HistoryQuery,
+    targets: Vec<String>,
+) -> Result<Vec<Measurement>, WireError> {
+    let mut targets = targets;
+    if let Some(t) = q.target.take() {
+        targets.push(t);
+    }
+    targets.sort();
+    targets.dedup();
+    let limit = q.limit;
+    // One target: the store filters; several: the range, then theirs.
+    if targets.len() == 1 {
+        q.target = targets.pop();
+        return Ok(s.rt.history(q).await?);
+    }
+    if targets.len() > 1 {
+        q.limit = None;
+    }
+    let mut rows = s.rt.history(q).await?;
+    if !targets.is_empty() {
+        rows.retain(|m| targets.binary_search(&m.target).is_ok());
+        if let Some(limit) = limit {
+            let skip = rows.len().saturating_sub(limit);
+            rows.drain(..skip);
+        }
+    }
+    Ok(rows)
+}
+
+fn trimmed(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 async fn answer(s: &Served, req: Request) -> Result<serde_json::Value, WireError> {
     match req {
         Request::Hello { .. } => Err(WireError::new("malformed", "hello once, at the start")),
         Request::Subscribe => Ok(serde_json::Value::Null),
-        Request::Status => json(s.rt.status().await.map_err(rt_err)?),
-        Request::RunNow => json(s.rt.run_now().await.map_err(rt_err)?),
+        Request::Status => json(s.rt.status().await?),
+        Request::RunNow => json(s.rt.run_now().await?),
         Request::RunTier { tier } => {
             if !(1..=3).contains(&tier) {
-                return Err(WireError::new("invalid", format!("tier {tier}: 1, 2 or 3")));
+                return Err(WireError::invalid(
+                    "tier",
+                    format!("tier {tier}: 1, 2 or 3"),
+                ));
             }
-            json(s.rt.run_tier(tier).await.map_err(rt_err)?)
+            json(s.rt.run_tier(tier).await?)
         }
-        Request::SpeedTest => json(s.rt.speed_test().await.map_err(rt_err)?),
-        Request::Pause => json(s.rt.pause().await.map_err(rt_err)?),
-        Request::Resume => json(s.rt.resume().await.map_err(rt_err)?),
+        Request::SpeedTest => json(s.rt.speed_test().await?),
+        Request::Pause => json(s.rt.pause().await?),
+        Request::Resume => json(s.rt.resume().await?),
         Request::History {
             target,
+            targets,
             test_type,
             since,
             until,
@@ -280,9 +427,9 @@ async fn answer(s: &Served, req: Request) -> Result<serde_json::Value, WireError
                 test_type,
                 since,
                 until,
-                limit,
+                limit: Some(limit.unwrap_or(HISTORY_MAX).min(HISTORY_MAX)),
             };
-            json(s.rt.history(q).await.map_err(rt_err)?)
+            json(history(s, q, targets).await?)
         }
         Request::Series {
             targets,
@@ -300,39 +447,179 @@ async fn answer(s: &Served, req: Request) -> Result<serde_json::Value, WireError
                 until,
                 bucket_secs,
             };
-            json(s.rt.series(q).await.map_err(rt_err)?)
+            check_series(&q)?;
+            json(s.rt.series(q).await?)
         }
-        Request::Events { limit } => json(
-            s.rt.event_log(None, None, limit.min(10_000))
-                .await
-                .map_err(rt_err)?,
-        ),
+        Request::Events { limit } => json(s.rt.event_log(None, None, limit.min(10_000)).await?),
         Request::SettingsGet => json(Settings::from_config(&s.rt.config())),
         Request::SettingsSet { settings: new } => {
             let origin = s.paths.config_file.display().to_string();
-            let cfg = new
-                .apply(&s.rt.config(), &origin)
-                .map_err(|e| rt_err(e.into()))?;
+            let cfg = new.apply(&s.rt.config(), &origin)?;
             settings::save_config(&s.paths.config_file, &cfg)
                 .map_err(|e| WireError::new("io", e.to_string()))?;
-            s.rt.set_config(cfg).map_err(rt_err)?;
+            s.rt.set_config(cfg)?;
+            if let Ok(mut n) = s.config_note.lock() {
+                *n = None;
+            }
+            tracing::info!("settings saved to {}", s.paths.config_file.display());
             json(Settings::from_config(&s.rt.config()))
         }
-        Request::Account => json(s.syncer.status().await.map_err(sync_err)?),
-        Request::SyncNow => json(
-            s.syncer
-                .pass_all(chrono::Utc::now())
-                .await
-                .map_err(sync_err)?,
-        ),
+        Request::Account => json(s.syncer.status().await?),
+        Request::SyncNow => json(s.syncer.pass_all(chrono::Utc::now()).await?),
         Request::RetryDead => {
-            let n = s.syncer.retry_dead(None).await.map_err(sync_err)?;
+            let n = s.syncer.retry_dead(None).await?;
             s.syncer.sync_soon();
             json(n)
         }
         Request::Logout => {
-            s.syncer.logout().await.map_err(sync_err)?;
-            json(s.syncer.status().await.map_err(sync_err)?)
+            s.syncer.logout().await?;
+            json(s.syncer.status().await?)
+        }
+        Request::Info => json(AgentInfo {
+            version: crate::version::long_version(),
+            pid: std::process::id(),
+            config_file: s.paths.config_file.clone(),
+            db_file: s.paths.db_file.clone(),
+            log_dir: s.paths.log_dir.clone(),
+            config_note: s.config_note.lock().ok().and_then(|n| n.clone()),
+            device_id: s.device.device_id.clone(),
+            hostname: s.device.hostname.clone(),
+            desktop: s.desktop.is_some(),
+            autostart: s.desktop.as_ref().and_then(|d| d.autostart().ok()),
+        }),
+        Request::Targets => {
+            let list = s.rt.with_store(|st| st.targets()).await?;
+            let list: Vec<_> = list
+                .into_iter()
+                .map(|(target, test_type)| serde_json::json!({"target": target, "test_type": test_type}))
+                .collect();
+            json(list)
+        }
+        Request::Export {
+            format,
+            targets,
+            test_type,
+            since,
+            until,
+        } => {
+            let q = HistoryQuery {
+                target: None,
+                test_type,
+                since,
+                until,
+                limit: None,
+            };
+            let rows = history(s, q, targets).await?;
+            let path = crate::export::new_file(
+                &crate::export::downloads_dir(),
+                format,
+                chrono::Utc::now(),
+            )
+            .map_err(|e| WireError::new("io", e.to_string()))?;
+            let (count, target) = (rows.len(), path.clone());
+            tokio::task::spawn_blocking(move || crate::export::write_file(&target, format, &rows))
+                .await
+                .map_err(|e| WireError::new("internal", e.to_string()))?
+                .map_err(|e| WireError::new("io", e.to_string()))?;
+            json(Exported { path, count })
+        }
+        Request::Login {
+            server,
+            username,
+            password,
+            mfa_code,
+        } => {
+            if username.trim().is_empty() {
+                return Err(WireError::invalid("username", "enter your user name"));
+            }
+            let (server, code) = (trimmed(server), trimmed(mfa_code));
+            s.syncer
+                .login(
+                    server.as_deref(),
+                    username.trim(),
+                    &password,
+                    code.as_deref(),
+                )
+                .await?;
+            json(s.syncer.status().await?)
+        }
+        Request::Enroll {
+            server,
+            org_id,
+            secret,
+            name,
+        } => {
+            if secret.trim().is_empty() {
+                return Err(WireError::invalid("secret", "enter the enrollment secret"));
+            }
+            let (server, name) = (trimmed(server), trimmed(name));
+            s.syncer
+                .enroll(
+                    server.as_deref(),
+                    org_id,
+                    secret.trim(),
+                    name.as_deref(),
+                    false,
+                )
+                .await?;
+            json(s.syncer.status().await?)
+        }
+        Request::Autostart { on } => {
+            let d = s.desktop()?;
+            if let Some(on) = on {
+                d.set_autostart(on).map_err(|e| WireError::new("io", e))?;
+            }
+            json(d.autostart().map_err(|e| WireError::new("io", e))?)
+        }
+        Request::Open { page } => {
+            if !["overview", "history", "settings"].contains(&page.as_str()) {
+                return Err(WireError::invalid(
+                    "page",
+                    format!("`{page}` is not a page (overview, history, settings)"),
+                ));
+            }
+            s.desktop()?
+                .open(&page)
+                .map_err(|e| WireError::new("io", e))?;
+            json(())
         }
     }
+}
+
+/// Buckets per chart at most: more points than a screen has pixels is waste.
+pub const MAX_BUCKETS: i64 = 5_000;
+
+/// A chart query the agent answers: a chart metric, a range that ends after
+/// it starts, buckets of a minute or more, not too many.
+pub fn check_series(q: &SeriesQuery) -> Result<(), WireError> {
+    if !crate::model::CHART_METRICS.contains(&q.metric.as_str()) {
+        return Err(WireError::invalid(
+            "metric",
+            format!(
+                "`{}` is not a chart metric (one of {})",
+                q.metric,
+                crate::model::CHART_METRICS.join(", ")
+            ),
+        ));
+    }
+    if q.until <= q.since {
+        return Err(WireError::invalid(
+            "until",
+            "the range ends before it starts",
+        ));
+    }
+    if q.bucket_secs < 60 {
+        return Err(WireError::invalid(
+            "bucket_secs",
+            format!("{} s is shorter than a minute", q.bucket_secs),
+        ));
+    }
+    let buckets = (q.until - q.since).num_seconds() / q.bucket_secs;
+    if buckets > MAX_BUCKETS {
+        return Err(WireError::invalid(
+            "bucket_secs",
+            format!("{buckets} buckets is more than {MAX_BUCKETS}: use wider buckets"),
+        ));
+    }
+    Ok(())
 }
