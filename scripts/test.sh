@@ -79,7 +79,7 @@ step "Lints (cargo clippy -D warnings)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "Windows type-check (x86_64-pc-windows-gnu)"
-cargo check --locked --target x86_64-pc-windows-gnu -p waddleperf-engine -p waddleperf -p waddleperf-testkit
+cargo check --locked --target x86_64-pc-windows-gnu -p waddleperf-engine -p waddleperf -p waddleperf-testkit -p waddleperf-tray
 
 step "Desktop: the agent and the window (debug builds, for the end-to-end tests)"
 cargo build --locked -p waddleperf-tray -p waddleperf-desktop
