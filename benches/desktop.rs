@@ -136,6 +136,30 @@ fn painted(display: &Display, id: &str, shot: &Path) -> bool {
         .is_ok_and(|colours| colours > 16)
 }
 
+/// Waits until no window titled WaddlePerf is visible (closed: hidden).
+fn wait_hidden(display: &Display) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !display
+        .xdotool(&["search", "--onlyvisible", "--name", "^WaddlePerf$"])
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the window stayed visible: {}",
+            display.xdotool(&[
+                "search",
+                "--onlyvisible",
+                "--name",
+                "^WaddlePerf$",
+                "getwindowname",
+                "%@"
+            ])
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Asks the agent to open the window and times it to a painted page.
 fn open_and_time(
     display: &Display,
@@ -154,7 +178,7 @@ fn open_and_time(
         .await
         .unwrap();
     });
-    let window = display.wait_for_window_named("WaddlePerf", Duration::from_secs(60));
+    let window = display.wait_for_window_named("WaddlePerf$", Duration::from_secs(60));
     while !painted(display, &window, shot) {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
@@ -252,7 +276,8 @@ fn main() {
             "--db".into(),
             db.display().to_string(),
             "--log-dir".into(),
-            dir.path().join("logs").display().to_string(),
+            std::env::var("WADDLEPERF_BENCH_LOGS")
+                .unwrap_or_else(|_| dir.path().join("logs").display().to_string()),
         ]);
         a
     };
@@ -362,10 +387,11 @@ fn main() {
             open_pss = tree(pid).iter().map(|p| pss_kib(*p)).sum();
         }
         display.close_window(&window);
-        std::thread::sleep(Duration::from_millis(500));
+        wait_hidden(&display);
         let (ms, window) = open_and_time(&display, &socket, &rt, &shot);
         warm.push(ms);
         display.close_window(&window);
+        wait_hidden(&display);
         // The window process ends after its grace period.
         let deadline = Instant::now() + Duration::from_secs(GRACE_SECS + 20);
         while tree(pid).len() > 1 {

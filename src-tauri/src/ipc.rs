@@ -6,7 +6,8 @@
 
 pub use crate::ipc_types::*;
 use crate::shell::Shell;
-use serde_json::Value;
+/// An answer passed on to the UI as the agent wrote it.
+type Value = Box<serde_json::value::RawValue>;
 use std::sync::Arc;
 use tauri::State;
 use waddleperf_engine::control::{AgentInfo, Request};

@@ -3,6 +3,7 @@
 
 use crate::ipc_types::{IpcError, Res};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tauri::{AppHandle, Emitter};
@@ -48,14 +49,15 @@ impl Shell {
     }
 
     /// One call on the agent, on a connection of its own: a long call (a
-    /// run) never holds up another (a status).
-    pub async fn call(&self, req: Request) -> Res<serde_json::Value> {
+    /// run) never holds up another (a status). The answer stays the JSON
+    /// text the agent wrote, for the UI as it is.
+    pub async fn call(&self, req: Request) -> Res<Box<RawValue>> {
         let mut c = Client::connect(&self.socket, "window").await?;
-        Ok(c.call(req).await?)
+        Ok(c.call_raw(req).await?)
     }
 
     pub async fn call_as<T: DeserializeOwned>(&self, req: Request) -> Res<T> {
-        let v = self.call(req).await?;
-        serde_json::from_value(v).map_err(IpcError::from)
+        let raw = self.call(req).await?;
+        serde_json::from_str(raw.get()).map_err(IpcError::from)
     }
 }

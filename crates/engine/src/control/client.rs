@@ -4,8 +4,23 @@
 
 use super::{frame, Call, ControlError, Message, Request};
 use super::{MAX_REPLY, VERSION};
+use serde_json::value::RawValue;
 use std::path::Path;
 use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Enough of a message to tell a reply and its id.
+#[derive(serde::Deserialize)]
+struct Peek {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct RawReply {
+    ok: Box<RawValue>,
+}
 
 /// A connection to the agent, whatever carries it.
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -104,32 +119,60 @@ impl Client {
         }
     }
 
+    /// Sends `req` and waits for its answer, as the agent wrote it (JSON
+    /// text, not decoded: a window passes it on as it is); events arriving
+    /// meanwhile go to `on_event`.
+    pub async fn call_raw_with_events(
+        &mut self,
+        req: Request,
+        mut on_event: impl FnMut(serde_json::Value),
+    ) -> Result<Box<RawValue>, ControlError> {
+        let id = self.next;
+        self.next += 1;
+        frame::write(&mut self.stream, &Call { id, req }).await?;
+        let malformed = |e: serde_json::Error| ControlError::Malformed(e.to_string());
+        loop {
+            let Some(bytes) = frame::read_bytes(&mut self.stream, MAX_REPLY).await? else {
+                return Err(ControlError::Gone);
+            };
+            // Replies are read without building their answer; the rest whole.
+            let peek: Peek = serde_json::from_slice(&bytes).map_err(malformed)?;
+            if peek.kind == "reply" {
+                if peek.id == id {
+                    let r: RawReply = serde_json::from_slice(&bytes).map_err(malformed)?;
+                    return Ok(r.ok);
+                }
+                continue;
+            }
+            match serde_json::from_slice::<Message>(&bytes).map_err(malformed)? {
+                Message::Failed { id: i, error } if i == id || i == 0 => {
+                    return Err(ControlError::Agent(error))
+                }
+                Message::Event { event } => on_event(event),
+                _ => {}
+            }
+        }
+    }
+
     /// Sends `req` and waits for its answer; events arriving meanwhile go to
     /// `on_event`.
     pub async fn call_with_events(
         &mut self,
         req: Request,
-        mut on_event: impl FnMut(serde_json::Value),
+        on_event: impl FnMut(serde_json::Value),
     ) -> Result<serde_json::Value, ControlError> {
-        let id = self.next;
-        self.next += 1;
-        frame::write(&mut self.stream, &Call { id, req }).await?;
-        loop {
-            match frame::read::<_, Message>(&mut self.stream, MAX_REPLY).await? {
-                Some(Message::Reply { id: i, ok }) if i == id => return Ok(ok),
-                Some(Message::Failed { id: i, error }) if i == id || i == 0 => {
-                    return Err(ControlError::Agent(error))
-                }
-                Some(Message::Event { event }) => on_event(event),
-                Some(_) => {}
-                None => return Err(ControlError::Gone),
-            }
-        }
+        let raw = self.call_raw_with_events(req, on_event).await?;
+        serde_json::from_str(raw.get()).map_err(|e| ControlError::Malformed(e.to_string()))
     }
 
     /// Sends `req` and waits for its answer.
     pub async fn call(&mut self, req: Request) -> Result<serde_json::Value, ControlError> {
         self.call_with_events(req, |_| {}).await
+    }
+
+    /// Sends `req` and waits for its answer, undecoded.
+    pub async fn call_raw(&mut self, req: Request) -> Result<Box<RawValue>, ControlError> {
+        self.call_raw_with_events(req, |_| {}).await
     }
 
     /// The next event after [`Request::Subscribe`]; `Gone` when the agent

@@ -14,6 +14,19 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
+    match read_bytes(r, max).await? {
+        Some(buf) => serde_json::from_slice(&buf)
+            .map(Some)
+            .map_err(|e| ControlError::Malformed(e.to_string())),
+        None => Ok(None),
+    }
+}
+
+/// Reads one frame of at most `max` bytes, undecoded.
+pub async fn read_bytes<R>(r: &mut R, max: usize) -> Result<Option<Vec<u8>>, ControlError>
+where
+    R: AsyncRead + Unpin,
+{
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -26,9 +39,7 @@ where
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await.map_err(ControlError::Io)?;
-    serde_json::from_slice(&buf)
-        .map(Some)
-        .map_err(|e| ControlError::Malformed(e.to_string()))
+    Ok(Some(buf))
 }
 
 /// Writes `v` as one frame.

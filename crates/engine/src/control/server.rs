@@ -284,10 +284,21 @@ where
         },
     )
     .await?;
-    let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Out>(QUEUE);
     let writer = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
-            if frame::write(&mut wr, &m).await.is_err() {
+            let written = match m {
+                Out::Message(m) => frame::write(&mut wr, &m).await,
+                Out::Reply { id, ok } => {
+                    let r = ReplyOut {
+                        kind: "reply",
+                        id,
+                        ok: &ok,
+                    };
+                    frame::write(&mut wr, &r).await
+                }
+            };
+            if written.is_err() {
                 break;
             }
         }
@@ -299,10 +310,10 @@ where
             Ok(None) => break Ok(()),
             Err(e @ (ControlError::Malformed(_) | ControlError::TooLarge { .. })) => {
                 let _ = tx
-                    .send(Message::Failed {
+                    .send(Out::Message(Message::Failed {
                         id: 0,
                         error: WireError::new("malformed", e.to_string()),
-                    })
+                    }))
                     .await;
                 break Err(e);
             }
@@ -315,23 +326,23 @@ where
             if let Request::Subscribe = call.req {
                 let mut events = served.rt.subscribe();
                 let _ = tx
-                    .send(Message::Reply {
+                    .send(Out::Message(Message::Reply {
                         id,
                         ok: serde_json::Value::Null,
-                    })
+                    }))
                     .await;
                 loop {
                     match events.recv().await {
                         Ok(e) => {
                             let event = serde_json::to_value(&e).unwrap_or_default();
                             // A full queue: this reader cannot keep up; drop it.
-                            if tx.try_send(Message::Event { event }).is_err() {
+                            if tx.try_send(Out::Message(Message::Event { event })).is_err() {
                                 return;
                             }
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                             let event = serde_json::json!({"event": "lagged", "missed": n});
-                            if tx.try_send(Message::Event { event }).is_err() {
+                            if tx.try_send(Out::Message(Message::Event { event })).is_err() {
                                 return;
                             }
                         }
@@ -340,8 +351,8 @@ where
                 }
             }
             let m = match answer(&served, call.req).await {
-                Ok(ok) => Message::Reply { id, ok },
-                Err(error) => Message::Failed { id, error },
+                Ok(ok) => Out::Reply { id, ok },
+                Err(error) => Out::Message(Message::Failed { id, error }),
             };
             let _ = tx.send(m).await;
         });
@@ -353,8 +364,30 @@ where
     result
 }
 
-fn json<T: serde::Serialize>(v: T) -> Result<serde_json::Value, WireError> {
-    serde_json::to_value(v).map_err(|e| WireError::new("internal", e.to_string()))
+/// What a connection's writer sends: a message, or a reply whose answer is
+/// already JSON text (a year of chart data is written once, never built as
+/// a tree of values first).
+enum Out {
+    Message(Message),
+    Reply {
+        id: u64,
+        ok: Box<serde_json::value::RawValue>,
+    },
+}
+
+/// A reply on the wire: the same as [`Message::Reply`].
+#[derive(serde::Serialize)]
+struct ReplyOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: u64,
+    ok: &'a serde_json::value::RawValue,
+}
+
+type Answer = Result<Box<serde_json::value::RawValue>, WireError>;
+
+fn json<T: serde::Serialize>(v: T) -> Answer {
+    serde_json::value::to_raw_value(&v).map_err(|e| WireError::new("internal", e.to_string()))
 }
 
 /// The most results one history call answers.
@@ -396,10 +429,10 @@ fn trimmed(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-async fn answer(s: &Served, req: Request) -> Result<serde_json::Value, WireError> {
+async fn answer(s: &Served, req: Request) -> Answer {
     match req {
         Request::Hello { .. } => Err(WireError::new("malformed", "hello once, at the start")),
-        Request::Subscribe => Ok(serde_json::Value::Null),
+        Request::Subscribe => json(()),
         Request::Status => json(s.rt.status().await?),
         Request::RunNow => json(s.rt.run_now().await?),
         Request::RunTier { tier } => {
