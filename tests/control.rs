@@ -33,10 +33,17 @@ impl Drop for Agent {
 /// A daemon over a suite of one TCP target (a local listener), its socket
 /// once it answers.
 fn agent(listener: &std::net::TcpListener) -> Agent {
-    let home = Home::new(&format!(
+    agent_with(&format!(
         "[schedule]\nrun_on_start = false\n\n[[suite.tcp]]\ntarget = \"{}\"\n",
         listener.local_addr().unwrap()
-    ));
+    ))
+}
+
+/// A daemon over `config`, its home the user's home (Downloads is there).
+fn agent_with(config: &str) -> Agent {
+    let mut home = Home::new(config);
+    home.env
+        .push(("HOME".into(), home.root.display().to_string()));
     let child = home.daemon(1);
     let paths = Paths {
         config_file: home.root.join("config.toml"),
@@ -282,29 +289,15 @@ async fn no_agent_is_not_running_not_an_error() {
 #[tokio::test]
 async fn the_windows_calls_against_a_headless_agent() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut home = Home::new(&format!(
+    let a = agent_with(&format!(
         "[schedule]\nrun_on_start = false\n\n[[suite.tcp]]\ntarget = \"{}\"\n\n[[suite.tcp]]\ntarget = \"127.0.0.1:1\"\n",
         listener.local_addr().unwrap()
     ));
-    home.env
-        .push(("HOME".into(), home.root.display().to_string()));
-    let mut child = home.daemon(1);
-    let paths = Paths {
-        config_file: home.root.join("config.toml"),
-        data_dir: home.db().parent().unwrap().to_owned(),
-        db_file: home.db(),
-        log_dir: home.root.join("logs"),
-    };
-    let socket = control::socket_path(&paths);
-    wait_for(
-        "the agent's control socket",
-        Duration::from_secs(20),
-        || socket.exists(),
-    );
-    let mut c = Client::connect(&socket, "window").await.unwrap();
+    let (home, socket) = (&a.home, &a.socket);
+    let mut c = Client::connect(socket, "window").await.unwrap();
     let info: control::AgentInfo =
         serde_json::from_value(c.call(Request::Info).await.unwrap()).unwrap();
-    assert_eq!(info.pid, child.id());
+    assert_eq!(info.pid, a.child.id());
     assert!(!info.desktop && info.autostart.is_none());
     assert_eq!(info.db_file, home.db());
     assert_eq!(info.device_id.len(), 64);
@@ -379,10 +372,6 @@ async fn the_windows_calls_against_a_headless_agent() {
             "{e:?}"
         );
     }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = child.wait();
+    drop(a);
     drop(listener);
 }

@@ -4,83 +4,19 @@
 
 use crate::shell::{Shell, RUNTIME_EVENT, WINDOW};
 use crate::window::{closed, open_window, Lifecycle};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, WindowEvent};
-use waddleperf_engine::config::{Config, Paths};
+use waddleperf_engine::config::Config;
 use waddleperf_engine::control::{Client, Request};
 
-/// The window's pages.
-pub const PAGES: [&str; 3] = ["overview", "history", "settings"];
-
-/// How the window was started.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Launch {
-    /// The page to open (`--show [PAGE]`; the Overview when not given).
-    pub show: Option<String>,
-    pub config: Option<PathBuf>,
-    pub db: Option<PathBuf>,
-    pub log_dir: Option<PathBuf>,
-}
-
-impl Launch {
-    /// Parses the command line (program name first). Unknown arguments are
-    /// an error naming them.
-    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Launch, String> {
-        let mut it = args.into_iter().skip(1).peekable();
-        let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
-        let mut l = Launch {
-            show: None,
-            config: env("WADDLEPERF_CONFIG"),
-            db: env("WADDLEPERF_DB"),
-            log_dir: env("WADDLEPERF_LOG_DIR"),
-        };
-        while let Some(a) = it.next() {
-            let (flag, inline) = match a.split_once('=') {
-                Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-                None => (a.clone(), None),
-            };
-            let mut value = |name: &str| -> Result<String, String> {
-                inline
-                    .clone()
-                    .or_else(|| it.next())
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            match flag.as_str() {
-                "--show" => {
-                    let page = inline
-                        .clone()
-                        .or_else(|| it.next_if(|n| !n.starts_with("--")))
-                        .unwrap_or_else(|| "overview".to_owned());
-                    if !PAGES.contains(&page.as_str()) {
-                        return Err(format!(
-                            "--show: `{page}` is not a page (overview, history, settings)"
-                        ));
-                    }
-                    l.show = Some(page);
-                }
-                "--config" => l.config = Some(value("--config")?.into()),
-                "--db" => l.db = Some(value("--db")?.into()),
-                "--log-dir" => l.log_dir = Some(value("--log-dir")?.into()),
-                other => return Err(format!("unknown argument `{other}`")),
-            }
-        }
-        Ok(l)
-    }
-
-    pub fn page(&self) -> &str {
-        self.show.as_deref().unwrap_or("overview")
-    }
-}
+/// The window's command line (no `--autostart`: the login item is the
+/// agent's).
+pub type Launch = waddleperf_engine::launch::DesktopArgs;
 
 /// Starts the window; returns when it ends.
 pub fn run(launch: Launch) -> anyhow::Result<()> {
-    let paths = Paths::resolve(
-        launch.config.clone(),
-        launch.db.clone(),
-        launch.log_dir.clone(),
-    );
+    let paths = launch.paths();
     // The agent reports a bad configuration file; here it only sets how
     // this process logs.
     let log_cfg = Config::load(&paths.config_file)
@@ -108,7 +44,7 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
     let setup_shell = Arc::clone(&shell);
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
-            let launch = Launch::parse(argv).unwrap_or_default();
+            let launch = Launch::parse(argv, false).unwrap_or_default();
             open_window(app, launch.page());
         }))
         .manage(Arc::clone(&shell))
@@ -244,43 +180,3 @@ fn spawn_signal_exit(app: AppHandle) {
 
 #[cfg(not(unix))]
 fn spawn_signal_exit(_app: AppHandle) {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        std::iter::once("waddleperf-desktop")
-            .chain(a.iter().copied())
-            .map(str::to_owned)
-            .collect()
-    }
-
-    #[test]
-    fn launch_arguments() {
-        assert_eq!(Launch::parse(args(&[])).map(|l| l.show), Ok(None));
-        assert_eq!(
-            Launch::parse(args(&["--show"])).map(|l| l.show),
-            Ok(Some("overview".into()))
-        );
-        assert_eq!(
-            Launch::parse(args(&["--show", "history"])).map(|l| l.show),
-            Ok(Some("history".into()))
-        );
-        let l = Launch::parse(args(&["--show", "--db", "/tmp/x.db"]));
-        assert_eq!(l.as_ref().map(|l| l.page()), Ok("overview"));
-        assert_eq!(l.map(|l| l.db), Ok(Some(PathBuf::from("/tmp/x.db"))));
-        assert_eq!(
-            Launch::parse(args(&["--show", "charts"])).err(),
-            Some("--show: `charts` is not a page (overview, history, settings)".into())
-        );
-        assert_eq!(
-            Launch::parse(args(&["--frobnicate"])).err(),
-            Some("unknown argument `--frobnicate`".into())
-        );
-        assert_eq!(
-            Launch::parse(args(&["--config"])).err(),
-            Some("--config needs a value".into())
-        );
-    }
-}

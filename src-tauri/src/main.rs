@@ -3,7 +3,7 @@
 
 fn main() -> std::process::ExitCode {
     waddleperf_engine::version::set_client("waddleperf-desktop");
-    let launch = match waddleperf_desktop::Launch::parse(std::env::args()) {
+    let launch = match waddleperf_desktop::Launch::parse(std::env::args(), false) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("waddleperf-desktop: {e}");

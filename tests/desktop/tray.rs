@@ -125,19 +125,11 @@ fn the_tray_read_over_dbus_tells_the_run_and_the_health() {
 /// bus, the app's item and its dbusmenu read and clicked over D-Bus.
 async fn sni_scenario() {
     use support::sni::{Item, WatcherService};
-    let app = tray_bin();
     let peers = peers();
     let files = Files::new(&peers.config);
     let display = Display::start(false);
     let watcher = WatcherService::start(&display.bus.address).await;
-    let mut child = display
-        .command(&app)
-        .args(files.args(None))
-        .env("WADDLEPERF_WINDOW_GRACE_SECS", "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = files.start_agent(&display);
     let deadline = Instant::now() + Duration::from_secs(60);
     let (dest, path) = loop {
         if let Some(item) = watcher.item() {

@@ -3,12 +3,12 @@
 //! this desktop's window and login item, and the tray on the platform's
 //! event loop; a second launch hands over to the running agent.
 
-use crate::launch::Launch;
 use crate::login_item::LoginItem;
 use crate::menu::{self, MenuAction, Page};
 use crate::tray::Tray;
 use crate::tray_state::TrayState;
 use crate::window::{window_bin, WindowProcess};
+use crate::Launch;
 use crate::QUIT_GRACE;
 use anyhow::Context;
 use std::sync::{Arc, Mutex};
@@ -116,11 +116,7 @@ fn check_display() -> anyhow::Result<()> {
 /// Starts the agent; returns only on an error at start (a quit ends the
 /// process).
 pub fn run(launch: Launch) -> anyhow::Result<()> {
-    let paths = Paths::resolve(
-        launch.config.clone(),
-        launch.db.clone(),
-        launch.log_dir.clone(),
-    );
+    let paths = launch.paths();
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -222,7 +218,7 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
     let state = Arc::new(Mutex::new(TrayState::new()));
     tasks.push(tokio_rt.spawn(pump(rt.clone(), Arc::clone(&state), proxy)));
     spawn_signal_quit(&tokio_rt, rt.clone(), Arc::clone(&desktop));
-    if let Some(page) = launch.show {
+    if let Some(page) = launch.show.as_deref().and_then(Page::parse) {
         menu::Desktop::open(&*desktop, page);
     }
 
@@ -315,9 +311,9 @@ async fn hand_over(mut client: Client, launch: &Launch) -> anyhow::Result<()> {
         eprintln!("WaddlePerf already runs (agent pid {pid})");
         return Ok(());
     }
-    let page = launch.show.unwrap_or(Page::Overview);
+    let page = launch.page();
     let req = Request::Open {
-        page: page.as_str().to_owned(),
+        page: page.to_owned(),
     };
     match client.call(req).await {
         Ok(_) => Ok(()),
@@ -325,7 +321,7 @@ async fn hand_over(mut client: Client, launch: &Launch) -> anyhow::Result<()> {
             // The headless daemon: the window works against it too.
             std::process::Command::new(window_bin())
                 .arg("--show")
-                .arg(page.as_str())
+                .arg(page)
                 .args(launch.path_args())
                 .spawn()
                 .map(|_| ())

@@ -7,7 +7,6 @@
 
 pub mod agent;
 pub mod icons;
-pub mod launch;
 pub mod login_item;
 pub mod menu;
 pub mod tray;
@@ -20,4 +19,5 @@ use std::time::Duration;
 pub const QUIT_GRACE: Duration = Duration::from_secs(5);
 
 pub use agent::run;
-pub use launch::Launch;
+/// The agent's command line (`--autostart` included).
+pub type Launch = waddleperf_engine::launch::DesktopArgs;

@@ -3,7 +3,7 @@
 
 fn main() -> std::process::ExitCode {
     waddleperf_engine::version::set_client("waddleperf-tray");
-    let launch = match waddleperf_tray::Launch::parse(std::env::args()) {
+    let launch = match waddleperf_tray::Launch::parse(std::env::args(), true) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("waddleperf-tray: {e}");

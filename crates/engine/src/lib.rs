@@ -10,6 +10,7 @@ pub mod device;
 pub mod export;
 pub mod fsutil;
 pub mod kinds;
+pub mod launch;
 pub mod logging;
 pub mod model;
 pub mod notify;
