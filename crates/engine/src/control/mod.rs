@@ -7,10 +7,8 @@
 //! database so several agents of one user do not meet; the agent refuses a
 //! connection from another user (the kernel's peer credentials) before
 //! reading a byte of it. On Windows it is a local named pipe (remote
-//! clients refused) under the default security of the agent's user: full
-//! access for that user (and SYSTEM and administrators), read-only for
-//! others, who therefore cannot send the greeting and are closed after the
-//! greeting's timeout without a byte from the agent.
+//! clients refused) whose security descriptor gives the agent's owner and
+//! SYSTEM full access and nobody else any (`pipe_security.rs`).
 //!
 //! Messages are JSON in length-prefixed frames (`frame.rs`), at most
 //! [`MAX_REQUEST`] bytes to the agent and [`MAX_REPLY`] from it. A client
@@ -25,6 +23,8 @@
 pub mod frame;
 
 mod client;
+#[cfg(windows)]
+mod pipe_security;
 mod server;
 
 pub use client::Client;

@@ -184,11 +184,10 @@ pub async fn serve(
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::net::windows::named_pipe::ServerOptions;
     let name = path.as_os_str().to_owned();
-    let mut next = ServerOptions::new()
-        .first_pipe_instance(true)
-        .reject_remote_clients(true)
-        .create(&name)
-        .map_err(ControlError::Io)?;
+    let sd = super::pipe_security::Descriptor::owner_only().map_err(ControlError::Io)?;
+    let mut first = ServerOptions::new();
+    first.first_pipe_instance(true).reject_remote_clients(true);
+    let mut next = sd.create(&first, &name).map_err(ControlError::Io)?;
     tracing::info!(pipe = %path.display(), "control pipe listening");
     Ok(tokio::spawn(async move {
         let open = Arc::new(AtomicUsize::new(0));
@@ -202,10 +201,9 @@ pub async fn serve(
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
-            let fresh = match ServerOptions::new()
-                .reject_remote_clients(true)
-                .create(&name)
-            {
+            let mut options = ServerOptions::new();
+            options.reject_remote_clients(true);
+            let fresh = match sd.create(&options, &name) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!("control pipe: no new instance: {e}");
