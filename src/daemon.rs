@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use waddleperf_engine::agent::AgentLock;
 use waddleperf_engine::config::{Config, Paths};
-use waddleperf_engine::device::DeviceInfo;
 use waddleperf_engine::runtime::Runtime;
 use waddleperf_engine::{notify, supervise, sync, version};
 
@@ -19,7 +18,6 @@ pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
     let store = waddleperf_engine::store::Store::open(&paths.db_file)
         .with_context(|| format!("database {}", paths.db_file.display()))?;
     let rt = Runtime::new(store, cfg);
-    let device = DeviceInfo::detect();
     let result = crate::open::tokio_rt()?.block_on(async {
         tracing::info!(
             version = %version::long_version(),
@@ -32,18 +30,17 @@ pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
         );
         let syncer = sync::Syncer::new(rt.clone(), &paths.data_dir);
         // The control socket: the CLI and the window ask this agent.
+        use waddleperf_engine::control;
+        let served = control::Served::new(rt.clone(), syncer.clone(), paths.clone());
+        let device_id = served.device().device_id.clone();
         #[cfg(any(unix, windows))]
-        let control = {
-            use waddleperf_engine::control;
-            let served = control::Served::new(rt.clone(), syncer.clone(), paths.clone());
-            control::serve(&control::socket_path(paths), served)
-                .await
-                .context("cannot open the agent's control socket")?
-        };
+        let control = control::serve(&control::socket_path(paths), served)
+            .await
+            .context("cannot open the agent's control socket")?;
         let tasks = supervise::start_agent(
             &rt,
             Arc::new(notify::DesktopSink),
-            Some((device.device_id.clone(), syncer)),
+            Some((device_id, syncer)),
         )
         .await;
         let stop = signals(&rt, paths).await;

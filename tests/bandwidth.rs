@@ -13,7 +13,7 @@ use waddleperf_testkit as support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::free_port;
-use support::iperf::{iperf3_client, Iperf3Report, Iperf3Server, QueuedServer};
+use support::iperf::{close, iperf3_client, measure, Iperf3Report, Iperf3Server, QueuedServer};
 use support::netns::NetPair;
 use support::servers::SilentServer;
 use waddleperf_engine::autoperf::{tier1_breaches, tier2_breaches};
@@ -55,30 +55,6 @@ fn spec(server: SocketAddr) -> BandwidthSpec {
             port: server.port(),
         })
     }
-}
-
-async fn measure(spec: BandwidthSpec) -> Measurement {
-    BandwidthProbe {
-        spec,
-        tier: 2,
-        progress: None,
-    }
-    .run()
-    .await
-}
-
-fn close(name: &str, what: &str, ours: f64, truth: f64, bound: f64) {
-    let err = (ours - truth) / truth;
-    println!(
-        "{name}: {what} ours {ours:.2}, reference {truth:.2} ({:+.1} %, bound ±{:.0} %)",
-        err * 100.0,
-        bound * 100.0
-    );
-    assert!(
-        err.abs() <= bound,
-        "{name}: {what} {ours:.2} is not within {:.0} % of {truth:.2}",
-        bound * 100.0
-    );
 }
 
 fn ok(name: &str, m: &Measurement) {

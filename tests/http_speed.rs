@@ -12,12 +12,11 @@ use waddleperf_testkit as support;
 use std::process::Command;
 use std::time::Duration;
 use support::free_port;
+use support::iperf::{close, measure};
 use support::netns::NetPair;
 use support::peer::{QueuedPeer, ServePeer};
 use waddleperf_engine::kinds::{BandwidthKind, Direction};
-use waddleperf_engine::model::{ErrorKind, Measurement};
-use waddleperf_engine::probe::bandwidth::BandwidthProbe;
-use waddleperf_engine::probe::Probe;
+use waddleperf_engine::model::ErrorKind;
 use waddleperf_engine::spec::BandwidthSpec;
 
 /// Speed tests load the link and two cores: one at a time.
@@ -42,30 +41,6 @@ fn spec(kind: BandwidthKind, url: &str) -> BandwidthSpec {
         direction: Direction::Bidir,
         ..BandwidthSpec::for_server(kind, url).unwrap()
     }
-}
-
-async fn measure(spec: BandwidthSpec) -> Measurement {
-    BandwidthProbe {
-        spec,
-        tier: 2,
-        progress: None,
-    }
-    .run()
-    .await
-}
-
-fn close(name: &str, what: &str, ours: f64, truth: f64, bound: f64) {
-    let err = (ours - truth) / truth;
-    println!(
-        "{name}: {what} ours {ours:.2}, reference {truth:.2} ({:+.1} %, bound ±{:.0} %)",
-        err * 100.0,
-        bound * 100.0
-    );
-    assert!(
-        err.abs() <= bound,
-        "{name}: {what} {ours:.2} is not within {:.0} % of {truth:.2}",
-        bound * 100.0
-    );
 }
 
 /// curl's own figure for fetching `mib` MiB from `url` (from inside `ns`

@@ -146,7 +146,6 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
     let rt = Runtime::new(store, cfg);
     let _tokio_context = tokio_rt.enter();
     let syncer = Syncer::new(rt.clone(), &paths.data_dir);
-    let device = waddleperf_engine::device::DeviceInfo::detect();
 
     let event_loop = EventLoopBuilder::<UserEvent>::with_user_event().build();
     #[cfg(target_os = "macos")]
@@ -202,6 +201,7 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
     let served = control::Served::new(rt.clone(), syncer.clone(), paths.clone())
         .with_config_note(config_note)
         .with_desktop(Arc::clone(&desktop) as Arc<dyn control::Desktop>);
+    let device_id = served.device().device_id.clone();
     match tokio_rt.block_on(control::serve(&socket, served)) {
         Ok(h) => tasks.push(h),
         Err(e) => tracing::error!(
@@ -209,7 +209,7 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
         ),
     }
     let sink = Arc::new(waddleperf_engine::notify::DesktopSink);
-    let schedule = Some((device.device_id.clone(), syncer));
+    let schedule = Some((device_id, syncer));
     for (_, h) in tokio_rt.block_on(waddleperf_engine::supervise::start_agent(
         &rt, sink, schedule,
     )) {

@@ -20,6 +20,22 @@ pub struct Chain {
 }
 
 impl Chain {
+    /// One router that forwards `rate` each way through a token bucket
+    /// whose queue holds a packet at most `queue_ms` (plus a 32 kbit burst):
+    /// bufferbloat on a router, as on a real path (in the sender's own
+    /// qdisc, TCP small queues would keep the queue nearly empty).
+    pub fn bloated(rate: &str, queue_ms: f64) -> Chain {
+        let chain = Chain::new(1, None);
+        chain.sh(
+            &chain.nodes[0],
+            &format!(
+                "tc qdisc add dev e1 root tbf rate {rate} burst 32kbit latency {queue_ms}ms && \
+                 tc qdisc add dev w0 root tbf rate {rate} burst 32kbit latency {queue_ms}ms"
+            ),
+        );
+        chain
+    }
+
     /// `routers` routers, then a target. `narrow` = (link index, MTU) sets
     /// one link's MTU on both ends.
     pub fn new(routers: usize, narrow: Option<(usize, u32)>) -> Chain {

@@ -139,14 +139,7 @@ pub struct QueuedServer {
 
 impl QueuedServer {
     pub fn start(rate: &str, queue_ms: f64) -> QueuedServer {
-        let chain = super::chain::Chain::new(1, None);
-        chain.sh(
-            &chain.nodes[0],
-            &format!(
-                "tc qdisc add dev e1 root tbf rate {rate} burst 32kbit latency {queue_ms}ms && \
-                 tc qdisc add dev w0 root tbf rate {rate} burst 32kbit latency {queue_ms}ms"
-            ),
-        );
+        let chain = super::chain::Chain::bloated(rate, queue_ms);
         let server = Iperf3Server::start(
             &chain.target().to_string(),
             5201,
@@ -158,4 +151,34 @@ impl QueuedServer {
     pub fn target(&self) -> std::net::Ipv4Addr {
         self.chain.target()
     }
+}
+
+/// Runs one bandwidth test as tier 2 runs it, without live progress.
+pub async fn measure(
+    spec: waddleperf_engine::spec::BandwidthSpec,
+) -> waddleperf_engine::model::Measurement {
+    use waddleperf_engine::probe::Probe;
+    waddleperf_engine::probe::bandwidth::BandwidthProbe {
+        spec,
+        tier: 2,
+        progress: None,
+    }
+    .run()
+    .await
+}
+
+/// Asserts that `ours` is within the relative `bound` of `truth`, printing
+/// both either way.
+pub fn close(name: &str, what: &str, ours: f64, truth: f64, bound: f64) {
+    let err = (ours - truth) / truth;
+    println!(
+        "{name}: {what} ours {ours:.2}, reference {truth:.2} ({:+.1} %, bound ±{:.0} %)",
+        err * 100.0,
+        bound * 100.0
+    );
+    assert!(
+        err.abs() <= bound,
+        "{name}: {what} {ours:.2} is not within {:.0} % of {truth:.2}",
+        bound * 100.0
+    );
 }

@@ -69,14 +69,7 @@ pub struct QueuedPeer {
 
 impl QueuedPeer {
     pub fn start(rate: &str, queue_ms: f64) -> QueuedPeer {
-        let chain = super::chain::Chain::new(1, None);
-        chain.sh(
-            &chain.nodes[0],
-            &format!(
-                "tc qdisc add dev e1 root tbf rate {rate} burst 32kbit latency {queue_ms}ms && \
-                 tc qdisc add dev w0 root tbf rate {rate} burst 32kbit latency {queue_ms}ms"
-            ),
-        );
+        let chain = super::chain::Chain::bloated(rate, queue_ms);
         let server = ServePeer::start(
             &chain.target().to_string(),
             8080,

@@ -59,6 +59,11 @@ impl Served {
         self
     }
 
+    /// This machine's identity, read once when the agent starts.
+    pub fn device(&self) -> &DeviceInfo {
+        &self.device
+    }
+
     pub fn with_desktop(mut self, desktop: Arc<dyn Desktop>) -> Served {
         self.desktop = Some(desktop);
         self

@@ -310,6 +310,16 @@ impl Sent {
     }
 }
 
+/// What a load has moved so far: for an upload what the server
+/// acknowledged (`sent`), for a download what arrived (`received`).
+pub fn moved(dir: crate::kinds::Direction, sent: &Sent, received: &AtomicU64) -> u64 {
+    if dir == crate::kinds::Direction::Upload {
+        sent.total()
+    } else {
+        received.load(Ordering::Relaxed)
+    }
+}
+
 pub fn origin(url: &Url) -> String {
     url.origin().ascii_serialization()
 }

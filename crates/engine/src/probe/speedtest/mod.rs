@@ -188,13 +188,7 @@ async fn load(
     // Downloads count what arrives; uploads what the server acknowledged.
     let counter = Arc::new(AtomicU64::new(0));
     let sent = Sent::default();
-    let count = |sent: &Sent, counter: &AtomicU64| {
-        if dir == Direction::Upload {
-            sent.total()
-        } else {
-            counter.load(Ordering::Relaxed)
-        }
-    };
+    let count = |sent: &Sent, counter: &AtomicU64| conn::moved(dir, sent, counter);
     let stop = Arc::new(AtomicBool::new(false));
     let failed: Arc<Mutex<Option<ProbeError>>> = Arc::default();
     let pool = conn::upload_pool();
