@@ -166,6 +166,7 @@ impl Session {
         let to = SocketAddr::new(e.dst, 0);
         let (tx, rx) = oneshot::channel();
         let mut tx = Some(tx);
+        let mut retried = false;
         loop {
             let sent = {
                 let _guard = lock(&sh.send_lock);
@@ -201,6 +202,20 @@ impl Session {
                         .writable()
                         .await
                         .map_err(|err| ProbeError::io("waiting to send an ICMP echo", &err))?;
+                }
+                Err(_) if !retried => {
+                    // An ICMP error that came back for an earlier request
+                    // (a router's Time Exceeded, Destination Unreachable,
+                    // Fragmentation Needed) is kept as the socket's pending
+                    // error until the reader takes it, and a send made
+                    // before that fails with it instead of going out. The
+                    // failed send consumed it: send once more, and this
+                    // packet's own answer from the kernel is the one seen.
+                    retried = true;
+                    tx = lock(&sh.pending).remove(&seq).map(|p| p.tx);
+                    if tx.is_none() {
+                        return Ok(Outcome::Timeout);
+                    }
                 }
                 Err(err) => {
                     lock(&sh.pending).remove(&seq);
