@@ -69,7 +69,7 @@ fn ok(name: &str, m: &Measurement) {
 /// results, and each direction's figure is the receiver's.
 #[tokio::test]
 async fn every_tcp_mode_interoperates_with_iperf3_on_loopback() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let server = Iperf3Server::start("127.0.0.1", free_port(), None);
     let cases: [(&str, Direction, u32, &[&str]); 4] = [
         ("upload, 1 stream", Direction::Upload, 1, &[]),
@@ -130,7 +130,7 @@ async fn every_tcp_mode_interoperates_with_iperf3_on_loopback() {
 /// the same bitrate says the same.
 #[tokio::test]
 async fn udp_is_paced_at_its_bitrate_and_reports_loss_and_jitter() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let server = Iperf3Server::start("127.0.0.1", free_port(), None);
     const BITRATE: u64 = 20_000_000;
     for (name, direction, args) in [
@@ -192,7 +192,7 @@ async fn udp_is_paced_at_its_bitrate_and_reports_loss_and_jitter() {
 /// path in the same test.
 #[tokio::test]
 async fn tcp_figures_match_a_50_mbit_link_and_iperf3() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let pair = NetPair::new();
     pair.rate_both(&format!("{RATE_MBIT}mbit"));
     let server = Iperf3Server::start(&pair.peer_ip.to_string(), 5201, Some(&pair.ns));
@@ -259,7 +259,7 @@ async fn tcp_figures_match_a_50_mbit_link_and_iperf3() {
 /// (nothing dropped that way) loses nothing and arrives at its bitrate.
 #[tokio::test]
 async fn udp_loss_matches_injected_loss_and_iperf3() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let pair = NetPair::new();
     pair.rate_both(&format!("{RATE_MBIT}mbit"));
     let server = Iperf3Server::start(&pair.peer_ip.to_string(), 5201, Some(&pair.ns));
@@ -320,7 +320,7 @@ async fn udp_loss_matches_injected_loss_and_iperf3() {
 /// again after a wait, it measures once the server is free.
 #[tokio::test]
 async fn a_busy_server_is_busy_not_down_and_is_tried_again() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let server = Iperf3Server::start("127.0.0.1", free_port(), None);
     let other = std::process::Command::new("iperf3")
         .args([
@@ -410,7 +410,7 @@ async fn garbage_and_silence_fail_clearly() {
 /// same load, and the grade's side of the scale. `ping` agrees in every case.
 #[tokio::test]
 async fn latency_under_load_shows_the_queue_a_test_fills() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let mut tcp_increase = Vec::new();
     for (queue_ms, udp) in [(300.0, true), (300.0, false), (2.0, true), (2.0, false)] {
         let name = format!(
@@ -501,7 +501,7 @@ async fn latency_under_load_shows_the_queue_a_test_fills() {
 #[tokio::test]
 async fn live_progress_follows_the_link_rate() {
     use waddleperf_engine::probe::bandwidth::Progress;
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let pair = NetPair::new();
     pair.rate_both(&format!("{RATE_MBIT}mbit"));
     let server = Iperf3Server::start(&pair.peer_ip.to_string(), 5201, Some(&pair.ns));

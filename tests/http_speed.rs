@@ -68,7 +68,7 @@ fn curl_download_mbps(url: &str, ns: Option<&str>) -> f64 {
 /// `/backend/`, RPM with its confidence.
 #[tokio::test]
 async fn every_kind_works_against_serve_on_loopback() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let peer = ServePeer::start("127.0.0.1", free_port(), None, &[]);
     let bases = [
         (BandwidthKind::Waddleperf, peer.url()),
@@ -124,7 +124,7 @@ async fn every_kind_works_against_serve_on_loopback() {
 /// agrees.
 #[tokio::test]
 async fn every_kind_measures_a_50_mbit_link() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let pair = NetPair::new();
     pair.rate_both(&format!("{RATE_MBIT}mbit"));
     let peer = ServePeer::start(&pair.peer_ip.to_string(), 8080, Some(&pair.ns), &[]);
@@ -187,7 +187,7 @@ async fn every_kind_measures_a_50_mbit_link() {
 /// one, with the same grades.
 #[tokio::test]
 async fn bufferbloat_is_graded_and_rpm_orders_the_paths() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let mut rpms = Vec::new();
     for queue_ms in [300.0, 10.0] {
         let deep = queue_ms > 100.0;
@@ -267,7 +267,7 @@ async fn bufferbloat_is_graded_and_rpm_orders_the_paths() {
 /// A peer that is not of the kind asked for, or not there, fails clearly.
 #[tokio::test]
 async fn wrong_servers_fail_clearly() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let peer = ServePeer::start("127.0.0.1", free_port(), None, &[]);
     // A path with nothing behind it: the server answers 404.
     let m = measure(spec(BandwidthKind::Rpm, &format!("{}nothing/", peer.url()))).await;

@@ -86,7 +86,7 @@ async fn check_traceroute(label: &str, target: IpAddr, truth: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traceroute_finds_the_three_routers_in_order() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let chain = Chain::new(3, None);
     let truth: Vec<String> = chain.hops().iter().map(|h| h.to_string()).collect();
     check_traceroute("traceroute", IpAddr::V4(chain.target()), &truth).await;
@@ -139,7 +139,7 @@ async fn datagram_path_mtu(target: IpAddr) -> Measurement {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_mtu_is_1400_on_the_narrow_link_and_1500_on_the_wide_one() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let narrow = Chain::new(1, Some((1, 1400)));
     let wide = Chain::new(1, None);
     let target = IpAddr::V4(narrow.target());
@@ -166,7 +166,7 @@ async fn path_mtu_is_1400_on_the_narrow_link_and_1500_on_the_wide_one() {
 /// big" in ICMPv6, and a path MTU is the IPv6 payload + 48.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_traceroute_and_path_mtu_through_the_chain() {
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     // Three routers; the link between the second and the third is narrow.
     let chain = Chain::new(3, Some((2, 1400)));
     let wide = Chain::new(1, None);

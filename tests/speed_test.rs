@@ -95,7 +95,7 @@ async fn a_speed_test_runs_each_server_both_ways_with_live_progress() {
     use waddleperf_engine::config::Config;
     use waddleperf_engine::runtime::{Event, RunReason, Runtime, RuntimeError};
     use waddleperf_engine::store::Store;
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let server = Iperf3Server::start("127.0.0.1", free_port(), None);
     let silent = SilentServer::start(b"");
     let text = format!(
@@ -174,7 +174,7 @@ async fn autoperf_keeps_to_the_daily_data_budget() {
     use waddleperf_engine::model::TestType;
     use waddleperf_engine::runtime::Runtime;
     use waddleperf_engine::store::Store;
-    let _serial = SERIAL.lock().await;
+    let _serial = support::timing::serial(&SERIAL).await;
     let server = Iperf3Server::start("127.0.0.1", free_port(), None);
     let closed = support::closed_port();
     let text = format!(

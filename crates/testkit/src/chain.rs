@@ -24,8 +24,31 @@ impl Chain {
     /// whose queue holds a packet at most `queue_ms` (plus a 32 kbit burst):
     /// bufferbloat on a router, as on a real path (in the sender's own
     /// qdisc, TCP small queues would keep the queue nearly empty).
+    ///
+    /// The target sends with CUBIC, the loss-based congestion control most
+    /// servers use, which fills a queue until it drops: the bloat these
+    /// paths exist to show. BBR (this kernel's default, which a new
+    /// namespace inherits) paces to keep queues short by design, so under
+    /// it how full the deep queue gets would depend on its probing phase.
+    /// A namespace may only default to an algorithm the host allows, so
+    /// CUBIC joins the host's allowed list when it is not on it (that list
+    /// is a permission: no socket's algorithm changes by it).
     pub fn bloated(rate: &str, queue_ms: f64) -> Chain {
+        let allowed = "/proc/sys/net/ipv4/tcp_allowed_congestion_control";
+        let list = std::fs::read_to_string(allowed).unwrap_or_default();
+        if !list.split_whitespace().any(|a| a == "cubic") {
+            run(Command::new("sysctl").args([
+                "-qw",
+                &format!(
+                    "net.ipv4.tcp_allowed_congestion_control={} cubic",
+                    list.trim()
+                ),
+            ]));
+        }
         let chain = Chain::new(1, None);
+        if let Some(target) = chain.nodes.last() {
+            chain.sh(target, "sysctl -qw net.ipv4.tcp_congestion_control=cubic");
+        }
         chain.sh(
             &chain.nodes[0],
             &format!(

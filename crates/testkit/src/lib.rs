@@ -31,6 +31,7 @@ pub mod servers;
 pub mod session_bus;
 #[cfg(target_os = "linux")]
 pub mod sni;
+pub mod timing;
 pub mod unified_api;
 
 use std::net::IpAddr;
@@ -234,6 +235,8 @@ pub struct Ping {
     /// The median of the per-reply times: one late reply (a stalled
     /// machine) moves it little, unlike the average.
     pub median: f64,
+    /// The fastest reply: the path with the least of the machine's stalls.
+    pub min: f64,
 }
 
 /// Runs `ping -c count -i interval -W wait` and reads its report.
@@ -257,6 +260,7 @@ pub fn ping(ip: IpAddr, count: u32, interval_s: &str, wait_s: &str) -> Ping {
         received: 0,
         avg: f64::NAN,
         median: f64::NAN,
+        min: f64::NAN,
     };
     let mut times = Vec::new();
     for line in text.lines() {
@@ -278,6 +282,7 @@ pub fn ping(ip: IpAddr, count: u32, interval_s: &str, wait_s: &str) -> Ping {
     }
     if !times.is_empty() {
         p.median = median(&mut times);
+        p.min = times[0];
     }
     p
 }
