@@ -34,6 +34,9 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
     let _tokio_context = tokio_rt.enter();
 
     let shell = Arc::new(Shell::new(paths));
+    if crate::agent_start::hand_over(&launch, &shell.socket, &tokio_rt)? {
+        return Ok(());
+    }
     tracing::info!(
         version = %waddleperf_engine::version::long_version(),
         pid = std::process::id(),

@@ -4,6 +4,7 @@
 //! control socket, and the agent's events reach the UI through a
 //! subscription that reconnects when the agent comes back.
 
+pub mod agent_start;
 pub mod app;
 pub mod ipc;
 pub mod ipc_types;

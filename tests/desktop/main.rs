@@ -8,7 +8,8 @@
 //! icon in an XEmbed tray (trayer) clicked with xdotool (Run tests now,
 //! Quit), and as a StatusNotifierItem read and clicked over D-Bus (menu
 //! labels, status line, icon state, the CLI's pause, Open and the window
-//! ended after it is closed). Targets are local peers: nginx over HTTPS
+//! ended after it is closed); the window started with no agent running,
+//! and the agent taking its place. Targets are local peers: nginx over HTTPS
 //! with a test CA, plain HTTP, and a TCP port. Screenshots go to
 //! `<target>/e2e/` as CI artifacts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -17,6 +18,7 @@
 use waddleperf_testkit as support;
 
 mod common;
+mod launch;
 mod tray;
 
 use common::*;
