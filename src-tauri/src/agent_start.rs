@@ -33,7 +33,7 @@ pub async fn agent_answers(socket: &Path) -> bool {
 }
 
 /// When no agent answers and the agent's executable is there, starts it
-/// with this launch's page and files. Returns `Ok(false)` when this process
+/// with this launch's page (or as the login item's start) and files. Returns `Ok(false)` when this process
 /// goes on as the window; on Windows `Ok(true)` once the agent is started
 /// (this process then ends); on Unix it does not return unless the start
 /// failed.
@@ -43,18 +43,23 @@ pub fn hand_over(
     rt: &tokio::runtime::Runtime,
 ) -> std::io::Result<bool> {
     if rt.block_on(agent_answers(socket)) {
-        return Ok(false);
+        // A login item's start (an AppImage's points at the AppImage, so
+        // it arrives here) has nothing to show when the agent runs.
+        return Ok(launch.autostart);
     }
     let Some(bin) = agent_bin().filter(|b| b.is_file()) else {
         tracing::warn!(
             "no agent runs and none is installed beside the window: the window shows that"
         );
-        return Ok(false);
+        return Ok(launch.autostart);
     };
     let mut cmd = std::process::Command::new(&bin);
-    cmd.arg("--show")
-        .arg(launch.page())
-        .args(launch.path_args());
+    if launch.autostart {
+        cmd.arg("--autostart");
+    } else {
+        cmd.arg("--show").arg(launch.page());
+    }
+    cmd.args(launch.path_args());
     tracing::info!(agent = %bin.display(), "no agent runs: starting it in the window's place");
     #[cfg(unix)]
     {

@@ -47,7 +47,7 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
     let setup_shell = Arc::clone(&shell);
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
-            let launch = Launch::parse(argv, false).unwrap_or_default();
+            let launch = Launch::parse(argv, true).unwrap_or_default();
             open_window(app, launch.page());
         }))
         .manage(Arc::clone(&shell))

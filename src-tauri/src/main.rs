@@ -3,12 +3,12 @@
 
 fn main() -> std::process::ExitCode {
     waddleperf_engine::version::set_client("waddleperf-desktop");
-    let launch = match waddleperf_desktop::Launch::parse(std::env::args(), false) {
+    let launch = match waddleperf_desktop::Launch::parse(std::env::args(), true) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("waddleperf-desktop: {e}");
             eprintln!(
-                "usage: waddleperf-desktop [--show [overview|history|settings]] \
+                "usage: waddleperf-desktop [--show [overview|history|settings]] [--autostart] \
                  [--config PATH] [--db PATH] [--log-dir DIR]"
             );
             return std::process::ExitCode::from(2);

@@ -19,6 +19,7 @@ use waddleperf_testkit as support;
 
 mod common;
 mod launch;
+mod package;
 mod tray;
 
 use common::*;

@@ -7,9 +7,16 @@ use auto_launch::{AutoLaunch, AutoLaunchBuilder, MacOSLaunchMode};
 pub struct LoginItem(Result<AutoLaunch, String>);
 
 impl LoginItem {
-    /// The login item of the running executable.
+    /// The login item of the running executable; in an AppImage, of the
+    /// AppImage (the program's own path is inside its mount, gone when it
+    /// ends).
     pub fn new() -> LoginItem {
-        let made = std::env::current_exe()
+        let appimage = std::env::var_os("APPIMAGE")
+            .map(std::path::PathBuf::from)
+            .filter(|p| cfg!(target_os = "linux") && p.is_file());
+        let made = appimage
+            .map(Ok)
+            .unwrap_or_else(std::env::current_exe)
             .map_err(|e| format!("cannot find this program's path: {e}"))
             .and_then(|exe| {
                 let exe = exe
