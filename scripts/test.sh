@@ -44,8 +44,9 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     apt-get install -y -qq --no-install-recommends dunst >/dev/null
     # The installers' checks: rpm (rpm -qlp, rpm2cpio; the bundler's rpm is
     # written without it), cpio, appstreamcli (the AppStream metadata),
-    # shellcheck (the workflows' scripts, through actionlint).
-    apt-get install -y -qq --no-install-recommends rpm cpio appstream shellcheck >/dev/null
+    # shellcheck (the workflows' scripts, through actionlint), minisign (signs
+    # the update test's releases and checks our verdict).
+    apt-get install -y -qq --no-install-recommends rpm cpio appstream shellcheck minisign >/dev/null
     # wine64 runs the Windows build of the CLI (tests/wine.rs).
     apt-get install -y -qq --no-install-recommends wine64 >/dev/null
     if ! command -v npm >/dev/null; then
@@ -109,6 +110,9 @@ fi
 actionlint -no-color .github/workflows/*.yml
 
 step "Tests"
+# Every step below runs even when one fails; the script's status says
+# whether any did.
+set +e
 cargo test --locked --no-fail-fast --workspace --lib --bins --tests -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
 status=${PIPESTATUS[0]}
 step "Installers: the deb installed, run and removed; the rpm inspected; the Windows CLI under wine"

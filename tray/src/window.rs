@@ -187,6 +187,17 @@ mod tests {
         assert!(w.running());
         let pid = w.pid();
         assert!(pid.is_some());
+        // The first has written its arguments before the second starts
+        // (else the two scripts race for the log).
+        let up = dir.path().join("args.txt.up");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !up.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first window did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         w.open("settings")?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let lines = std::fs::read_to_string(&log)?;

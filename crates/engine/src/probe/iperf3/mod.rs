@@ -425,12 +425,16 @@ async fn finish<S: 'static>(
 
 /// Connects, allowing for an iperf3 server between two tests: it closes
 /// its listening socket when a test ends and opens a new one a moment later,
-/// so a test that follows another at once can be refused in between.
+/// so a test that follows another at once can be refused, or reset while
+/// the old socket goes away (seen on a busy machine), in between.
 async fn connect_between_tests(addrs: &[SocketAddr]) -> Result<super::net::Connected, ProbeError> {
     let mut tries = 0;
     loop {
         match connect(addrs).await {
-            Err(e) if e.kind == ErrorKind::Refused && tries < REFUSED_TRIES => {
+            Err(e)
+                if matches!(e.kind, ErrorKind::Refused | ErrorKind::Reset)
+                    && tries < REFUSED_TRIES =>
+            {
                 tries += 1;
                 tokio::time::sleep(REFUSED_WAIT).await;
             }
