@@ -132,6 +132,9 @@ pub(crate) enum Command {
     /// the HTTP peer (WaddlePerf speed test, LibreSpeed, responsiveness) and,
     /// when asked, a UDP echo responder
     Serve(ServeArgs),
+    /// Check the release manifest (`[update]`) for a newer WaddlePerf, and
+    /// download and verify it
+    Update(crate::update_cli::UpdateArgs),
     /// Check what this machine allows: ICMP methods for ping, traceroute and
     /// path MTU (and how to enable the unprivileged one), the DNS server
     Doctor {

@@ -41,6 +41,7 @@ pub fn run(paths: &Paths, verbose: u8, grace: Duration) -> Result<()> {
             &rt,
             Arc::new(notify::DesktopSink),
             Some((device_id, syncer)),
+            paths.data_dir.join("updates"),
         )
         .await;
         let stop = signals(&rt, paths).await;

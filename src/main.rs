@@ -27,6 +27,7 @@ mod sync_cli;
 mod test_args;
 mod text;
 mod tools_cli;
+mod update_cli;
 
 use args::{parse_when, Cli, Command, ExportFormat};
 use commands::{config_cmd, info_cmd, run_cmd, write_atomically, Runner, Which};
@@ -181,6 +182,7 @@ fn real_main(cli: Cli) -> Result<()> {
             }
         }
         Command::Info { json } => info_cmd(json, &paths),
+        Command::Update(a) => update_cli::update(&paths, a),
         Command::Run { json, tier, speed } => {
             let cfg = load_config(&paths)?;
             let what = match (speed, tier) {

@@ -210,8 +210,9 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
     }
     let sink = Arc::new(waddleperf_engine::notify::DesktopSink);
     let schedule = Some((device_id, syncer));
+    let updates = paths.data_dir.join("updates");
     for (_, h) in tokio_rt.block_on(waddleperf_engine::supervise::start_agent(
-        &rt, sink, schedule,
+        &rt, sink, schedule, updates,
     )) {
         tasks.push(h);
     }

@@ -25,6 +25,7 @@ pub mod supervise;
 pub mod sync;
 #[cfg(test)]
 mod ts_types;
+pub mod update;
 pub mod version;
 
 pub use model::{ErrorKind, Measurement, Metrics, TestType};

@@ -156,6 +156,10 @@ impl Notifier {
                     body: upper_first(message),
                 }]
             }
+            Event::UpdateReady { version, path } => vec![Note {
+                title: format!("WaddlePerf {version} is ready to install"),
+                body: format!("Downloaded and verified: {path}"),
+            }],
             Event::RunFinished { .. } => self.flush(now),
             _ => Vec::new(),
         }
@@ -412,6 +416,21 @@ mod tests {
             "WaddlePerf: 2 targets changed (degraded worst)"
         );
         assert_eq!(notes[0].body, "1 degraded: b:1\n1 ok: a:1");
+    }
+
+    #[test]
+    fn a_verified_update_is_told_at_once() {
+        let mut n = Notifier::new(Duration::from_secs(1800));
+        let notes = n.offer(
+            &Event::UpdateReady {
+                version: "0.2.0".into(),
+                path: "/data/updates/w.AppImage".into(),
+            },
+            Instant::now(),
+        );
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].title, "WaddlePerf 0.2.0 is ready to install");
+        assert!(notes[0].body.ends_with("/data/updates/w.AppImage"));
     }
 
     #[test]

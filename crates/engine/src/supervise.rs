@@ -47,12 +47,14 @@ fn why(outcome: Result<(), tokio::task::JoinError>) -> String {
 /// Starts the agent's background tasks under supervision: the notifier
 /// always; with `schedule` (this process owns the schedule: the device id
 /// that places its runs, and the sync worker) the scheduler and the sync
-/// worker too, after forgetting an earlier agent's failures. The same for
-/// the daemon and the desktop app. Each task ends with the runtime.
+/// worker too, after forgetting an earlier agent's failures, and the
+/// update check (downloads into `updates`). The same for the daemon and
+/// the desktop app. Each task ends with the runtime.
 pub async fn start_agent(
     rt: &Runtime,
     sink: std::sync::Arc<dyn crate::notify::Sink>,
     schedule: Option<(String, crate::sync::Syncer)>,
+    updates: std::path::PathBuf,
 ) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
     use crate::schedule::{self, SystemClock};
     let r = rt.clone();
@@ -76,6 +78,13 @@ pub async fn start_agent(
             "sync",
             spawn(rt.clone(), "sync", move || {
                 syncer.clone().run(std::sync::Arc::new(SystemClock))
+            }),
+        ));
+        let r = rt.clone();
+        tasks.push((
+            "update",
+            spawn(rt.clone(), "update", move || {
+                crate::update::run(r.clone(), updates.clone())
             }),
         ));
     }

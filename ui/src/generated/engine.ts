@@ -255,7 +255,7 @@ reason: string | null, } | { "event": "overall_health", health: Health, } | { "e
 /**
  * Restarts so far.
  */
-restarts: number, } | { "event": "next_run", at: string | null, };
+restarts: number, } | { "event": "update_ready", version: string, path: string, } | { "event": "next_run", at: string | null, };
 
 export type StoreStats = { results: number, outbox_pending: number, outbox_dead: number, newest: string | null, };
 

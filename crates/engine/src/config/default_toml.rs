@@ -97,6 +97,18 @@ backoff_max_minutes = 60
 # "keychain" or "file".
 secret_store = "auto"
 
+[update]
+# Releases: the agent checks this manifest (Tauri's static updater format)
+# every check_hours, downloads a newer build for this system and verifies its
+# minisign signature with public_key before keeping it. Empty: no checks.
+manifest_url = ""
+# The minisign public key the releases are signed with ("RW…", or the key
+# file base64-encoded as `tauri signer generate` prints it).
+public_key = ""
+# Extra trusted roots (PEM) for a private update server.
+# ca_file = "/etc/ssl/private-ca.pem"
+check_hours = 24
+
 # The suite: targets per test type. A file with no [suite] at all uses this
 # default suite; a file with any [[suite.*]] entry replaces it whole.
 # HTTP(S): mode = "auto" (ALPN negotiates HTTP/2 or 1.1), "http1" or "http2".

@@ -39,6 +39,7 @@ pub struct Config {
     pub notifications: Notifications,
     pub log: LogConfig,
     pub sync: SyncConfig,
+    pub update: UpdateConfig,
     pub suite: Suite,
     /// Tier 2 suite; `None` derives it from the tier 1 suite.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,6 +62,7 @@ impl Default for Config {
             notifications: Notifications::default(),
             log: LogConfig::default(),
             sync: SyncConfig::default(),
+            update: UpdateConfig::default(),
             tier2: None,
             tier3: None,
             suite: Suite {

@@ -163,6 +163,33 @@ impl Default for SyncConfig {
     }
 }
 
+/// Updates: the agent's check against a release manifest (`update.rs`);
+/// off while `manifest_url` is empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdateConfig {
+    /// The release manifest (JSON, Tauri's static updater format).
+    pub manifest_url: String,
+    /// The minisign public key the releases are signed with.
+    pub public_key: String,
+    /// Extra trusted roots (PEM) for a private update server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Hours between the agent's checks.
+    pub check_hours: u32,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            manifest_url: String::new(),
+            public_key: String::new(),
+            ca_file: None,
+            check_hours: 24,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {

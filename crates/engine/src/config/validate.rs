@@ -227,6 +227,18 @@ impl Config {
                 return plain("sync.server", m);
             }
         }
+        let up = &self.update;
+        if !up.manifest_url.trim().is_empty() {
+            if let Err(m) = crate::spec::parse_http_url(&up.manifest_url) {
+                return plain("update.manifest_url", m);
+            }
+            if let Err(e) = crate::update::parse_public_key(&up.public_key) {
+                return plain("update.public_key", e.to_string());
+            }
+        }
+        if let Some(m) = out_of_range(up.check_hours, 1..=720, " hours") {
+            return plain("update.check_hours", m);
+        }
         if let Some(m) = out_of_range(self.log.retention_days, 1..=3650, " days") {
             return plain("log.retention_days", m);
         }

@@ -124,6 +124,12 @@ pub enum Event {
         /// Restarts so far.
         restarts: u32,
     },
+    /// A newer release was downloaded and its signature verified: ready for
+    /// the person to install (`update.rs`).
+    UpdateReady {
+        version: String,
+        path: String,
+    },
     /// When the scheduler will run next (`None`: no agent scheduling).
     NextRun {
         #[serde(with = "crate::model::opt_rfc3339_utc")]
