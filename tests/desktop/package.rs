@@ -221,14 +221,7 @@ async fn deb_scenario() {
     // Quit from the tray ends the agent and its window.
     let quit = item.menu().await.find("Quit WaddlePerf").unwrap().id;
     item.click(quit).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = agent.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "Quit did not end the agent");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = ended(&mut agent, "Quit", Duration::from_secs(30)).await;
     assert!(status.success(), "{status}");
 
     // Removed: no file of the package is left; the person's data stays.
@@ -295,4 +288,101 @@ fn the_rpm_holds_the_programs_the_entry_and_the_service() {
         entry.lines().any(|l| l == "Exec=waddleperf-tray --show"),
         "{entry}"
     );
+}
+
+/// The AppImage (built beside the deb; here with the offline linuxdeploy
+/// stand-in, scripts/appimage-tools.sh): its squashfs holds the three
+/// programs, AppRun and the entry; started with
+/// `--appimage-extract-and-run` as a person's session would, its agent's
+/// tray registers; SIGTERM ends it.
+#[test]
+#[ignore = "needs the AppImage: scripts/test.sh builds it (scripts/bundle.sh) and then runs this"]
+fn the_appimage_holds_the_programs_and_its_tray_registers() {
+    scenario("the AppImage test", appimage_scenario());
+}
+
+async fn appimage_scenario() {
+    let dir = bundles("appimage");
+    let image = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: build it first (bash scripts/bundle.sh --debug --bundles appimage)",
+                dir.display()
+            )
+        })
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "AppImage"))
+        .unwrap_or_else(|| panic!("no AppImage in {}", dir.display()));
+    let offset = run(Command::new(&image).arg("--appimage-offset"));
+    let listing = run(Command::new("unsquashfs")
+        .args(["-l", "-o", offset.trim()])
+        .arg(&image));
+    println!(
+        "{} (squashfs at {}):\n{listing}",
+        image.display(),
+        offset.trim()
+    );
+    for want in [
+        "squashfs-root/AppRun",
+        "squashfs-root/waddleperf.desktop",
+        "squashfs-root/usr/bin/waddleperf",
+        "squashfs-root/usr/bin/waddleperf-tray",
+        "squashfs-root/usr/bin/waddleperf-desktop",
+        "squashfs-root/usr/share/metainfo/io.penguintech.waddleperf.metainfo.xml",
+    ] {
+        assert!(listing.lines().any(|l| l == want), "{want} in the AppImage");
+    }
+
+    let peers = peers();
+    let display = Display::start(false);
+    let watcher = WatcherService::start(&display.bus.address).await;
+    let info: serde_json::Value = serde_json::from_str(&run(display
+        .command(support::waddleperf_bin())
+        .args(["info", "--json"])))
+    .unwrap();
+    let config = PathBuf::from(info["paths"]["config_file"].as_str().unwrap());
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, &peers.config).unwrap();
+    let started = Instant::now();
+    let mut app = display
+        .command(&image)
+        .arg("--appimage-extract-and-run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (dest, path) = loop {
+        if let Some(item) = watcher.item() {
+            break item;
+        }
+        if let Some(status) = app.try_wait().unwrap() {
+            panic!("the AppImage ended ({status}) before its tray registered");
+        }
+        assert!(Instant::now() < deadline, "no tray item from the AppImage");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("AppImage: tray registered after {:?}", started.elapsed());
+    let item = Item::connect(&display.bus.address, dest, path).await;
+    let labels = item.menu().await.labels();
+    assert!(labels.iter().any(|l| l == "Open WaddlePerf"), "{labels:?}");
+    // The agent runs from the extracted image (AppRun executes it); its
+    // SIGTERM ends it, and the AppImage's runtime with it.
+    let agents: Vec<u32> = pids_named("waddleperf-tray")
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/exe"))
+                .is_ok_and(|e| e.to_string_lossy().contains("appimage"))
+        })
+        .collect();
+    assert!(
+        !agents.is_empty(),
+        "an agent runs from the extracted AppImage"
+    );
+    for p in &agents {
+        run(Command::new("kill").args(["-TERM", &p.to_string()]));
+    }
+    let status = ended(&mut app, "SIGTERM", Duration::from_secs(30)).await;
+    assert!(status.success(), "{status}");
 }

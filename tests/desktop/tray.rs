@@ -82,14 +82,7 @@ fn tray_icon_menu_runs_the_tests_and_quits() {
 
     // Quit: the last item. The app ends cleanly and promptly.
     display.xdotool(&["key", "Up", "Return"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "Quit did not end the app");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = ended_blocking(&mut child, "Quit", Duration::from_secs(30));
     let log = read_logs(&files.logs());
     assert!(
         status.success(),
@@ -288,14 +281,7 @@ async fn sni_scenario() {
     assert_eq!(window.len(), 1, "a new window process: {window:?}");
     let quit = item.menu().await.find("Quit WaddlePerf").unwrap().id;
     item.click(quit).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "Quit did not end the app");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = ended(&mut child, "Quit", Duration::from_secs(30)).await;
     assert!(status.success(), "exit {status}");
     wait_until(
         "the window ended with the agent",
