@@ -217,27 +217,9 @@ pub(crate) fn window_pids(agent: u32) -> std::collections::HashSet<u32> {
 }
 
 /// Waits up to `timeout` for `child` to end; its exit status. `what`
-/// names what should have ended it.
-pub(crate) async fn ended(
-    child: &mut std::process::Child,
-    what: &str,
-    timeout: Duration,
-) -> std::process::ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not end it within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// [`ended`] for a test without a runtime.
-pub(crate) fn ended_blocking(
+/// names what should have ended it. (In a scenario: inside
+/// `tokio::task::block_in_place`.)
+pub(crate) fn ended(
     child: &mut std::process::Child,
     what: &str,
     timeout: Duration,

@@ -50,7 +50,7 @@ fn a_window_started_without_an_agent_hands_over_to_a_new_agent() {
     // SIGTERM ends the agent, and the window with it.
     let windows = window_pids(pid);
     support::run(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]));
-    let status = ended_blocking(&mut child, "SIGTERM", Duration::from_secs(30));
+    let status = ended(&mut child, "SIGTERM", Duration::from_secs(30));
     assert!(status.success(), "{status}");
     wait_until(
         "the window to end with the agent",

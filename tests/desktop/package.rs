@@ -22,34 +22,27 @@ use waddleperf_engine::store::{HistoryQuery, Store};
 const PACKAGE: &str = "waddleperf";
 const ENTRY: &str = "/usr/share/applications/waddleperf.desktop";
 
-/// Where `scripts/bundle.sh --debug` leaves the installers of `kind`:
-/// `<target>/installers/debug/bundle/<kind>`.
-fn bundles(kind: &str) -> PathBuf {
-    support::built_bin("waddleperf-desktop")
+/// The installer of `kind` (deb, rpm, appimage) that `scripts/bundle.sh
+/// --debug` left in `<target>/installers/debug/bundle/<kind>/` (bundle.sh
+/// empties it first, so there is one).
+fn built(kind: &str, ext: &str) -> PathBuf {
+    let dir = support::built_bin("waddleperf-desktop")
         .parent()
         .and_then(Path::parent)
         .unwrap()
         .join("installers/debug/bundle")
-        .join(kind)
-}
-
-/// The newest deb `scripts/bundle.sh --debug` built.
-fn built_deb() -> PathBuf {
-    let dir = bundles("deb");
-    let mut debs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .join(kind);
+    std::fs::read_dir(&dir)
         .unwrap_or_else(|e| {
             panic!(
-                "{}: {e}: build the deb first (bash scripts/bundle.sh --debug --bundles deb)",
+                "{}: {e}: build it first (bash scripts/bundle.sh --debug --bundles {kind})",
                 dir.display()
             )
         })
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-        .collect();
-    debs.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    debs.pop()
-        .unwrap_or_else(|| panic!("no deb in {}", dir.display()))
+        .find(|p| p.extension().is_some_and(|x| x == ext))
+        .unwrap_or_else(|| panic!("no .{ext} in {}", dir.display()))
 }
 
 fn apt(args: &[&str]) -> String {
@@ -77,7 +70,7 @@ fn the_deb_installs_runs_from_its_menu_entry_and_is_removed_cleanly() {
 }
 
 async fn deb_scenario() {
-    let deb = built_deb();
+    let deb = built("deb", "deb");
     println!("installing {}", deb.display());
     apt(&[
         "install",
@@ -221,7 +214,7 @@ async fn deb_scenario() {
     // Quit from the tray ends the agent and its window.
     let quit = item.menu().await.find("Quit WaddlePerf").unwrap().id;
     item.click(quit).await;
-    let status = ended(&mut agent, "Quit", Duration::from_secs(30)).await;
+    let status = tokio::task::block_in_place(|| ended(&mut agent, "Quit", Duration::from_secs(30)));
     assert!(status.success(), "{status}");
 
     // Removed: no file of the package is left; the person's data stays.
@@ -246,18 +239,7 @@ async fn deb_scenario() {
 #[test]
 #[ignore = "needs the rpm: scripts/test.sh builds it (scripts/bundle.sh) and then runs this"]
 fn the_rpm_holds_the_programs_the_entry_and_the_service() {
-    let dir = bundles("rpm");
-    let rpm = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}: build the rpm first (bash scripts/bundle.sh --debug --bundles rpm)",
-                dir.display()
-            )
-        })
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "rpm"))
-        .unwrap_or_else(|| panic!("no rpm in {}", dir.display()));
+    let rpm = built("rpm", "rpm");
     let list = run(Command::new("rpm").arg("-qlp").arg(&rpm));
     println!("{}:\n{list}", rpm.display());
     for want in [
@@ -302,18 +284,7 @@ fn the_appimage_holds_the_programs_and_its_tray_registers() {
 }
 
 async fn appimage_scenario() {
-    let dir = bundles("appimage");
-    let image = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}: build it first (bash scripts/bundle.sh --debug --bundles appimage)",
-                dir.display()
-            )
-        })
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "AppImage"))
-        .unwrap_or_else(|| panic!("no AppImage in {}", dir.display()));
+    let image = built("appimage", "AppImage");
     let offset = run(Command::new(&image).arg("--appimage-offset"));
     let listing = run(Command::new("unsquashfs")
         .args(["-l", "-o", offset.trim()])
@@ -383,6 +354,7 @@ async fn appimage_scenario() {
     for p in &agents {
         run(Command::new("kill").args(["-TERM", &p.to_string()]));
     }
-    let status = ended(&mut app, "SIGTERM", Duration::from_secs(30)).await;
+    let status =
+        tokio::task::block_in_place(|| ended(&mut app, "SIGTERM", Duration::from_secs(30)));
     assert!(status.success(), "{status}");
 }

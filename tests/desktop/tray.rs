@@ -82,7 +82,7 @@ fn tray_icon_menu_runs_the_tests_and_quits() {
 
     // Quit: the last item. The app ends cleanly and promptly.
     display.xdotool(&["key", "Up", "Return"]);
-    let status = ended_blocking(&mut child, "Quit", Duration::from_secs(30));
+    let status = ended(&mut child, "Quit", Duration::from_secs(30));
     let log = read_logs(&files.logs());
     assert!(
         status.success(),
@@ -281,7 +281,7 @@ async fn sni_scenario() {
     assert_eq!(window.len(), 1, "a new window process: {window:?}");
     let quit = item.menu().await.find("Quit WaddlePerf").unwrap().id;
     item.click(quit).await;
-    let status = ended(&mut child, "Quit", Duration::from_secs(30)).await;
+    let status = tokio::task::block_in_place(|| ended(&mut child, "Quit", Duration::from_secs(30)));
     assert!(status.success(), "exit {status}");
     wait_until(
         "the window ended with the agent",
