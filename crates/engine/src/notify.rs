@@ -27,14 +27,27 @@ pub struct DesktopSink;
 
 impl Sink for DesktopSink {
     fn show(&self, title: &str, body: &str) -> Result<(), String> {
-        notify_rust::Notification::new()
-            .appname("WaddlePerf")
-            .summary(title)
-            .body(body)
-            .show()
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let mut n = notify_rust::Notification::new();
+        n.appname("WaddlePerf").summary(title).body(body);
+        #[cfg(windows)]
+        if let Some(id) = windows_app_id() {
+            n.app_id(id);
+        }
+        n.show().map(|_| ()).map_err(|e| e.to_string())
     }
+}
+
+/// The AppUserModelID toasts go out under: the installed app's (its
+/// Start-menu shortcut carries the bundle identifier, so Windows shows
+/// WaddlePerf's name and icon), when this program is installed beside the
+/// window; else notify-rust's default, which needs no shortcut.
+#[cfg(windows)]
+fn windows_app_id() -> Option<&'static str> {
+    let exe = std::env::current_exe().ok()?;
+    exe.parent()?
+        .join("waddleperf-desktop.exe")
+        .is_file()
+        .then_some("io.penguintech.waddleperf")
 }
 
 /// One notification to show.
