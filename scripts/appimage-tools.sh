@@ -26,8 +26,7 @@ install -m 755 "$runtime" "$cache/runtime-$arch"
 linuxdeploy="$cache/linuxdeploy-07333c6-$arch.AppImage"
 gcc -O2 -Wall -o "$linuxdeploy" installers/linux/appimage/linuxdeploy.c
 install -m 755 installers/linux/appimage/linuxdeploy.sh "$linuxdeploy.sh"
-# The bundler wants an AppRun of its own in the cache too; the stand-in
-# puts its own in the image either way.
+# The bundler wants an AppRun in the cache (it would download one); the
+# stand-in puts that one in the image.
 install -m 755 installers/linux/appimage/AppRun "$cache/AppRun-$arch"
-install -m 755 installers/linux/appimage/AppRun "$cache/AppRun-stand-in"
 echo "linuxdeploy stand-in ready in $cache"

@@ -236,3 +236,28 @@ pub(crate) fn ended(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Waits up to 60 s for `child`'s StatusNotifierItem to register with
+/// `watcher`, and connects to it; `what` names the app in a failure.
+pub(crate) async fn tray_item(
+    display: &Display,
+    watcher: &support::sni::WatcherService,
+    child: &mut std::process::Child,
+    what: &str,
+) -> support::sni::Item {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (dest, path) = loop {
+        if let Some(item) = watcher.item() {
+            break item;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} ended ({status}) before its tray registered");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no tray item registered by {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    support::sni::Item::connect(&display.bus.address, dest, path).await
+}

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::desktop::Display;
 use support::run;
-use support::sni::{Item, WatcherService};
+use support::sni::WatcherService;
 use waddleperf_engine::store::{HistoryQuery, Store};
 
 const PACKAGE: &str = "waddleperf";
@@ -158,16 +158,8 @@ async fn deb_scenario() {
         std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
         Path::new("/usr/bin/waddleperf-tray")
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (dest, path) = loop {
-        if let Some(item) = watcher.item() {
-            break item;
-        }
-        assert!(Instant::now() < deadline, "no tray item registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let item = tray_item(&display, &watcher, &mut agent, "the deb's agent").await;
     println!("tray registered after {:?}", started.elapsed());
-    let item = Item::connect(&display.bus.address, dest, path).await;
 
     // The entry opens the window: the installed window program, the
     // agent's child.
@@ -323,19 +315,8 @@ async fn appimage_scenario() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (dest, path) = loop {
-        if let Some(item) = watcher.item() {
-            break item;
-        }
-        if let Some(status) = app.try_wait().unwrap() {
-            panic!("the AppImage ended ({status}) before its tray registered");
-        }
-        assert!(Instant::now() < deadline, "no tray item from the AppImage");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let item = tray_item(&display, &watcher, &mut app, "the AppImage").await;
     println!("AppImage: tray registered after {:?}", started.elapsed());
-    let item = Item::connect(&display.bus.address, dest, path).await;
     let labels = item.menu().await.labels();
     assert!(labels.iter().any(|l| l == "Open WaddlePerf"), "{labels:?}");
     // The agent runs from the extracted image (AppRun executes it); its

@@ -117,24 +117,13 @@ fn the_tray_read_over_dbus_tells_the_run_and_the_health() {
 /// The tray as a panel of today sees it: a StatusNotifierWatcher on the
 /// bus, the app's item and its dbusmenu read and clicked over D-Bus.
 async fn sni_scenario() {
-    use support::sni::{Item, WatcherService};
+    use support::sni::WatcherService;
     let peers = peers();
     let files = Files::new(&peers.config);
     let display = Display::start(false);
     let watcher = WatcherService::start(&display.bus.address).await;
     let mut child = files.start_agent(&display);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (dest, path) = loop {
-        if let Some(item) = watcher.item() {
-            break item;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no StatusNotifierItem registered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let item = Item::connect(&display.bus.address, dest, path).await;
+    let item = tray_item(&display, &watcher, &mut child, "the agent").await;
     let menu = item.menu().await;
     let labels = menu.labels();
     println!(

@@ -88,6 +88,13 @@ pub struct Release {
     signature: String,
 }
 
+impl Release {
+    /// The name its verified download has in the updates folder.
+    pub fn file_name(&self) -> String {
+        file_name(&self.url, &self.version)
+    }
+}
+
 /// What a check found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -276,7 +283,7 @@ impl Updater {
             source,
         };
         crate::fsutil::create_private_dir(dir).map_err(|e| io(dir, e))?;
-        let name = file_name(&release.url, &release.version);
+        let name = release.file_name();
         let dest = dir.join(&name);
         let partial = dir.join(format!(".{name}.partial"));
         let result = self.fetch_verified(release, &name, &partial).await;
@@ -415,7 +422,7 @@ pub async fn check_and_fetch(
     match updater.check(crate::version::VERSION).await? {
         Checked::UpToDate { .. } => Ok(None),
         Checked::Available { release, .. } => {
-            let staged = dir.join(file_name(&release.url, &release.version));
+            let staged = dir.join(release.file_name());
             let path = if staged.is_file() {
                 staged
             } else {

@@ -34,7 +34,7 @@ entry=$(find "$appdir/usr/share/applications" -name '*.desktop' | head -n 1)
 program=$(sed -n 's/^Exec=\([^ ]*\).*/\1/p' "$entry" | head -n 1)
 [ -x "$appdir/usr/bin/$program" ] || { echo "linuxdeploy stand-in: usr/bin/$program is missing" >&2; exit 1; }
 rm -f "$appdir/AppRun"
-install -m 755 "$here/AppRun-stand-in" "$appdir/AppRun"
+install -m 755 "$here/AppRun-$(uname -m)" "$appdir/AppRun"
 icon=$(sed -n 's/^Icon=//p' "$entry" | head -n 1)
 png=$(find "$appdir/usr/share/icons" -name "$icon.png" | sort | tail -n 1)
 if [ -n "$png" ]; then
