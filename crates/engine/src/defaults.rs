@@ -44,6 +44,18 @@ pub const TRACE_ROUNDS: u32 = 1;
 pub const TRACE_INTERVAL_MS: u64 = 1_000;
 pub const TRACE_REPLY_WAIT_MS: u64 = 1_000;
 
+/// TCP and UDP traceroute: the port probed when none is given (HTTPS for
+/// TCP; the first of traceroute's classic UDP ports).
+pub const TRACE_TCP_PORT: u16 = 443;
+pub const TRACE_UDP_PORT: u16 = 33_434;
+
+/// Port checks: how long each connect may wait for an answer before the
+/// port counts as filtered, how many connects run at once, and the most
+/// ports one check may list (a reachability check, not a scanner).
+pub const PORTS_CONNECT_WAIT_MS: u64 = 2_000;
+pub const PORTS_CONCURRENCY: usize = 8;
+pub const PORTS_MAX: usize = 64;
+
 /// Path MTU discovery: the largest packet tried, and the reply wait.
 pub const MTU_MAX: u32 = 9_000;
 pub const MTU_SIZES: RangeInclusive<u32> = 576..=65_535;

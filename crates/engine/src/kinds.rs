@@ -154,3 +154,51 @@ impl HttpMode {
         }
     }
 }
+
+/// What a traceroute sends: ICMP echo requests, TCP SYNs to a port (paths
+/// whose firewalls drop ICMP echo still show their hops; the target answers
+/// SYN-ACK or RST), or UDP datagrams to a port (the target answers port
+/// unreachable when nothing listens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub enum TraceProtocol {
+    #[default]
+    Icmp,
+    Tcp,
+    Udp,
+}
+
+impl TraceProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceProtocol::Icmp => "icmp",
+            TraceProtocol::Tcp => "tcp",
+            TraceProtocol::Udp => "udp",
+        }
+    }
+}
+
+/// How a TCP port answered a connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub enum PortState {
+    /// The connection was accepted (SYN-ACK).
+    Open,
+    /// Refused: the host answered with a reset (RST).
+    Closed,
+    /// No answer within the wait, or a router or firewall said it is
+    /// unreachable: something on the way drops or blocks it.
+    Filtered,
+}
+
+impl PortState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Open => "open",
+            PortState::Closed => "closed",
+            PortState::Filtered => "filtered",
+        }
+    }
+}

@@ -8,7 +8,8 @@
 
 use crate::config::{
     AutoPerf, BandwidthTarget, Config, ConfigError, DnsTarget, HttpTarget, IcmpTarget, MtuTarget,
-    Notifications, ProbeDefaults, Schedule, StoreConfig, TcpTarget, TraceTarget, UdpTarget,
+    Notifications, PortsTarget, ProbeDefaults, Schedule, StoreConfig, TcpTarget, TraceTarget,
+    UdpTarget,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -43,6 +44,9 @@ pub struct Settings {
     /// Bandwidth servers (run when AutoPerf escalates, and on demand).
     #[serde(default)]
     pub bandwidth: Vec<BandwidthTarget>,
+    /// Port checks: a host and the TCP ports it should have open.
+    #[serde(default)]
+    pub ports: Vec<PortsTarget>,
 }
 
 /// Every target of a list with its main field trimmed, as the suite keeps it.
@@ -92,6 +96,12 @@ impl Settings {
                 .iter()
                 .map(|t| t.get_ref().clone())
                 .collect(),
+            ports: cfg
+                .suite
+                .ports
+                .iter()
+                .map(|t| t.get_ref().clone())
+                .collect(),
         }
     }
 
@@ -136,6 +146,10 @@ impl Settings {
         cfg.suite.traceroute = spanned(&self.traceroute, |t| t.host = t.host.trim().to_owned());
         cfg.suite.mtu = spanned(&self.mtu, |t| t.host = t.host.trim().to_owned());
         cfg.suite.bandwidth = spanned(&self.bandwidth, |t| t.server = t.server.trim().to_owned());
+        cfg.suite.ports = spanned(&self.ports, |t| {
+            t.host = t.host.trim().to_owned();
+            t.ports = t.ports.trim().to_owned();
+        });
         cfg.validate(origin, None)?;
         Ok(cfg)
     }
@@ -217,7 +231,7 @@ mod tests {
         );
         assert_eq!(Settings::from_config(&cfg).mtu[0].max, Some(1500));
         let mut doc = serde_json::to_value(Settings::from_config(&base)).unwrap();
-        for k in ["dns", "udp", "icmp", "traceroute", "mtu"] {
+        for k in ["dns", "udp", "icmp", "traceroute", "mtu", "ports"] {
             doc.as_object_mut().unwrap().remove(k);
         }
         let older: Settings = serde_json::from_value(doc).unwrap();

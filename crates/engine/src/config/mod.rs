@@ -10,6 +10,7 @@
 mod default_toml;
 mod error;
 mod paths;
+mod ports;
 mod sections;
 mod targets;
 #[cfg(test)]

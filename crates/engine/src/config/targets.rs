@@ -1,9 +1,10 @@
 //! The suites as the config file writes them ([[suite.http]], [[tier2.icmp]],
 //! ...) and the one place each entry becomes a typed [`TestSpec`].
 
+pub use super::ports::PortsTarget;
 use super::{ProbeDefaults, ThresholdOverrides};
 use crate::defaults as d;
-use crate::kinds::{BandwidthKind, Direction, Family, HttpMode, TcpMode};
+use crate::kinds::{BandwidthKind, Direction, Family, HttpMode, TcpMode, TraceProtocol};
 use crate::spec::{
     self, millis, out_of_range, BandwidthSpec, DnsServer, DnsSpec, HostPort, HttpSpec, IcmpSpec,
     MtuSpec, SpecError, TcpSpec, TestSpec, TraceSpec, UdpSpec,
@@ -32,6 +33,9 @@ pub struct Suite {
     /// never in the hourly tier 1 run (see `plan.rs`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bandwidth: Vec<Spanned<BandwidthTarget>>,
+    /// Port checks (a tier 2 check in the WaddlePerf documents).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Spanned<PortsTarget>>,
 }
 
 impl Suite {
@@ -45,6 +49,7 @@ impl Suite {
             + self.traceroute.len()
             + self.mtu.len()
             + self.bandwidth.len()
+            + self.ports.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -146,6 +151,12 @@ pub struct TraceTarget {
     /// Look up reverse names of the hops (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<bool>,
+    /// `icmp` (default), or `tcp` / `udp` to `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<TraceProtocol>,
+    /// The TCP or UDP port (default 443 for TCP, 33434 for UDP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<Family>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,6 +222,8 @@ impl TraceTarget {
             reply_wait_ms: None,
             timeout_ms: None,
             names: None,
+            protocol: None,
+            port: None,
             family: None,
             thresholds: None,
         }
@@ -398,7 +411,8 @@ impl Suite {
             icmp => Icmp,
             traceroute => Trace,
             mtu => Mtu,
-            bandwidth => Bandwidth
+            bandwidth => Bandwidth,
+            ports => Ports
         );
         out
     }
@@ -433,7 +447,7 @@ impl Suite {
 }
 
 /// The whole test's limit: the entry's own or `[probe] timeout_ms`.
-fn limit(own: Option<u64>, p: &ProbeDefaults) -> Result<Duration, SpecError> {
+pub(super) fn limit(own: Option<u64>, p: &ProbeDefaults) -> Result<Duration, SpecError> {
     millis("timeout_ms", own.unwrap_or(p.timeout_ms))
 }
 
@@ -472,7 +486,7 @@ fn sampled(
     Ok((count, Duration::from_millis(interval), size))
 }
 
-fn host(field: &'static str, s: &str) -> Result<String, SpecError> {
+pub(super) fn host(field: &'static str, s: &str) -> Result<String, SpecError> {
     spec::parse_host(s).map_err(|m| SpecError::new(field, m))
 }
 
@@ -597,9 +611,26 @@ impl TraceTarget {
             reply_wait: reply_wait(self.reply_wait_ms, self.timeout_ms, d::TRACE_REPLY_WAIT_MS)?,
             names: self.names.unwrap_or(true),
             family: self.family,
+            protocol: self.protocol.unwrap_or_default(),
+            port: trace_port(self.protocol.unwrap_or_default(), self.port)?,
             timeout: limit(None, p)?,
             ..TraceSpec::new(host)
         })
+    }
+}
+
+/// A TCP or UDP traceroute's port: as given (not 0), else the protocol's
+/// default.
+pub fn trace_port(p: TraceProtocol, port: Option<u16>) -> Result<u16, SpecError> {
+    match (p, port) {
+        (_, Some(0)) => Err(SpecError::new("port", "port 0 cannot be probed")),
+        (TraceProtocol::Icmp, Some(_)) => Err(SpecError::new(
+            "port",
+            "a port applies only with protocol = \"tcp\" or \"udp\"",
+        )),
+        (_, Some(n)) => Ok(n),
+        (TraceProtocol::Udp, None) => Ok(d::TRACE_UDP_PORT),
+        _ => Ok(d::TRACE_TCP_PORT),
     }
 }
 

@@ -27,10 +27,11 @@ pub enum TestType {
     Traceroute,
     Mtu,
     Bandwidth,
+    Ports,
 }
 
 impl TestType {
-    pub const ALL: [TestType; 8] = [
+    pub const ALL: [TestType; 9] = [
         TestType::Http,
         TestType::Tcp,
         TestType::Udp,
@@ -39,6 +40,7 @@ impl TestType {
         TestType::Traceroute,
         TestType::Mtu,
         TestType::Bandwidth,
+        TestType::Ports,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +53,7 @@ impl TestType {
             TestType::Traceroute => "traceroute",
             TestType::Mtu => "mtu",
             TestType::Bandwidth => "bandwidth",
+            TestType::Ports => "ports",
         }
     }
 }
@@ -173,6 +176,21 @@ pub struct Hop {
         serialize_with = "round_us::opt"
     )]
     pub max_ms: Option<f64>,
+}
+
+/// One port of a port check: how it answered, and how long the answer took
+/// (for `open` and `closed`; a filtered port gave none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
+pub struct PortResult {
+    pub port: u16,
+    pub state: crate::kinds::PortState,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "round_us::opt"
+    )]
+    pub connect_ms: Option<f64>,
 }
 
 /// At most `max` characters of `s`, marked `… (cut)` when cut: how text a
@@ -331,6 +349,16 @@ pub struct Metrics {
     pub hops: Option<Vec<Hop>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reached: Option<bool>,
+    /// Traceroute: what it sent (`icmp`, `tcp`, `udp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_protocol: Option<String>,
+    /// TCP traceroute: how the target's port answered (`open`: SYN-ACK,
+    /// `closed`: RST).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_state: Option<String>,
+    // ports
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<PortResult>>,
     // MTU
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_mtu: Option<u32>,

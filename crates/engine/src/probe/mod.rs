@@ -14,12 +14,15 @@ pub mod loaded;
 pub mod mtu;
 pub mod net;
 pub mod ping;
+pub mod ports;
 pub mod rxtime;
 pub mod speedtest;
 pub mod tcp;
 pub(crate) mod tcp_info;
 pub mod tls;
 pub mod trace;
+#[cfg(target_os = "linux")]
+mod trace_l4;
 pub mod udp;
 #[cfg(target_os = "linux")]
 mod udp_refusal;
@@ -233,6 +236,7 @@ pub enum AnyProbe {
     Trace(trace::TraceProbe),
     Mtu(mtu::MtuProbe),
     Bandwidth(bandwidth::BandwidthProbe),
+    Ports(ports::PortsProbe),
 }
 
 /// The one way a spec becomes a probe.
@@ -250,6 +254,7 @@ pub fn build(spec: TestSpec, tier: u8) -> AnyProbe {
             tier,
             progress: None,
         }),
+        TestSpec::Ports(spec) => AnyProbe::Ports(ports::PortsProbe { spec, tier }),
     }
 }
 
@@ -265,6 +270,7 @@ macro_rules! each_probe {
             AnyProbe::Trace($p) => $e,
             AnyProbe::Mtu($p) => $e,
             AnyProbe::Bandwidth($p) => $e,
+            AnyProbe::Ports($p) => $e,
         }
     };
 }

@@ -10,9 +10,15 @@
 //! Uses the ICMP session of the ping probe, so it runs unprivileged where
 //! ping does (Linux datagram sockets read routers' errors from the socket's
 //! error queue; Windows uses the ICMP API), and on a raw socket otherwise.
+//!
+//! With `protocol = tcp` or `udp` it sends TCP SYNs or UDP datagrams to a
+//! port instead (Linux, unprivileged: `trace_l4`), so paths whose firewalls
+//! drop ICMP echo still show their hops; a TCP target answers SYN-ACK or
+//! RST, and `port_state` says which.
 
 use super::icmp::{Echo, Outcome, Session, SessionOptions};
 use super::{ms, resolve_one, Probe, ProbeError};
+use crate::kinds::{PortState, TraceProtocol};
 use crate::model::{ErrorKind, Hop, Measurement, SampleStats, TestType};
 use crate::spec::TraceSpec;
 use std::collections::HashMap;
@@ -115,13 +121,69 @@ async fn lookup_names(hops: &[HopData]) -> HashMap<IpAddr, String> {
     names
 }
 
+/// What sends a traceroute's probes: the ICMP session, or one TCP/UDP
+/// socket per probe to a port.
+#[derive(Clone)]
+enum Sender {
+    Icmp(Arc<Session>),
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    L4(TraceProtocol, std::net::SocketAddr),
+}
+
+impl Sender {
+    #[cfg(target_os = "linux")]
+    fn l4(p: TraceProtocol, to: std::net::SocketAddr) -> Result<Sender, ProbeError> {
+        Ok(Sender::L4(p, to))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn l4(p: TraceProtocol, _to: std::net::SocketAddr) -> Result<Sender, ProbeError> {
+        Err(ProbeError::new(
+            ErrorKind::Permission,
+            format!(
+                "a {} traceroute reads routers' answers from a socket's error queue, which \
+                 only Linux offers an unprivileged program; use the ICMP traceroute here",
+                p.as_str().to_uppercase()
+            ),
+        ))
+    }
+
+    /// One probe with `ttl`: what came back and, for a TCP target, how its
+    /// port answered.
+    async fn send(
+        &self,
+        dst: IpAddr,
+        ttl: u8,
+        wait: Duration,
+    ) -> Result<(Outcome, Option<PortState>), ProbeError> {
+        match self {
+            Sender::Icmp(session) => {
+                let echo = Echo {
+                    dst,
+                    ttl: Some(ttl),
+                    payload: 32,
+                    timeout: wait,
+                };
+                Ok((session.echo(echo).await?, None))
+            }
+            #[cfg(target_os = "linux")]
+            Sender::L4(p, to) => {
+                let heard = super::trace_l4::probe(*p, *to, ttl, wait).await?;
+                Ok((heard.outcome, heard.port))
+            }
+            #[cfg(not(target_os = "linux"))]
+            Sender::L4(..) => Ok((Outcome::Timeout, None)),
+        }
+    }
+}
+
 impl Probe for TraceProbe {
     fn test_type(&self) -> TestType {
         TestType::Traceroute
     }
 
     fn target(&self) -> String {
-        self.host.trim().to_owned()
+        crate::spec::trace_id(&self.spec)
     }
 
     /// The rounds' pacing and the spacing of each round's probes, then the
@@ -138,11 +200,18 @@ impl Probe for TraceProbe {
 
     async fn attempt(&self, m: &mut Measurement) -> Result<(), ProbeError> {
         let dst = resolve_one(&self.host, self.family, m).await?;
-        let only = SessionOptions {
-            only: self.method,
-            ..SessionOptions::default()
+        m.metrics.trace_protocol = Some(self.protocol.as_str().to_owned());
+        let sender = match self.protocol {
+            TraceProtocol::Icmp => {
+                let only = SessionOptions {
+                    only: self.method,
+                    ..SessionOptions::default()
+                };
+                Sender::Icmp(Arc::new(Session::open_for(dst, only, m)?))
+            }
+            p => Sender::l4(p, std::net::SocketAddr::new(dst, self.port))?,
         };
-        let session = Arc::new(Session::open_for(dst, only, m)?);
+        let mut port_state: Option<PortState> = None;
         let max = self.max_hops.max(1);
         let mut hops: Vec<HopData> = (1..=max).map(HopData::new).collect();
         // The target's distance once known: later rounds stop there.
@@ -153,24 +222,23 @@ impl Probe for TraceProbe {
             let last = reach.unwrap_or(max);
             let mut tasks = tokio::task::JoinSet::new();
             for ttl in 1..=last {
-                let session = session.clone();
-                let echo = Echo {
-                    dst,
-                    ttl: Some(ttl),
-                    payload: 32,
-                    timeout: self.reply_wait,
-                };
+                let sender = sender.clone();
+                let wait = self.reply_wait;
                 let at = tokio::time::Instant::now() + SPACING * u32::from(ttl - 1);
                 tasks.spawn(async move {
                     tokio::time::sleep_until(at).await;
-                    (ttl, session.echo(echo).await)
+                    (ttl, sender.send(dst, ttl, wait).await)
                 });
             }
             while let Some(joined) = tasks.join_next().await {
                 let Ok((ttl, outcome)) = joined else { continue };
                 let h = &mut hops[usize::from(ttl - 1)];
                 h.sent += 1;
-                match outcome? {
+                let (outcome, port) = outcome?;
+                if port.is_some() && port_state.is_none() {
+                    port_state = port;
+                }
+                match outcome {
                     Outcome::Reply { from, rtt } => {
                         h.answer(from, rtt);
                         if from == dst {
@@ -207,6 +275,9 @@ impl Probe for TraceProbe {
         };
         let out: Vec<Hop> = hops.iter().map(|h| h.to_hop(&names)).collect();
         m.metrics.reached = Some(reach.is_some());
+        m.metrics.port_state = port_state
+            .filter(|_| reach.is_some())
+            .map(|p| p.as_str().to_owned());
         if let Some(last) = out.last().filter(|_| reach.is_some()) {
             m.latency_ms = last.mean_ms;
         }

@@ -6,7 +6,7 @@
 //! series in the history) is written.
 
 use crate::defaults as d;
-use crate::kinds::{BandwidthKind, Direction, Family, HttpMode, Method, TcpMode};
+use crate::kinds::{BandwidthKind, Direction, Family, HttpMode, Method, TcpMode, TraceProtocol};
 use crate::model::TestType;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -16,7 +16,9 @@ use url::Url;
 pub use hickory_proto::rr::RecordType;
 
 mod parse;
+mod ports;
 pub use parse::*;
+pub use ports::{ports_id, PortsSpec};
 
 /// An HTTP(S) fetch.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,6 +211,10 @@ pub struct TraceSpec {
     pub names: bool,
     pub family: Option<Family>,
     pub method: Option<Method>,
+    /// ICMP echo, or TCP SYNs / UDP datagrams to `port`.
+    pub protocol: TraceProtocol,
+    /// The TCP or UDP port probed (unused for ICMP).
+    pub port: u16,
     /// How long the test may run beyond its pacing.
     pub timeout: Duration,
 }
@@ -216,6 +222,8 @@ pub struct TraceSpec {
 impl TraceSpec {
     pub fn new(host: impl Into<String>) -> TraceSpec {
         TraceSpec {
+            protocol: TraceProtocol::Icmp,
+            port: d::TRACE_TCP_PORT,
             host: host.into(),
             max_hops: d::TRACE_MAX_HOPS,
             rounds: d::TRACE_ROUNDS,
@@ -446,6 +454,7 @@ pub enum TestSpec {
     Trace(TraceSpec),
     Mtu(MtuSpec),
     Bandwidth(BandwidthSpec),
+    Ports(PortsSpec),
 }
 
 impl TestSpec {
@@ -459,6 +468,7 @@ impl TestSpec {
             TestSpec::Trace(_) => TestType::Traceroute,
             TestSpec::Mtu(_) => TestType::Mtu,
             TestSpec::Bandwidth(_) => TestType::Bandwidth,
+            TestSpec::Ports(_) => TestType::Ports,
         }
     }
 
@@ -470,9 +480,10 @@ impl TestSpec {
             TestSpec::Dns(s) => dns_id(&s.name, s.record_type, s.server.as_ref(), s.tcp),
             TestSpec::Udp(s) => s.address.to_string(),
             TestSpec::Icmp(s) => s.host.trim().to_owned(),
-            TestSpec::Trace(s) => s.host.trim().to_owned(),
+            TestSpec::Trace(s) => trace_id(s),
             TestSpec::Mtu(s) => s.host.trim().to_owned(),
             TestSpec::Bandwidth(s) => bandwidth_id(s),
+            TestSpec::Ports(s) => ports_id(s),
         }
     }
 }
@@ -516,6 +527,23 @@ pub fn bandwidth_id(s: &BandwidthSpec) -> String {
         id.push_str(" udp");
     }
     id
+}
+
+/// An ICMP traceroute is its host; TCP and UDP ones name their protocol
+/// and port (`tcp://example.com:443`), each its own series.
+pub fn trace_id(s: &TraceSpec) -> String {
+    let host = s.host.trim();
+    match s.protocol {
+        TraceProtocol::Icmp => host.to_owned(),
+        p => format!(
+            "{}://{}",
+            p.as_str(),
+            HostPort {
+                host: host.to_owned(),
+                port: s.port
+            }
+        ),
+    }
 }
 
 /// `host:port`, `tls://host:port` or `ssh://host:port`.
