@@ -70,7 +70,7 @@ pub(crate) fn print_test(out: &mut dyn Write, m: &Measurement) -> std::io::Resul
     }
     if let Some(obj) = obj {
         for (k, v) in obj {
-            if k == "hops" {
+            if k == "hops" || k == "ports" {
                 continue;
             }
             let shown = match v {
@@ -87,6 +87,21 @@ pub(crate) fn print_test(out: &mut dyn Write, m: &Measurement) -> std::io::Resul
         line(out, "latency_ms", &format!("{l:.3} ms"))?;
     }
     line(out, "duration_ms", &format!("{:.3} ms", m.duration_ms))?;
+    if let Some(ports) = &m.metrics.ports {
+        writeln!(out, "  {:>5}  {:<8}  {:>10}", "PORT", "STATE", "CONNECT")?;
+        for p in ports {
+            let took = p
+                .connect_ms
+                .map_or("*".to_owned(), |v| format!("{v:.3} ms"));
+            writeln!(
+                out,
+                "  {:>5}  {:<8}  {:>10}",
+                p.port,
+                p.state.as_str(),
+                took
+            )?;
+        }
+    }
     if let Some(hops) = &m.metrics.hops {
         writeln!(
             out,

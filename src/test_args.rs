@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use waddleperf_engine::config::Config;
 use waddleperf_engine::defaults as d;
-use waddleperf_engine::kinds::{BandwidthKind, Direction, Family, HttpMode, Method, TcpMode};
+use waddleperf_engine::kinds::{
+    BandwidthKind, Direction, Family, HttpMode, Method, TcpMode, TraceProtocol,
+};
 use waddleperf_engine::spec::{
-    self, BandwidthSpec, DnsServer, DnsSpec, HostPort, HttpSpec, IcmpSpec, MtuSpec, SpecError,
-    TcpSpec, TestSpec, TraceSpec, UdpSpec,
+    self, BandwidthSpec, DnsServer, DnsSpec, HostPort, HttpSpec, IcmpSpec, MtuSpec, PortsSpec,
+    SpecError, TcpSpec, TestSpec, TraceSpec, UdpSpec,
 };
 
 /// `-4` / `-6`, and the ICMP method.
@@ -178,6 +180,36 @@ pub enum TestKind {
         /// Do not look up the hops' reverse names
         #[arg(long, short = 'n')]
         no_names: bool,
+        /// Send TCP SYNs to this port instead of ICMP echo (finds hops
+        /// where ICMP echo is dropped; the target answers SYN-ACK or RST),
+        /// e.g. 443
+        #[arg(long, short = 'T', value_name = "PORT", conflicts_with = "udp")]
+        tcp: Option<u16>,
+        /// Send UDP datagrams to this port instead of ICMP echo (33434 is
+        /// traceroute's classic choice)
+        #[arg(long, short = 'U', value_name = "PORT")]
+        udp: Option<u16>,
+        #[command(flatten)]
+        family: FamilyArgs,
+        #[command(flatten)]
+        common: CommonTestArgs,
+    },
+    /// Port check: open, closed (RST) or filtered (no answer) for each
+    /// listed TCP port, with its connect time
+    Ports {
+        /// Host name or address
+        host: String,
+        /// The ports: 22,80,443 (explicit ranges such as 8000-8003
+        /// allowed; 64 at most: not a scanner)
+        #[arg(long, short = 'p', value_name = "LIST", default_value = "22,80,443")]
+        ports: String,
+        /// Milliseconds each connect waits before its port counts as
+        /// filtered
+        #[arg(long, value_name = "MS", default_value_t = d::PORTS_CONNECT_WAIT_MS, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+        connect_wait: u64,
+        /// Connects at once
+        #[arg(long, default_value_t = d::PORTS_CONCURRENCY as u8, value_parser = clap::value_parser!(u8).range(1..=64))]
+        concurrency: u8,
         #[command(flatten)]
         family: FamilyArgs,
         #[command(flatten)]
@@ -257,6 +289,9 @@ fn flag(e: SpecError) -> anyhow::Error {
         "omit" => "--omit",
         "bitrate" => "--bitrate",
         "udp" => "--udp",
+        "port" => "--tcp/--udp",
+        "ports" => "--ports",
+        "concurrency" => "--concurrency",
         _ => "--timeout",
     };
     anyhow::anyhow!("{name}: {}", e.message)
@@ -419,10 +454,23 @@ pub fn spec(kind: TestKind, cfg: &Config) -> Result<(TestSpec, CommonTestArgs)> 
             rounds,
             interval,
             no_names,
+            tcp,
+            udp,
             family,
             common,
         } => {
+            let (protocol, port) = match (tcp, udp) {
+                (Some(p), _) => (TraceProtocol::Tcp, Some(p)),
+                (None, Some(p)) => (TraceProtocol::Udp, Some(p)),
+                (None, None) => (TraceProtocol::Icmp, None),
+            };
+            let port = waddleperf_engine::config::trace_port(protocol, port).map_err(flag)?;
+            if protocol != TraceProtocol::Icmp && family.method.is_some() {
+                bail!("--method chooses how ICMP echoes are sent; it does not apply with --tcp or --udp");
+            }
             let s = TraceSpec {
+                protocol,
+                port,
                 max_hops,
                 rounds,
                 interval: Duration::from_millis(interval),
@@ -434,6 +482,30 @@ pub fn spec(kind: TestKind, cfg: &Config) -> Result<(TestSpec, CommonTestArgs)> 
                 ..TraceSpec::new(host(&h)?)
             };
             (TestSpec::Trace(s), common)
+        }
+        TestKind::Ports {
+            host: h,
+            ports,
+            connect_wait,
+            concurrency,
+            family,
+            common,
+        } => {
+            no_wait(&common, "ports")?;
+            if family.method.is_some() {
+                bail!("--method applies to ICMP tests, not to a port check");
+            }
+            let list =
+                PortsSpec::parse_ports(&ports).map_err(|m| anyhow::anyhow!("--ports: {m}"))?;
+            let s = PortsSpec {
+                connect_wait: Duration::from_millis(connect_wait),
+                concurrency: usize::from(concurrency),
+                family: family.family(),
+                timeout: limit(&common)?,
+                ..PortsSpec::new(host(&h)?, list)
+            };
+            s.check().map_err(flag)?;
+            (TestSpec::Ports(s), common)
         }
         TestKind::Mtu {
             host: h,
