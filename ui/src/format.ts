@@ -54,15 +54,25 @@ export function fmtTime(iso: string | null | undefined): string {
 
 /** What a result says in one line: its headline figures or its error. */
 export function resultSummary(m: Pick<Measurement, "success" | "error_kind" | "error" | "latency_ms" | "test_type"> & { metrics?: Metrics }): string {
+  const f = m.metrics ?? {};
+  // Every port's state says more than the first failure.
+  if (m.test_type === "ports" && f.ports && f.ports.length > 0) {
+    return f.ports.map((p) => (p.state === "open" ? `${p.port} open ${fmtMs(p.connect_ms)}` : `${p.port} ${p.state}`)).join(" · ");
+  }
   if (!m.success) {
     const kind = m.error_kind ?? "failed";
     return m.error ? `${kind}: ${m.error}` : kind;
   }
-  const f = m.metrics ?? {};
   if (m.test_type === "http") {
     const version = f.http_version ? (f.http_version.startsWith("HTTP") ? f.http_version : `HTTP/${f.http_version}`) : null;
     const parts = [f.status_code ? `${f.status_code}` : null, version, `TTFB ${fmtMs(m.latency_ms)}`, `total ${fmtMs(f.total_ms)}`];
     return parts.filter(Boolean).join(" · ");
+  }
+  if (m.test_type === "traceroute") {
+    const parts = [fmtMs(m.latency_ms)];
+    if (f.hops) parts.push(`${f.hops.length} hops`);
+    if (f.trace_protocol && f.trace_protocol !== "icmp") parts.push(`by ${f.trace_protocol.toUpperCase()}${f.port_state ? `, port ${f.port_state}` : ""}`);
+    return parts.join(" · ");
   }
   if (m.test_type === "bandwidth") {
     const parts: string[] = [];
@@ -83,7 +93,7 @@ export function resultSummary(m: Pick<Measurement, "success" | "error_kind" | "e
 
 /** A short label for a test type. */
 export function typeLabel(t: string): string {
-  const labels: Record<string, string> = { http: "HTTP", tcp: "TCP", tls: "TLS", ssh: "SSH", udp: "UDP", dns: "DNS", icmp: "ICMP", traceroute: "Trace", mtu: "MTU", bandwidth: "Bandwidth" };
+  const labels: Record<string, string> = { http: "HTTP", tcp: "TCP", tls: "TLS", ssh: "SSH", udp: "UDP", dns: "DNS", icmp: "ICMP", traceroute: "Trace", mtu: "MTU", bandwidth: "Bandwidth", ports: "Ports" };
   return labels[t] ?? t.toUpperCase();
 }
 

@@ -55,6 +55,9 @@ describe("result summaries", () => {
     expect(resultSummary({ success: true, test_type: "http", latency_ms: 21.5, metrics: { status_code: 200, http_version: "2", total_ms: 22.25 } })).toBe("200 · HTTP/2 · TTFB 21.5 ms · total 22.3 ms");
   });
   it("other types show the headline latency", () => {
+    expect(resultSummary({ success: false, error_kind: "refused", error: "port 81 closed", test_type: "ports", metrics: { ports: [{ port: 80, state: "open", connect_ms: 1.2 }, { port: 81, state: "closed", connect_ms: 1.1 }, { port: 82, state: "filtered" }] } })).toBe("80 open 1.2 ms · 81 closed · 82 filtered");
+    expect(resultSummary({ success: true, test_type: "traceroute", latency_ms: 20.4, metrics: { hops: [{}, {}, {}] as never, trace_protocol: "tcp", port_state: "closed" } })).toBe("20.4 ms · 3 hops · by TCP, port closed");
+    expect(typeLabel("ports")).toBe("Ports");
     expect(resultSummary({ success: true, test_type: "tcp", latency_ms: 0.47, metrics: {} })).toBe("0.47 ms");
     expect(resultSummary({ success: true, test_type: "tcp", latency_ms: 3.2, metrics: { tls_version: "TLSv1.3", cert_days_left: 29 } })).toBe("3.2 ms · TLSv1.3 · certificate 29 d left");
   });

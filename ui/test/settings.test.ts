@@ -29,6 +29,13 @@ function backend(handlers: Record<string, (args: any) => unknown>) {
 const info = { version: "0.1.0", config_file: "/c.toml", db_file: "/d.db", log_dir: "/l", agent_note: null, config_note: null, autostart: false, device_id: "abcdef0123456789", hostname: "host" };
 const account = { enabled: true, account: null, secrets_file: null, enrollment: null, progress: {}, pending: 0, dead: 0 };
 
+/** Types `value` into the input with `id`, as a user does. */
+function enter(id: string, value: string) {
+  const input = document.getElementById(id) as HTMLInputElement;
+  input.value = value;
+  input.dispatchEvent(new Event("input"));
+}
+
 async function mount() {
   document.body.innerHTML = "<main id='main'></main>";
   const page = new SettingsPage();
@@ -128,9 +135,20 @@ describe("settings page", () => {
     server.value = "192.0.2.53";
     server.dispatchEvent(new Event("input"));
     document.getElementById("add-mtu")!.click();
-    const mtu = document.getElementById("mtu-0-host") as HTMLInputElement;
-    mtu.value = "example.net";
-    mtu.dispatchEvent(new Event("input"));
+    enter("mtu-0-host", "example.net");
+    document.getElementById("add-traceroute")!.click();
+    enter("traceroute-0-host", "gw.example");
+    const proto = document.getElementById("traceroute-0-protocol") as HTMLSelectElement;
+    const tport = document.getElementById("traceroute-0-port") as HTMLInputElement;
+    expect(tport.disabled).toBe(true);
+    proto.value = "tcp";
+    proto.dispatchEvent(new Event("change"));
+    expect(tport.disabled).toBe(false);
+    expect(tport.placeholder).toBe("443");
+    enter("traceroute-0-port", "22");
+    document.getElementById("add-ports")!.click();
+    enter("ports-0-host", "nas.lan");
+    enter("ports-0-ports", "22,445,8000-8003");
     document.getElementById("add-bandwidth")!.click();
     const bw = document.getElementById("bandwidth-0-server") as HTMLInputElement;
     bw.value = "lanbox:5201";
@@ -158,6 +176,9 @@ describe("settings page", () => {
     expect(sent.dns).toEqual([{ name: "example.com", type: "MX", server: "192.0.2.53" }]);
     expect(sent.icmp).toEqual([{ host: "1.1.1.1", count: 20 }]);
     expect(sent.mtu).toEqual([{ host: "example.net" }]);
+    expect(sent.traceroute).toEqual([{ host: "gw.example", protocol: "tcp", port: 22 }]);
+    expect(sent.ports).toEqual([{ host: "nas.lan", ports: "22,445,8000-8003" }]);
+    expect(describeKey("suite.ports[0].ports")).toBe("port check 1, ports");
     expect(sent.bandwidth).toEqual([
       { server: "lanbox:5201", direction: "download", udp: true, bitrate: "50M" },
       { server: "http://speed.lan/", kind: "librespeed" },

@@ -1,13 +1,17 @@
 // Generated from the engine's Rust types by ts-rs: do not edit.
 // WADDLEPERF_WRITE_TS=1 cargo test -p waddleperf-engine generated_typescript
 
-export type TestType = "http" | "tcp" | "udp" | "dns" | "icmp" | "traceroute" | "mtu" | "bandwidth";
+export type TestType = "http" | "tcp" | "udp" | "dns" | "icmp" | "traceroute" | "mtu" | "bandwidth" | "ports";
 
 export type ErrorKind = "dns" | "refused" | "timeout" | "unreachable" | "reset" | "tls" | "protocol" | "http" | "io" | "config" | "permission" | "http3_unavailable" | "busy";
 
 export type Hop = { ttl: number, ip?: string | null, name?: string | null, sent: number, received: number, loss_pct: number, min_ms?: number | null, mean_ms?: number | null, max_ms?: number | null, };
 
 export type RedirectHop = { url: string, status_code: number, total_ms: number, };
+
+export type PortState = "open" | "closed" | "filtered";
+
+export type PortResult = { port: number, state: PortState, connect_ms?: number | null, };
 
 export type Metrics = { dns_ms?: number, connect_ms?: number, tls_ms?: number, ttfb_ms?: number, total_ms?: number, status_code?: number, http_version?: string, bytes?: number, 
 /**
@@ -24,7 +28,16 @@ icmp_method?: string,
  * DNS A/AAAA: why the system resolver (timed as `dns_ms`) gave no
  * address, when it did not.
  */
-system_resolver_error?: string, answers?: Array<string>, hops?: Array<Hop>, reached?: boolean, path_mtu?: number, download_mbps?: number, upload_mbps?: number, streams?: number, seconds?: number, loaded_latency_ms?: number, 
+system_resolver_error?: string, answers?: Array<string>, hops?: Array<Hop>, reached?: boolean, 
+/**
+ * Traceroute: what it sent (`icmp`, `tcp`, `udp`).
+ */
+trace_protocol?: string, 
+/**
+ * TCP traceroute: how the target's port answered (`open`: SYN-ACK,
+ * `closed`: RST).
+ */
+port_state?: string, ports?: Array<PortResult>, path_mtu?: number, download_mbps?: number, upload_mbps?: number, streams?: number, seconds?: number, loaded_latency_ms?: number, 
 /**
  * The median RTT to the server while this machine sent (upload) or
  * received (download).
@@ -347,6 +360,23 @@ export type BandwidthKind = "iperf3" | "waddleperf" | "librespeed" | "rpm";
 
 export type Direction = "upload" | "download" | "bidir";
 
+export type TraceProtocol = "icmp" | "tcp" | "udp";
+
+export type PortsTarget = { host: string, 
+/**
+ * `"22,80,443"`; explicit ranges (`"8000-8003"`) allowed, 64 ports at most.
+ */
+ports: string, 
+/**
+ * How long each connect waits before the port counts as filtered
+ * (default 2000).
+ */
+connect_wait_ms?: number | null, 
+/**
+ * Connects at once (default 8).
+ */
+concurrency?: number | null, family?: Family | null, thresholds?: ThresholdOverrides | null, };
+
 export type Thresholds = { 
 /**
  * Above: headline latency of TCP connect, ICMP and UDP tests.
@@ -477,7 +507,15 @@ timeout_ms?: number | null,
 /**
  * Look up reverse names of the hops (default true).
  */
-names?: boolean | null, family?: Family | null, thresholds?: ThresholdOverrides | null, };
+names?: boolean | null, 
+/**
+ * `icmp` (default), or `tcp` / `udp` to `port`.
+ */
+protocol?: TraceProtocol | null, 
+/**
+ * The TCP or UDP port (default 443 for TCP, 33434 for UDP).
+ */
+port?: number | null, family?: Family | null, thresholds?: ThresholdOverrides | null, };
 
 export type MtuTarget = { host: string, 
 /**
@@ -537,4 +575,8 @@ dns: Array<DnsTarget>, udp: Array<UdpTarget>, icmp: Array<IcmpTarget>, tracerout
 /**
  * Bandwidth servers (run when AutoPerf escalates, and on demand).
  */
-bandwidth: Array<BandwidthTarget>, };
+bandwidth: Array<BandwidthTarget>, 
+/**
+ * Port checks: a host and the TCP ports it should have open.
+ */
+ports: Array<PortsTarget>, };

@@ -26,7 +26,7 @@ const BANDWIDTH_KINDS: [string, string][] = [
   ["rpm", "Responsiveness (RPM)"],
 ];
 
-type SimpleKind = "dns" | "udp" | "icmp" | "traceroute" | "mtu" | "bandwidth";
+type SimpleKind = "dns" | "udp" | "icmp" | "traceroute" | "mtu" | "ports" | "bandwidth";
 interface SimpleSpec { kind: SimpleKind; field: string; title: string; noun: string; placeholder: string }
 const SIMPLE_KINDS: SimpleSpec[] = [
   { kind: "dns", field: "name", title: "DNS", noun: "DNS query", placeholder: "name to look up" },
@@ -34,6 +34,7 @@ const SIMPLE_KINDS: SimpleSpec[] = [
   { kind: "udp", field: "target", title: "UDP echo", noun: "UDP echo peer", placeholder: "host:port" },
   { kind: "traceroute", field: "host", title: "Traceroute / MTR", noun: "traceroute host", placeholder: "host or address" },
   { kind: "mtu", field: "host", title: "Path MTU", noun: "path MTU host", placeholder: "host or address" },
+  { kind: "ports", field: "host", title: "Port checks", noun: "port check host", placeholder: "host or address" },
   { kind: "bandwidth", field: "server", title: "Bandwidth (speed test, AutoPerf tiers 2 and 3)", noun: "bandwidth server", placeholder: "iperf3 server: host or host:port" },
 ];
 
@@ -213,6 +214,13 @@ export class SettingsPage {
         extra.push(type, server);
       }
       if (k.kind === "bandwidth") extra.push(...this.bandwidthFields(t, i));
+      if (k.kind === "traceroute") extra.push(...this.traceFields(t, i));
+      if (k.kind === "ports") {
+        if (t.ports === undefined) t.ports = "";
+        const ports = h("input", { type: "text", id: `${id}-ports`, value: String(t.ports), placeholder: "ports, e.g. 22,443,8000-8003", "data-key": fieldKey("suite.ports", i, "ports"), "aria-label": `Port check ${i + 1} ports` });
+        ports.addEventListener("input", () => (t.ports = ports.value));
+        extra.push(ports);
+      }
       const remove = h("button", { type: "button", class: "link", "aria-label": `Remove ${k.noun} ${i + 1}` }, "Remove");
       remove.addEventListener("click", () => {
         list.splice(i, 1);
@@ -220,6 +228,36 @@ export class SettingsPage {
       });
       el.append(h("div", { class: "row" }, main, ...extra, remove, h("span", { class: "field-error", id: `${id}-error` })));
     });
+  }
+
+  /** How a trace probes (ICMP echo, TCP SYN or UDP) and, for TCP and UDP,
+   * the port (empty: 443 for TCP, 33434 for UDP). */
+  private traceFields(t: Record<string, unknown>, i: number): HTMLElement[] {
+    const id = `traceroute-${i}`;
+    const protocol = h("select", { id: `${id}-protocol`, "aria-label": `Traceroute host ${i + 1} protocol`, "data-key": fieldKey("suite.traceroute", i, "protocol") });
+    for (const [v, label] of [["icmp", "ICMP echo"], ["tcp", "TCP SYN"], ["udp", "UDP"]]) protocol.append(h("option", { value: v }, label));
+    protocol.value = String(t.protocol ?? "icmp");
+    const port = h("input", { type: "number", id: `${id}-port`, min: "1", max: "65535", value: t.port === undefined || t.port === null ? "" : String(t.port), "data-key": fieldKey("suite.traceroute", i, "port"), "aria-label": `Traceroute host ${i + 1} port` });
+    const fit = () => {
+      const icmp = protocol.value === "icmp";
+      port.disabled = icmp;
+      port.placeholder = icmp ? "" : protocol.value === "tcp" ? "443" : "33434";
+      if (icmp) {
+        port.value = "";
+        delete t.port;
+      }
+    };
+    protocol.addEventListener("change", () => {
+      if (protocol.value === "icmp") delete t.protocol;
+      else t.protocol = protocol.value;
+      fit();
+    });
+    port.addEventListener("input", () => {
+      if (port.value.trim() === "") delete t.port;
+      else t.port = Number(port.value);
+    });
+    fit();
+    return [protocol, port];
   }
 
   /** A bandwidth server's kind, its direction, and UDP with its bitrate
@@ -493,10 +531,10 @@ export class SettingsPage {
 
 /** A settings key in words: `suite.http[1].url` → "HTTP target 2, URL". */
 export function describeKey(key: string): string {
-  const m = /^suite\.(http|tcp|dns|udp|icmp|traceroute|mtu|bandwidth)\[(\d+)\]\.(\w+)/.exec(key);
+  const m = /^suite\.(http|tcp|dns|udp|icmp|traceroute|mtu|ports|bandwidth)\[(\d+)\]\.(\w+)/.exec(key);
   if (m) {
-    const field: Record<string, string> = { url: "URL", target: "host and port", mode: "mode", timeout_ms: "time limit", name: "name", host: "host", type: "record type", server: "server", direction: "direction", bitrate: "UDP bitrate", kind: "kind" };
-    const noun: Record<string, string> = { http: "HTTP target", tcp: "TCP target", dns: "DNS query", udp: "UDP echo peer", icmp: "ping host", traceroute: "traceroute host", mtu: "path MTU host", bandwidth: "bandwidth server" };
+    const field: Record<string, string> = { url: "URL", target: "host and port", mode: "mode", timeout_ms: "time limit", name: "name", host: "host", type: "record type", server: "server", direction: "direction", bitrate: "UDP bitrate", kind: "kind", ports: "ports", protocol: "protocol", port: "port", connect_wait_ms: "connect wait" };
+    const noun: Record<string, string> = { http: "HTTP target", tcp: "TCP target", dns: "DNS query", udp: "UDP echo peer", icmp: "ping host", traceroute: "traceroute host", mtu: "path MTU host", ports: "port check", bandwidth: "bandwidth server" };
     return `${noun[m[1]]} ${Number(m[2]) + 1}, ${field[m[3]] ?? m[3]}`;
   }
   const names: Record<string, string> = {
