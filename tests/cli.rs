@@ -215,7 +215,15 @@ fn every_test_type_runs_from_the_cli_and_bad_input_names_the_problem() {
     let dns = support::servers::Dnsmasq::start("127.0.0.1", free_port(), None);
     let udp_target = format!("127.0.0.1:{port}");
     let dns_server = dns.addr.to_string();
-    let cases: [&[&str]; 5] = [
+    // One port listening (kept open for the port check and the TCP
+    // traceroute), one just freed: nothing listens there.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port().to_string();
+    let closed = free_port().to_string();
+    let port_list = format!("{open},{closed}");
+    let cases: [&[&str]; 7] = [
+        &["test", "ports", "127.0.0.1", "-p", &port_list],
+        &["test", "traceroute", "127.0.0.1", "-n", "--tcp", &open],
         &["test", "udp", &udp_target, "-c", "3", "-i", "20"],
         &[
             "test",
@@ -255,16 +263,34 @@ fn every_test_type_runs_from_the_cli_and_bad_input_names_the_problem() {
         let out = wp(dir.path(), &a);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         let m: Measurement = serde_json::from_str(&stdout(&out)).unwrap();
-        assert!(m.success, "{args:?}: {m:?}");
+        // The port check lists a closed port: it fails, and says which.
+        assert_eq!(m.success, args[1] != "ports", "{args:?}: {m:?}");
         assert_eq!(m.test_type.as_str(), args[1]);
     }
     let hist = wp(dir.path(), &["history", "--json"]);
     let stored = json_lines(&hist);
-    assert_eq!(stored.len(), 5, "every test type is stored");
+    assert_eq!(stored.len(), 7, "every test type is stored");
+    let ports = stored.iter().find(|m| m.test_type.as_str() == "ports");
+    let ports = ports.unwrap().metrics.ports.as_ref().unwrap();
+    let states: Vec<(String, &str)> = ports
+        .iter()
+        .map(|p| (p.port.to_string(), p.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [(open.clone(), "open"), (closed.clone(), "closed")],
+        "{ports:?}"
+    );
+    let tcp_trace = stored
+        .iter()
+        .find(|m| m.metrics.trace_protocol.as_deref() == Some("tcp"))
+        .unwrap();
+    assert_eq!(tcp_trace.metrics.port_state.as_deref(), Some("open"));
     let by = |t: &str| stored.iter().find(|m| m.test_type.as_str() == t).unwrap();
     assert_eq!(by("udp").metrics.received, Some(3));
     assert_eq!(by("icmp").metrics.loss_pct, Some(0.0));
     assert_eq!(by("traceroute").metrics.hops.as_ref().unwrap().len(), 1);
+    assert_eq!(by("ports").error_kind, Some(ErrorKind::Refused));
     assert_eq!(by("mtu").metrics.path_mtu, Some(1500));
     assert_eq!(
         by("dns").metrics.answers,
@@ -323,12 +349,24 @@ fn every_test_type_runs_from_the_cli_and_bad_input_names_the_problem() {
             &["test", "dns", "x.com", "--server", "a b"][..],
             "--server a b",
         ),
+        (
+            &["test", "ports", "127.0.0.1", "-p", "22,http"][..],
+            "--ports: `http` is not a port",
+        ),
+        (
+            &["test", "ports", "127.0.0.1", "-p", "1-1000"][..],
+            "it is not a scanner",
+        ),
+        (
+            &["test", "traceroute", "127.0.0.1", "--tcp", "0"][..],
+            "--tcp",
+        ),
     ] {
         let out = wp(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     }
-    assert_eq!(json_lines(&wp(dir.path(), &["history", "--json"])).len(), 5);
+    assert_eq!(json_lines(&wp(dir.path(), &["history", "--json"])).len(), 7);
 
     // doctor names the methods; as root the raw socket works.
     let out = wp(dir.path(), &["doctor", "--json"]);
