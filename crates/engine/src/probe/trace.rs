@@ -126,7 +126,7 @@ async fn lookup_names(hops: &[HopData]) -> HashMap<IpAddr, String> {
 #[derive(Clone)]
 enum Sender {
     Icmp(Arc<Session>),
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    #[cfg(target_os = "linux")]
     L4(TraceProtocol, std::net::SocketAddr),
 }
 
@@ -171,8 +171,6 @@ impl Sender {
                 let heard = super::trace_l4::probe(*p, *to, ttl, wait).await?;
                 Ok((heard.outcome, heard.port))
             }
-            #[cfg(not(target_os = "linux"))]
-            Sender::L4(..) => Ok((Outcome::Timeout, None)),
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::kinds::{PortState, TraceProtocol};
 use crate::model::ErrorKind;
 use nix::libc;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
@@ -33,10 +33,6 @@ fn io_err(what: &str, e: std::io::Error) -> ProbeError {
     ProbeError::new(ErrorKind::Io, format!("{what}: {e}"))
 }
 
-fn nix_io(e: nix::Error) -> std::io::Error {
-    std::io::Error::from_raw_os_error(e as i32)
-}
-
 /// Opens the probe's socket: TTL (hop limit) and error queueing set.
 fn open(proto: TraceProtocol, dst: SocketAddr, ttl: u8) -> Result<Socket, ProbeError> {
     use nix::sys::socket::{setsockopt, sockopt};
@@ -49,12 +45,12 @@ fn open(proto: TraceProtocol, dst: SocketAddr, ttl: u8) -> Result<Socket, ProbeE
     s.set_nonblocking(true)
         .map_err(|e| io_err("a probe socket", e))?;
     let set = match dst {
-        SocketAddr::V4(_) => s
-            .set_ttl_v4(u32::from(ttl))
-            .and_then(|()| setsockopt(&s, sockopt::Ipv4RecvErr, &true).map_err(nix_io)),
-        SocketAddr::V6(_) => s
-            .set_unicast_hops_v6(u32::from(ttl))
-            .and_then(|()| setsockopt(&s, sockopt::Ipv6RecvErr, &true).map_err(nix_io)),
+        SocketAddr::V4(_) => s.set_ttl_v4(u32::from(ttl)).and_then(|()| {
+            setsockopt(&s, sockopt::Ipv4RecvErr, &true).map_err(std::io::Error::from)
+        }),
+        SocketAddr::V6(_) => s.set_unicast_hops_v6(u32::from(ttl)).and_then(|()| {
+            setsockopt(&s, sockopt::Ipv6RecvErr, &true).map_err(std::io::Error::from)
+        }),
     };
     set.map_err(|e| io_err("setting the probe's TTL", e))?;
     Ok(s)
@@ -184,7 +180,8 @@ fn reached(dst: SocketAddr, start: Instant, port: Option<PortState>) -> Heard {
 /// Reads one queued ICMP error about the probe: time exceeded from a
 /// router, or unreachable (from the target: its UDP port is closed).
 fn read_error(sock: std::os::fd::BorrowedFd<'_>, dst: SocketAddr, start: Instant) -> Option<Heard> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+    use super::icmp::{error_msg, queued_error, ErrorMsg};
+    use nix::sys::socket::{recvmsg, MsgFlags, SockaddrStorage};
     let rtt = start.elapsed();
     let mut buf = [0u8; 128];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -196,35 +193,18 @@ fn read_error(sock: std::os::fd::BorrowedFd<'_>, dst: SocketAddr, start: Instant
         MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
     )
     .ok()?;
-    for c in msg.cmsgs().ok()? {
-        let (ee, from) = match c {
-            ControlMessageOwned::Ipv4RecvErr(ee, off) => (
-                ee,
-                off.map(|o| {
-                    IpAddr::from(std::net::Ipv4Addr::from(u32::from_be(o.sin_addr.s_addr)))
-                }),
-            ),
-            ControlMessageOwned::Ipv6RecvErr(ee, off) => (
-                ee,
-                off.map(|o| IpAddr::from(std::net::Ipv6Addr::from(o.sin6_addr.s6_addr))),
-            ),
-            _ => continue,
-        };
+    // "Port unreachable": 3 in ICMP, 4 in ICMPv6.
+    let port_unreachable = if dst.is_ipv4() { 3 } else { 4 };
+    for (ee, from) in msg.cmsgs().ok()?.filter_map(queued_error) {
         let from = from.unwrap_or(dst.ip());
-        let outcome = match (ee.ee_origin, ee.ee_type, ee.ee_code) {
-            (libc::SO_EE_ORIGIN_ICMP, 11, _) | (libc::SO_EE_ORIGIN_ICMP6, 3, _) => {
-                Outcome::TimeExceeded { from, rtt }
-            }
-            // Port unreachable from the target: a closed UDP port, reached.
-            (libc::SO_EE_ORIGIN_ICMP, 3, 3) | (libc::SO_EE_ORIGIN_ICMP6, 1, 4)
-                if from == dst.ip() =>
-            {
+        let outcome = match error_msg(&ee) {
+            Some(ErrorMsg::TimeExceeded) => Outcome::TimeExceeded { from, rtt },
+            // From the target: a closed UDP port, reached.
+            Some(ErrorMsg::Unreachable(c)) if c == port_unreachable && from == dst.ip() => {
                 Outcome::Reply { from, rtt }
             }
-            (libc::SO_EE_ORIGIN_ICMP, 3, code) | (libc::SO_EE_ORIGIN_ICMP6, 1, code) => {
-                Outcome::Unreachable { from, rtt, code }
-            }
-            _ => continue,
+            Some(ErrorMsg::Unreachable(code)) => Outcome::Unreachable { from, rtt, code },
+            Some(ErrorMsg::TooBig(_)) | None => continue,
         };
         return Some(Heard {
             outcome,

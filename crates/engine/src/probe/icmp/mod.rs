@@ -20,6 +20,9 @@ mod windows;
 
 #[cfg(unix)]
 use unix as sys;
+/// Reading an error queue (`IP_RECVERR`), shared with the TCP/UDP traceroute.
+#[cfg(target_os = "linux")]
+pub(crate) use unix::{error_msg, queued_error};
 #[cfg(windows)]
 use windows as sys;
 

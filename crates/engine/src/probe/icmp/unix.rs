@@ -16,6 +16,9 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{error_msg, queued_error};
+
 /// What to do when no ICMP socket can be opened.
 #[cfg(target_os = "linux")]
 pub const ENABLE_HINT: &str = "allow unprivileged ICMP with \
@@ -446,35 +449,13 @@ mod linux {
                 let mut err = None;
                 let mut stamp = None;
                 for c in msg.cmsgs().into_iter().flatten() {
-                    match c {
-                        ControlMessageOwned::ScmTimestampns(ts) => {
-                            stamp = Some(
-                                std::time::SystemTime::UNIX_EPOCH
-                                    + std::time::Duration::new(
-                                        ts.tv_sec() as u64,
-                                        ts.tv_nsec() as u32,
-                                    ),
-                            )
-                        }
-                        ControlMessageOwned::Ipv4RecvErr(ee, off) => {
-                            err = Some((
-                                ee,
-                                off.map(|o| {
-                                    IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(
-                                        o.sin_addr.s_addr,
-                                    )))
-                                }),
-                            ))
-                        }
-                        ControlMessageOwned::Ipv6RecvErr(ee, off) => {
-                            err = Some((
-                                ee,
-                                off.map(|o| {
-                                    IpAddr::V6(std::net::Ipv6Addr::from(o.sin6_addr.s6_addr))
-                                }),
-                            ))
-                        }
-                        _ => {}
+                    if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                        stamp = Some(
+                            std::time::SystemTime::UNIX_EPOCH
+                                + std::time::Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32),
+                        );
+                    } else if let Some(e) = queued_error(c) {
+                        err = Some(e);
                     }
                 }
                 Ok((msg.bytes, dst, err, at, stamp))
@@ -493,23 +474,50 @@ mod linux {
             else {
                 continue;
             };
-            let kind = match (ee.ee_origin, ee.ee_type, ee.ee_code) {
-                (libc::SO_EE_ORIGIN_ICMP, 11, _) | (libc::SO_EE_ORIGIN_ICMP6, 3, _) => {
-                    super::ErrorMsg::TimeExceeded
-                }
-                (libc::SO_EE_ORIGIN_ICMP, 3, 4) | (libc::SO_EE_ORIGIN_ICMP6, 2, _) => {
-                    super::ErrorMsg::TooBig(Some(ee.ee_info).filter(|m| *m >= 68))
-                }
-                (libc::SO_EE_ORIGIN_ICMP, 3, c) | (libc::SO_EE_ORIGIN_ICMP6, 1, c) => {
-                    super::ErrorMsg::Unreachable(c)
-                }
-                (libc::SO_EE_ORIGIN_LOCAL, _, _) if ee.ee_errno == libc::EMSGSIZE as u32 => {
-                    super::ErrorMsg::TooBig(Some(ee.ee_info).filter(|m| *m >= 68))
-                }
-                _ => continue,
+            let Some(kind) = error_msg(&ee) else {
+                continue;
             };
             dispatch_error(sh, kind, seq, dst, offender, at, stamp);
         }
+    }
+
+    /// An error-queue control message: the extended error and the address
+    /// of whoever sent it (a router, or the target).
+    pub fn queued_error(
+        c: nix::sys::socket::ControlMessageOwned,
+    ) -> Option<(libc::sock_extended_err, Option<IpAddr>)> {
+        use nix::sys::socket::ControlMessageOwned as C;
+        match c {
+            C::Ipv4RecvErr(ee, off) => Some((
+                ee,
+                off.map(|o| IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(o.sin_addr.s_addr)))),
+            )),
+            C::Ipv6RecvErr(ee, off) => Some((
+                ee,
+                off.map(|o| IpAddr::V6(std::net::Ipv6Addr::from(o.sin6_addr.s6_addr))),
+            )),
+            _ => None,
+        }
+    }
+
+    /// What a queued extended error says, for ICMP and ICMPv6 alike.
+    pub fn error_msg(ee: &libc::sock_extended_err) -> Option<super::ErrorMsg> {
+        use super::ErrorMsg;
+        Some(match (ee.ee_origin, ee.ee_type, ee.ee_code) {
+            (libc::SO_EE_ORIGIN_ICMP, 11, _) | (libc::SO_EE_ORIGIN_ICMP6, 3, _) => {
+                ErrorMsg::TimeExceeded
+            }
+            (libc::SO_EE_ORIGIN_ICMP, 3, 4) | (libc::SO_EE_ORIGIN_ICMP6, 2, _) => {
+                ErrorMsg::TooBig(Some(ee.ee_info).filter(|m| *m >= 68))
+            }
+            (libc::SO_EE_ORIGIN_ICMP, 3, c) | (libc::SO_EE_ORIGIN_ICMP6, 1, c) => {
+                ErrorMsg::Unreachable(c)
+            }
+            (libc::SO_EE_ORIGIN_LOCAL, _, _) if ee.ee_errno == libc::EMSGSIZE as u32 => {
+                ErrorMsg::TooBig(Some(ee.ee_info).filter(|m| *m >= 68))
+            }
+            _ => return None,
+        })
     }
 }
 
