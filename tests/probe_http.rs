@@ -340,8 +340,20 @@ async fn plain_http_by_address() {
 
 #[tokio::test]
 async fn garbage_and_silence_are_clear_errors() {
-    let garbage = SilentServer::start(b"this is not http\r\n\r\n");
-    let r = HttpProbe::new(format!("http://{}/", garbage.addr).parse().unwrap())
+    // Garbage as the answer to the request (sent before it, hyper may read
+    // it while idle and report a closed connection instead).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let garbage_addr = listener.local_addr().unwrap();
+    let garbage = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        let _ = s.write_all(b"this is not http\r\n\r\n").await;
+        // Held open: the answer is bad, not cut short.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let r = HttpProbe::new(format!("http://{garbage_addr}/").parse().unwrap())
         .run()
         .await;
     assert!(!r.success);
@@ -350,6 +362,7 @@ async fn garbage_and_silence_are_clear_errors() {
         r.error.as_deref().unwrap().contains("not valid HTTP"),
         "{r:?}"
     );
+    garbage.abort();
 
     let silent = SilentServer::start(b"");
     let mut p = HttpProbe::new(format!("http://{}/", silent.addr).parse().unwrap());
