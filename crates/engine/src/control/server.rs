@@ -103,11 +103,19 @@ pub async fn serve(
     if let Some(dir) = path.parent() {
         crate::fsutil::create_private_dir(dir).map_err(ControlError::Io)?;
     }
-    let listener = UnixListener::bind(path).map_err(ControlError::Io)?;
+    // Bound under a temporary name and renamed into place once it is the
+    // user's alone: a client never finds the socket with a wider mode.
+    let staging = path.with_extension(format!("sock.{}", std::process::id()));
+    let _ = std::fs::remove_file(&staging);
+    let listener = UnixListener::bind(&staging).map_err(ControlError::Io)?;
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(ControlError::Io)?;
+        let placed = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| std::fs::rename(&staging, path));
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&staging);
+            return Err(ControlError::Io(e));
+        }
     }
     let path = path.to_owned();
     tracing::info!(socket = %path.display(), "control socket listening");
