@@ -13,6 +13,7 @@ pub mod kinds;
 pub mod launch;
 pub mod logging;
 pub mod model;
+pub mod netctx;
 pub mod notify;
 pub mod plan;
 pub mod probe;
