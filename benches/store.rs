@@ -85,6 +85,7 @@ fn main() {
         since: end - Duration::days(days),
         until: end,
         bucket_secs: bucket,
+        network: None,
     };
     let (all_30d, n1) = time(&mut || {
         store

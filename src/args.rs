@@ -135,6 +135,14 @@ pub(crate) enum Command {
     /// Check the release manifest (`[update]`) for a newer WaddlePerf, and
     /// download and verify it
     Update(crate::update_cli::UpdateArgs),
+    /// The network this machine is on (interface, kind, gateway, DNS, Wi-Fi,
+    /// VPN) and the networks seen before, with their labels
+    Network {
+        #[command(subcommand)]
+        action: Option<NetworkAction>,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Check what this machine allows: ICMP methods for ping, traceroute and
     /// path MTU (and how to enable the unprivileged one), the DNS server
     Doctor {
@@ -160,6 +168,10 @@ pub(crate) struct HistoryFilter {
     /// Only the newest N results
     #[arg(long, value_name = "N")]
     pub(crate) limit: Option<usize>,
+    /// Only results measured on this network: `current`, a network id (or
+    /// its first digits) or a label (see `waddleperf network list`)
+    #[arg(long, value_name = "current|ID|LABEL")]
+    pub(crate) network: Option<String>,
 }
 
 #[derive(Args)]
@@ -178,6 +190,21 @@ pub(crate) struct HistoryArgs {
 pub(crate) enum ExportFormat {
     Csv,
     Json,
+}
+
+#[derive(Subcommand, Clone)]
+pub(crate) enum NetworkAction {
+    /// The network now, read from the OS (the default)
+    Show,
+    /// Every network results were measured on, the most recent first
+    List,
+    /// Name a network ("Home", "Office"); an empty name clears it
+    Label {
+        /// `current`, a network id (or its first digits) or its present label
+        network: String,
+        /// The new name (at most 64 characters)
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +229,8 @@ impl HistoryFilter {
         Ok(HistoryQuery {
             target: self.target.clone(),
             test_type: self.test_type,
+            // Resolved against the store by the command (`--network`).
+            network: None,
             since: self
                 .since
                 .as_deref()

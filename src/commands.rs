@@ -108,7 +108,7 @@ pub(crate) async fn run_cmd(runner: Runner, cfg: Config, json: bool, which: Whic
     }
     let mut out = std::io::stdout().lock();
     if json {
-        export::write_json_lines(&mut out, &summary.results)?;
+        export::write_json_lines(&mut out, &summary.results, &Default::default())?;
     } else {
         let mut out = text::Escaping(&mut out);
         print_table(&mut out, &summary.results)?;

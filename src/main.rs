@@ -69,6 +69,18 @@ fn usage(e: anyhow::Error) -> anyhow::Error {
     UsageError(e).into()
 }
 
+/// `--network`'s network id: `current`, an id, a prefix or a label; a name
+/// that matches none is a usage error naming the networks known.
+fn network_filter(store: &Store, which: Option<&str>) -> Result<Option<String>> {
+    match which {
+        None => Ok(None),
+        Some(w) => store
+            .resolve_network(w)
+            .map(Some)
+            .map_err(|e| usage(anyhow::Error::new(e).context(format!("--network {w}")))),
+    }
+}
+
 /// stderr logging of the one-shot commands: errors only unless `-v`, since
 /// the command's own output already says what matters (a run's connectivity
 /// and tier changes are printed under its table).
@@ -182,6 +194,7 @@ fn real_main(cli: Cli) -> Result<()> {
             }
         }
         Command::Info { json } => info_cmd(json, &paths),
+        Command::Network { action, json } => tools_cli::network(&paths, action, json),
         Command::Update(a) => update_cli::update(&paths, a),
         Command::Run { json, tier, speed } => {
             let cfg = load_config(&paths)?;
@@ -231,16 +244,22 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Command::History(args) => {
             // Arguments first: a bad flag is reported as such, whatever the database.
-            let query = args.filter.to_query().map_err(usage)?;
+            let mut query = args.filter.to_query().map_err(usage)?;
             let store = open_existing_store(&paths)?;
+            query.network = network_filter(&store, args.filter.network.as_deref())?;
             let results = store.history(&query)?;
+            let names = store.network_names()?;
             let mut out = std::io::stdout().lock();
             if args.json {
-                export::write_json_lines(&mut out, &results)?;
+                export::write_json_lines(&mut out, &results, &names)?;
             } else if args.csv {
-                export::write_csv(&mut out, &results)?;
+                export::write_csv(&mut out, &results, &names)?;
             } else {
                 let mut out = text::Escaping(&mut out);
+                if let Some(id) = &query.network {
+                    let name = names.get(id).map(String::as_str).unwrap_or("not seen yet");
+                    writeln!(out, "network {id}: {name}\n")?;
+                }
                 print_table(&mut out, &results)?;
                 // AutoPerf tier changes in the same window.
                 let tiers: Vec<_> = store
@@ -260,13 +279,15 @@ fn real_main(cli: Cli) -> Result<()> {
             format,
             output,
         } => {
-            let query = filter.to_query().map_err(usage)?;
+            let mut query = filter.to_query().map_err(usage)?;
             let store = open_existing_store(&paths)?;
+            query.network = network_filter(&store, filter.network.as_deref())?;
             let results = store.history(&query)?;
+            let names = store.network_names()?;
             let write = |w: &mut dyn Write| -> std::io::Result<()> {
                 match format {
-                    ExportFormat::Csv => export::write_csv(w, &results),
-                    ExportFormat::Json => export::write_json_lines(w, &results),
+                    ExportFormat::Csv => export::write_csv(w, &results, &names),
+                    ExportFormat::Json => export::write_json_lines(w, &results, &names),
                 }
             };
             match output {

@@ -186,6 +186,10 @@ pub(crate) fn print_status(
             "active"
         }
     )?;
+    match &s.network {
+        Some(n) => writeln!(out, "network       {} ({})", n.name(), n.id)?,
+        None => writeln!(out, "network       none (no default route) or not readable")?,
+    }
     match &s.last_run {
         Some(l) => {
             let tiers: Vec<String> = l.tiers.iter().map(u8::to_string).collect();

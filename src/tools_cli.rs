@@ -115,3 +115,137 @@ fn icmp_hint() -> String {
         "run as root (raw ICMP socket)".into()
     }
 }
+
+/// `waddleperf network [show|list|label]`.
+pub fn network(
+    paths: &waddleperf_engine::config::Paths,
+    action: Option<crate::args::NetworkAction>,
+    json: bool,
+) -> Result<()> {
+    use crate::args::NetworkAction;
+    use waddleperf_engine::netctx;
+    let mut store = crate::open::open_store(paths)?;
+    let mut out = std::io::stdout().lock();
+    match action.unwrap_or(NetworkAction::Show) {
+        NetworkAction::Show => {
+            let c = netctx::capture()?;
+            store.upsert_network(&c, chrono::Utc::now())?;
+            let label = store.network(&c.network_id)?.and_then(|n| n.label);
+            if json {
+                let mut v = serde_json::to_value(&c)?;
+                v["label"] = serde_json::json!(label);
+                serde_json::to_writer_pretty(&mut out, &v)?;
+                writeln!(out)?;
+            } else {
+                print_context(&mut crate::text::Escaping(&mut out), &c, label.as_deref())?;
+            }
+        }
+        NetworkAction::List => {
+            let all = store.networks()?;
+            if json {
+                serde_json::to_writer_pretty(&mut out, &all)?;
+                writeln!(out)?;
+            } else {
+                let mut out = crate::text::Escaping(&mut out);
+                if all.is_empty() {
+                    writeln!(
+                        out,
+                        "no network recorded yet (`waddleperf network` reads the one now)"
+                    )?;
+                }
+                for n in &all {
+                    writeln!(
+                        out,
+                        "{}  {:<24}  {:<8}  last seen {}  {} results",
+                        n.id,
+                        n.label.as_deref().unwrap_or("-"),
+                        n.context.link_type,
+                        n.last_seen.format("%Y-%m-%d %H:%M UTC"),
+                        n.results
+                    )?;
+                    writeln!(out, "                  {}", n.context.describe())?;
+                }
+            }
+        }
+        NetworkAction::Label { network, name } => {
+            let id = store
+                .resolve_network(&network)
+                .map_err(|e| anyhow::Error::new(e).context(format!("network `{network}`")))?;
+            if store.network(&id)?.is_none() {
+                // `current` on a network not recorded yet: record it first.
+                let c = netctx::capture()?;
+                store.upsert_network(&c, chrono::Utc::now())?;
+            }
+            let label = store.set_network_label(&id, &name)?;
+            if json {
+                serde_json::to_writer(&mut out, &serde_json::json!({"id": id, "label": label}))?;
+                writeln!(out)?;
+            } else {
+                let mut out = crate::text::Escaping(&mut out);
+                match label {
+                    Some(l) => writeln!(out, "network {id} is now called {l:?}")?,
+                    None => writeln!(out, "network {id} has no name now")?,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_context(
+    out: &mut dyn Write,
+    c: &waddleperf_engine::netctx::NetworkContext,
+    label: Option<&str>,
+) -> std::io::Result<()> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    writeln!(
+        out,
+        "network       {}{}",
+        c.network_id,
+        label.map(|l| format!(" ({l})")).unwrap_or_default()
+    )?;
+    writeln!(out, "interface     {} ({})", c.iface, c.link_type)?;
+    writeln!(out, "local ip      {}", opt(&c.local_ip))?;
+    writeln!(
+        out,
+        "gateway       {}{}",
+        opt(&c.gateway_ip),
+        c.gateway_mac
+            .as_ref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
+    )?;
+    writeln!(
+        out,
+        "dns servers   {}",
+        if c.dns_servers.is_empty() {
+            "-".into()
+        } else {
+            c.dns_servers.join(", ")
+        }
+    )?;
+    writeln!(out, "vpn           {}", if c.vpn { "yes" } else { "no" })?;
+    writeln!(
+        out,
+        "metered       {}",
+        match c.metered {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "unknown (the OS does not say)",
+        }
+    )?;
+    if c.ssid.is_some() || c.bssid.is_some() {
+        writeln!(out, "ssid          {}", opt(&c.ssid))?;
+        writeln!(out, "bssid         {}", opt(&c.bssid))?;
+        if let Some(r) = c.wifi_rssi_dbm {
+            writeln!(out, "signal        {r} dBm")?;
+        }
+        if let Some(ch) = c.wifi_channel {
+            writeln!(out, "channel       {ch}")?;
+        }
+        if let Some(r) = c.wifi_tx_rate_mbps {
+            writeln!(out, "tx rate       {r:.1} Mbit/s")?;
+        }
+    }
+    Ok(())
+}

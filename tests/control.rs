@@ -319,6 +319,7 @@ async fn the_windows_calls_against_a_headless_agent() {
         since: None,
         until: None,
         limit,
+        network: None,
     };
     let rows = c.call(history(both.clone(), Some(3))).await.unwrap();
     assert_eq!(rows.as_array().map(Vec::len), Some(3), "the newest 3 of 4");
@@ -334,6 +335,7 @@ async fn the_windows_calls_against_a_headless_agent() {
             test_type: None,
             since: None,
             until: None,
+            network: None,
         })
         .await
         .unwrap(),
@@ -353,6 +355,7 @@ async fn the_windows_calls_against_a_headless_agent() {
             since: now - chrono::Duration::hours(1),
             until: now,
             bucket_secs: 60,
+            network: None,
         })
         .await
         .err();

@@ -175,6 +175,7 @@ fn a_database_of_schema_3_moves_tier3_http_copies_to_their_own_series() {
             since,
             until: since + ChronoDuration::days(1),
             bucket_secs: day,
+            network: None,
         })
         .unwrap();
     let figures = |t: &str| {

@@ -181,6 +181,7 @@ fn bucketed_aggregates_match_a_naive_computation() {
                 since,
                 until,
                 bucket_secs: bucket,
+                network: None,
             })
             .unwrap();
         assert_eq!(series.len(), 1);
@@ -211,6 +212,7 @@ fn bucketed_aggregates_match_a_naive_computation() {
             since: t0(),
             until: t0() + Duration::days(1),
             bucket_secs: 3600,
+            network: None,
         })
         .unwrap();
     assert_eq!(
@@ -227,6 +229,7 @@ fn bucketed_aggregates_match_a_naive_computation() {
             since: t0(),
             until: t0() + Duration::days(1),
             bucket_secs: 3600,
+            network: None,
         })
         .unwrap_err();
     assert!(matches!(e, StoreError::Query(_)));
@@ -284,6 +287,7 @@ fn retention_deletes_only_older_results_and_keeps_rollup_exact() {
         since: t0() + Duration::hours(30),
         until: t0() + Duration::hours(31),
         bucket_secs: bucket,
+        network: None,
     };
     let rolled = s.series(&hour(3600)).unwrap();
     let raw = s.series(&hour(600)).unwrap();
@@ -308,6 +312,7 @@ fn retention_deletes_only_older_results_and_keeps_rollup_exact() {
             since: t0(),
             until: t0() + Duration::hours(30),
             bucket_secs: 3600,
+            network: None,
         })
         .unwrap();
     assert!(before.is_empty(), "{before:?}");
@@ -379,6 +384,7 @@ fn results_survive_a_kill_between_writes() {
             since: Utc::now() - Duration::hours(2),
             until: Utc::now() + Duration::hours(1),
             bucket_secs: 3600,
+            network: None,
         })
         .unwrap()
         .iter()
@@ -522,6 +528,7 @@ fn rpm_results_are_charted() {
             since: t0(),
             until: t0() + Duration::hours(1),
             bucket_secs: 3600,
+            network: None,
         })
         .unwrap();
     let b = &series[0].buckets[0];

@@ -60,6 +60,8 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
             crate::ipc::pause,
             crate::ipc::resume,
             crate::ipc::history,
+            crate::ipc::networks,
+            crate::ipc::network_label,
             crate::ipc::targets,
             crate::ipc::series,
             crate::ipc::events,

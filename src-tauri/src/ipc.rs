@@ -77,8 +77,21 @@ pub async fn history(shell: S<'_>, query: HistoryArgs) -> Res<Value> {
             since: query.since,
             until: query.until,
             limit: Some(query.limit.unwrap_or(HISTORY_MAX).min(HISTORY_MAX)),
+            network: query.network,
         })
         .await
+}
+
+/// The network now (read again from the OS) and every network seen.
+#[tauri::command]
+pub async fn networks(shell: S<'_>) -> Res<Value> {
+    shell.call(Request::Networks).await
+}
+
+/// Names a network ("Home"); an empty label clears the name.
+#[tauri::command]
+pub async fn network_label(shell: S<'_>, id: String, label: String) -> Res<Value> {
+    shell.call(Request::NetworkLabel { id, label }).await
 }
 
 /// Every target with stored results.
@@ -99,6 +112,7 @@ pub async fn series(shell: S<'_>, query: SeriesArgs) -> Res<Value> {
             since: query.since,
             until: query.until,
             bucket_secs: query.bucket_secs,
+            network: query.network,
         })
         .await
 }
@@ -139,6 +153,7 @@ pub async fn export(shell: S<'_>, format: ExportFormat, query: HistoryArgs) -> R
             test_type: query.test_type,
             since: query.since,
             until: query.until,
+            network: query.network,
         })
         .await
 }
@@ -218,6 +233,7 @@ mod tests {
             since: until - chrono::Duration::hours(hours),
             until,
             bucket_secs,
+            network: None,
         }
     }
 

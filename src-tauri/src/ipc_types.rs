@@ -142,6 +142,8 @@ pub struct HistoryArgs {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub limit: Option<usize>,
+    /// Only results of this network (an id).
+    pub network: Option<String>,
 }
 
 /// The most results one history call returns.
@@ -166,6 +168,8 @@ pub struct SeriesArgs {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
     pub bucket_secs: i64,
+    /// Only results of this network (an id).
+    pub network: Option<String>,
 }
 
 /// Checks a chart query before it goes to the agent (which checks it too).
@@ -177,6 +181,7 @@ pub fn check_series(q: &SeriesArgs) -> Res<()> {
         since: q.since,
         until: q.until,
         bucket_secs: q.bucket_secs,
+        network: q.network.clone(),
     };
     waddleperf_engine::control::check_series(&query).map_err(IpcError::from)
 }

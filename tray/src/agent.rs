@@ -348,10 +348,12 @@ async fn pump(rt: Runtime, state: Arc<Mutex<TrayState>>, proxy: EventLoopProxy<U
             ev = rx.recv() => match ev {
                 Ok(ev) => {
                     let changed = state.lock().map(|mut s| s.apply(&ev)).unwrap_or(false);
-                    if matches!(ev, RtEvent::RunFinished { .. }) {
+                    // A run's end, and a network renamed: read the stored state again.
+                    let reread = matches!(ev, RtEvent::RunFinished { .. } | RtEvent::NetworksChanged);
+                    if reread {
                         resync(&rt, &state).await;
                     }
-                    if changed || matches!(ev, RtEvent::RunFinished { .. }) {
+                    if changed || reread {
                         let _ = proxy.send_event(UserEvent::Render);
                     }
                 }

@@ -47,6 +47,8 @@ pub struct TrayState {
     pub next_run: Option<DateTime<Utc>>,
     /// How many targets are not ok, by the last health events.
     pub unhealthy: Vec<(String, Health)>,
+    /// The network the machine is on: its label or description.
+    pub network: Option<String>,
 }
 
 impl Default for TrayState {
@@ -64,6 +66,7 @@ impl TrayState {
             last_run: None,
             next_run: None,
             unhealthy: Vec::new(),
+            network: None,
         }
     }
 
@@ -86,6 +89,7 @@ impl TrayState {
                 .filter(|t| t.health != Health::Ok)
                 .map(|t| (t.target.clone(), t.health))
                 .collect(),
+            network: s.network.as_ref().map(|n| n.name()),
         }
     }
 
@@ -135,6 +139,9 @@ impl TrayState {
             Event::Paused => self.paused = true,
             Event::Resumed => self.paused = false,
             Event::NextRun { at } => self.next_run = *at,
+            Event::NetworkChanged { network, .. } => {
+                self.network = network.as_ref().map(|n| n.name())
+            }
             _ => {}
         }
         *self != before
@@ -173,6 +180,10 @@ impl TrayState {
                     format!("WaddlePerf: {} ({})", h.as_str(), names.join(", "))
                 }
             }
+        };
+        let head = match &self.network {
+            Some(n) => format!("{head}\nOn {n}"),
+            None => head,
         };
         match &self.last_run {
             Some(l) => format!(
@@ -292,6 +303,55 @@ mod tests {
         assert_eq!(s.icon(), IconKind::Ok);
         // Nothing shown changes on an event the tray ignores.
         assert!(!s.apply(&Event::SyncStarted { pending: 3 }));
+    }
+
+    #[test]
+    fn the_tooltip_names_the_network() {
+        use waddleperf_engine::netctx::{LinkType, NetworkContext};
+        let now = Utc::now();
+        let mut s = TrayState::new();
+        let ctx = NetworkContext {
+            network_id: "0123456789abcdef".into(),
+            iface: "wlan0".into(),
+            link_type: LinkType::Wifi,
+            ssid: Some("Office".into()),
+            ..NetworkContext::default()
+        };
+        let known = waddleperf_engine::store::KnownNetwork {
+            id: ctx.network_id.clone(),
+            label: Some("Office Wi-Fi".into()),
+            first_seen: now,
+            last_seen: now,
+            results: 0,
+            context: ctx,
+        };
+        assert!(s.apply(&Event::NetworkChanged {
+            from: None,
+            network: Some(Box::new(known.clone())),
+        }));
+        assert!(
+            s.tooltip(now).contains("\nOn Office Wi-Fi"),
+            "{}",
+            s.tooltip(now)
+        );
+        let unnamed = waddleperf_engine::store::KnownNetwork {
+            label: None,
+            ..known
+        };
+        s.apply(&Event::NetworkChanged {
+            from: None,
+            network: Some(Box::new(unnamed)),
+        });
+        assert!(
+            s.tooltip(now).contains("\nOn wifi \"Office\" via wlan0"),
+            "{}",
+            s.tooltip(now)
+        );
+        s.apply(&Event::NetworkChanged {
+            from: None,
+            network: None,
+        });
+        assert!(!s.tooltip(now).contains("On "));
     }
 
     #[test]

@@ -55,14 +55,19 @@ pub fn new_file(dir: &Path, format: Format, now: DateTime<Utc>) -> io::Result<Pa
 
 /// Writes `rows` to `path` through a temporary file, so a full disk leaves
 /// no half file under the final name.
-pub fn write_file(path: &Path, format: Format, rows: &[Measurement]) -> io::Result<()> {
+pub fn write_file(
+    path: &Path,
+    format: Format,
+    rows: &[Measurement],
+    names: &NetworkNames,
+) -> io::Result<()> {
     let tmp = path.with_extension("part");
     let result = (|| -> io::Result<()> {
         let file = std::fs::File::create(&tmp)?;
         let mut w = io::BufWriter::new(file);
         match format {
-            Format::Csv => write_csv(&mut w, rows)?,
-            Format::Json => write_json_lines(&mut w, rows)?,
+            Format::Csv => write_csv(&mut w, rows, names)?,
+            Format::Json => write_json_lines(&mut w, rows, names)?,
         }
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -138,10 +143,20 @@ pub const CSV_COLUMNS: &[&str] = &[
     "retransmits",
     "out_of_order",
     "server_kind",
+    "network_id",
+    "network",
 ];
 
+/// Network names by network id (labels, else descriptions), for the
+/// `network` column: [`crate::store::Store::network_names`].
+pub type NetworkNames = std::collections::HashMap<String, String>;
+
 /// Writes a header and one row per result.
-pub fn write_csv<W: Write>(mut w: W, results: &[Measurement]) -> io::Result<()> {
+pub fn write_csv<W: Write>(
+    mut w: W,
+    results: &[Measurement],
+    names: &NetworkNames,
+) -> io::Result<()> {
     writeln!(w, "{}", CSV_COLUMNS.join(","))?;
     for m in results {
         let metrics = serde_json::to_value(&m.metrics).unwrap_or(Value::Null);
@@ -160,6 +175,12 @@ pub fn write_csv<W: Write>(mut w: W, results: &[Measurement]) -> io::Result<()> 
                     "tier" => m.tier.to_string(),
                     "duration_ms" => m.duration_ms.to_string(),
                     "latency_ms" => m.latency_ms.map(|v| v.to_string()).unwrap_or_default(),
+                    "network_id" => m.network_id.clone().unwrap_or_default(),
+                    "network" => m
+                        .network_id
+                        .as_ref()
+                        .and_then(|id| names.get(id).cloned())
+                        .unwrap_or_default(),
                     other => match metrics.get(other) {
                         None | Some(Value::Null) => String::new(),
                         Some(Value::String(s)) => s.clone(),
@@ -174,10 +195,24 @@ pub fn write_csv<W: Write>(mut w: W, results: &[Measurement]) -> io::Result<()> 
     Ok(())
 }
 
-/// Writes one JSON object per line.
-pub fn write_json_lines<W: Write>(mut w: W, results: &[Measurement]) -> io::Result<()> {
+/// Writes one JSON object per line; with the network's name as `network`
+/// where it has one.
+pub fn write_json_lines<W: Write>(
+    mut w: W,
+    results: &[Measurement],
+    names: &NetworkNames,
+) -> io::Result<()> {
     for m in results {
-        serde_json::to_writer(&mut w, m)?;
+        match m.network_id.as_ref().and_then(|id| names.get(id)) {
+            Some(name) => {
+                let mut v = serde_json::to_value(m)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("network".into(), Value::String(name.clone()));
+                }
+                serde_json::to_writer(&mut w, &v)?;
+            }
+            None => serde_json::to_writer(&mut w, m)?,
+        }
         writeln!(w)?;
     }
     Ok(())
@@ -208,7 +243,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let now = Utc::now();
         let a = new_file(dir.path(), Format::Csv, now)?;
-        write_file(&a, Format::Csv, &[])?;
+        write_file(&a, Format::Csv, &[], &NetworkNames::new())?;
         let b = new_file(dir.path(), Format::Csv, now)?;
         assert_ne!(a, b);
         assert!(b.to_string_lossy().ends_with("-2.csv"));
@@ -216,7 +251,7 @@ mod tests {
         assert!(text.starts_with("id,started_at,test_type,target"), "{text}");
         // A folder that cannot hold the file: an error naming it, no part file.
         let bad = dir.path().join("missing").join("x.json");
-        let e = write_file(&bad, Format::Json, &[])
+        let e = write_file(&bad, Format::Json, &[], &NetworkNames::new())
             .err()
             .map(|e| e.to_string());
         assert!(e.as_deref().is_some_and(|e| e.contains("missing")), "{e:?}");
@@ -230,7 +265,7 @@ mod tests {
         m.metrics.cert_subject = Some("CN=\"q\"".into());
         m.error = Some("=cmd()".into());
         let mut out = Vec::new();
-        write_csv(&mut out, &[m]).unwrap();
+        write_csv(&mut out, &[m], &NetworkNames::new()).unwrap();
         let text = String::from_utf8(out).unwrap();
         let mut lines = text.lines();
         assert_eq!(lines.next().unwrap().split(',').count(), CSV_COLUMNS.len());

@@ -82,6 +82,14 @@ pub async fn start_agent(
         ));
         let r = rt.clone();
         tasks.push((
+            "network",
+            spawn(rt.clone(), "network", move || {
+                let r = r.clone();
+                async move { r.watch_network().await }
+            }),
+        ));
+        let r = rt.clone();
+        tasks.push((
             "update",
             spawn(rt.clone(), "update", move || {
                 crate::update::run(r.clone(), updates.clone())

@@ -17,7 +17,7 @@ fn declarations() -> String {
             out.push(<$t>::decl());
         )*};
     }
-    use crate::{autoperf, config, kinds, model, runtime, settings, store, sync};
+    use crate::{autoperf, config, control, kinds, model, netctx, runtime, settings, store, sync};
     decl!(
         model::TestType,
         model::ErrorKind,
@@ -28,6 +28,10 @@ fn declarations() -> String {
         model::Metrics,
         model::Interim,
         model::Measurement,
+        netctx::LinkType,
+        netctx::NetworkContext,
+        store::KnownNetwork,
+        control::Networks,
         autoperf::Health,
         autoperf::Limit,
         autoperf::Breach,

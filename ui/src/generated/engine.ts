@@ -87,7 +87,58 @@ tier: number,
  * The one headline latency (HTTP: TTFB; TCP: connect; TLS: connect +
  * handshake; DNS: query; ICMP/UDP: mean RTT).
  */
-latency_ms?: number | null, metrics: Metrics, };
+latency_ms?: number | null, metrics: Metrics, 
+/**
+ * The network it was measured on (`netctx::network_id`); `None` for
+ * results older than network context, or when the OS could not say.
+ */
+network_id?: string | null, };
+
+export type LinkType = "ethernet" | "wifi" | "cellular" | "vpn" | "other";
+
+export type NetworkContext = { 
+/**
+ * The stable network id ([`network_id`]).
+ */
+network_id: string, 
+/**
+ * The interface the default route uses.
+ */
+iface: string, link_type: LinkType, local_ip?: string | null, gateway_ip?: string | null, 
+/**
+ * The gateway's MAC address (from the neighbour table), where the link
+ * has one.
+ */
+gateway_mac?: string | null, dns_servers: Array<string>, 
+/**
+ * The default route goes through a tunnel (tun, WireGuard, utun, PPP).
+ */
+vpn: boolean, 
+/**
+ * The OS marks the connection metered (`None`: the OS does not say).
+ */
+metered?: boolean | null, ssid?: string | null, bssid?: string | null, wifi_rssi_dbm?: number | null, wifi_channel?: number | null, wifi_tx_rate_mbps?: number | null, };
+
+export type KnownNetwork = { id: string, 
+/**
+ * The person's name for it ("Home", "Office").
+ */
+label?: string | null, first_seen: string, last_seen: string, 
+/**
+ * Results measured on it.
+ */
+results: number, 
+/**
+ * The context as last seen.
+ */
+context: NetworkContext, };
+
+export type Networks = { 
+/**
+ * The network now; `None` when there is none (no default route) or the
+ * OS cannot say (`error`).
+ */
+current?: NetworkContext | null, error?: string | null, known: Array<KnownNetwork>, };
 
 export type Health = "ok" | "degraded" | "down";
 
@@ -155,7 +206,7 @@ export type TaskFailure = {
  */
 failures: number, last_error: string, last_failed_at: string, };
 
-export type RunReason = "start" | "scheduled" | "catch_up" | "on_demand" | "speed_test";
+export type RunReason = "start" | "scheduled" | "catch_up" | "on_demand" | "speed_test" | "network_change";
 
 export type RunSummary = { run_id: string, reason: RunReason, started_at: string, finished_at: string, 
 /**
@@ -208,7 +259,11 @@ health?: Health | null, targets_health: Array<TargetHealth>, autoperf: Escalatio
  * Background tasks that failed (and were restarted) since the agent
  * started.
  */
-task_failures?: { [key in string]?: TaskFailure }, };
+task_failures?: { [key in string]?: TaskFailure }, 
+/**
+ * The network the machine is on (`None`: none, or the OS cannot say).
+ */
+network?: KnownNetwork | null, };
 
 export type PassSummary = { started_at: string, 
 /**
@@ -268,7 +323,7 @@ reason: string | null, } | { "event": "overall_health", health: Health, } | { "e
 /**
  * Restarts so far.
  */
-restarts: number, } | { "event": "update_ready", version: string, path: string, } | { "event": "next_run", at: string | null, };
+restarts: number, } | { "event": "update_ready", version: string, path: string, } | { "event": "network_changed", from: string | null, network: KnownNetwork | null, } | { "event": "networks_changed" } | { "event": "next_run", at: string | null, };
 
 export type StoreStats = { results: number, outbox_pending: number, outbox_dead: number, newest: string | null, };
 

@@ -17,11 +17,19 @@ agent_note?: string | null,
  */
 config_note?: string | null, autostart?: boolean | null, device_id: string, hostname: string, };
 
-export type HistoryArgs = { targets?: Array<string> | null, test_type?: TestType | null, since?: string | null, until?: string | null, limit?: number | null, };
+export type HistoryArgs = { targets?: Array<string> | null, test_type?: TestType | null, since?: string | null, until?: string | null, limit?: number | null, 
+/**
+ * Only results of this network (an id).
+ */
+network?: string | null, };
 
 export type StoredTarget = { target: string, test_type: TestType, };
 
-export type SeriesArgs = { targets: Array<string>, test_type?: TestType | null, metric: string, since: string, until: string, bucket_secs: number, };
+export type SeriesArgs = { targets: Array<string>, test_type?: TestType | null, metric: string, since: string, until: string, bucket_secs: number, 
+/**
+ * Only results of this network (an id).
+ */
+network?: string | null, };
 
 export type ExportFormat = "csv" | "json";
 

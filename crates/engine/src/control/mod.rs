@@ -108,6 +108,7 @@ impl From<crate::runtime::RuntimeError> for WireError {
             R::NoBandwidthServer => {
                 WireError::invalid("bandwidth", R::NoBandwidthServer.to_string())
             }
+            R::Store(crate::store::StoreError::Query(m)) => WireError::new("invalid", m),
             R::Store(s) => WireError::new("store", s.to_string()),
             R::ShuttingDown => WireError::new("shutting_down", R::ShuttingDown.to_string()),
             other => WireError::new("internal", other.to_string()),
@@ -176,6 +177,9 @@ pub enum Request {
         until: Option<DateTime<Utc>>,
         #[serde(default)]
         limit: Option<usize>,
+        /// Only results of this network (an id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<String>,
     },
     Series {
         #[serde(default)]
@@ -186,6 +190,8 @@ pub enum Request {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
         bucket_secs: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<String>,
     },
     Events {
         limit: usize,
@@ -214,6 +220,16 @@ pub enum Request {
         since: Option<DateTime<Utc>>,
         #[serde(default)]
         until: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<String>,
+    },
+    /// The network the machine is on now (read again from the OS) and every
+    /// network seen: [`Networks`].
+    Networks,
+    /// Names a network; an empty label clears the name.
+    NetworkLabel {
+        id: String,
+        label: String,
     },
     /// Signs in; the tokens go to the keychain of the agent's user.
     Login {
@@ -261,6 +277,18 @@ pub struct AgentInfo {
     pub desktop: bool,
     /// Start at login, where the agent has a desktop and can read it.
     pub autostart: Option<bool>,
+}
+
+/// What [`Request::Networks`] answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
+pub struct Networks {
+    /// The network now; `None` when there is none (no default route) or the
+    /// OS cannot say (`error`).
+    pub current: Option<crate::netctx::NetworkContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub known: Vec<crate::store::KnownNetwork>,
 }
 
 /// What [`Request::Export`] answers.

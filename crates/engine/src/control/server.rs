@@ -465,10 +465,12 @@ async fn answer(s: &Served, req: Request) -> Answer {
             since,
             until,
             limit,
+            network,
         } => {
             let q = HistoryQuery {
                 target,
                 test_type,
+                network,
                 since,
                 until,
                 limit: Some(limit.unwrap_or(HISTORY_MAX).min(HISTORY_MAX)),
@@ -482,6 +484,7 @@ async fn answer(s: &Served, req: Request) -> Answer {
             since,
             until,
             bucket_secs,
+            network,
         } => {
             let q = SeriesQuery {
                 targets,
@@ -490,6 +493,7 @@ async fn answer(s: &Served, req: Request) -> Answer {
                 since,
                 until,
                 bucket_secs,
+                network,
             };
             check_series(&q)?;
             json(s.rt.series(q).await?)
@@ -545,15 +549,18 @@ async fn answer(s: &Served, req: Request) -> Answer {
             test_type,
             since,
             until,
+            network,
         } => {
             let q = HistoryQuery {
                 target: None,
                 test_type,
+                network,
                 since,
                 until,
                 limit: None,
             };
             let rows = history(s, q, targets).await?;
+            let names = s.rt.with_store(|st| st.network_names()).await?;
             let path = crate::export::new_file(
                 &crate::export::downloads_dir(),
                 format,
@@ -561,11 +568,33 @@ async fn answer(s: &Served, req: Request) -> Answer {
             )
             .map_err(|e| WireError::new("io", e.to_string()))?;
             let (count, target) = (rows.len(), path.clone());
-            tokio::task::spawn_blocking(move || crate::export::write_file(&target, format, &rows))
-                .await
-                .map_err(|e| WireError::new("internal", e.to_string()))?
-                .map_err(|e| WireError::new("io", e.to_string()))?;
+            tokio::task::spawn_blocking(move || {
+                crate::export::write_file(&target, format, &rows, &names)
+            })
+            .await
+            .map_err(|e| WireError::new("internal", e.to_string()))?
+            .map_err(|e| WireError::new("io", e.to_string()))?;
             json(Exported { path, count })
+        }
+        Request::Networks => {
+            let (current, error) = match s.rt.refresh_network().await {
+                Ok(u) => (u.context.map(|c| (*c).clone()), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            json(super::Networks {
+                current,
+                error,
+                known: s.rt.networks().await?,
+            })
+        }
+        Request::NetworkLabel { id, label } => {
+            if label.chars().count() > crate::store::MAX_LABEL_CHARS {
+                return Err(WireError::invalid(
+                    "label",
+                    format!("at most {} characters", crate::store::MAX_LABEL_CHARS),
+                ));
+            }
+            json(s.rt.set_network_label(id, label).await?)
         }
         Request::Login {
             server,

@@ -494,6 +494,10 @@ pub struct Measurement {
     pub latency_ms: Option<f64>,
     #[serde(default)]
     pub metrics: Metrics,
+    /// The network it was measured on (`netctx::network_id`); `None` for
+    /// results older than network context, or when the OS could not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_id: Option<String>,
 }
 
 impl Measurement {
@@ -513,6 +517,7 @@ impl Measurement {
             tier: 1,
             latency_ms: None,
             metrics: Metrics::default(),
+            network_id: None,
         }
     }
 

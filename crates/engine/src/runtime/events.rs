@@ -20,6 +20,9 @@ pub enum RunReason {
     /// Someone asked for a speed test: the bandwidth servers, download then
     /// upload, nothing else.
     SpeedTest,
+    /// The machine moved to another network: the first minutes on it are
+    /// measured.
+    NetworkChange,
 }
 
 /// Something that happened, for the tray, the UI, notifications and logs.
@@ -130,6 +133,14 @@ pub enum Event {
         version: String,
         path: String,
     },
+    /// The machine is on another network now (`network`: `None` when it has
+    /// none: no default route).
+    NetworkChanged {
+        from: Option<String>,
+        network: Option<Box<crate::store::KnownNetwork>>,
+    },
+    /// A network's label was changed.
+    NetworksChanged,
     /// When the scheduler will run next (`None`: no agent scheduling).
     NextRun {
         #[serde(with = "crate::model::opt_rfc3339_utc")]
@@ -193,6 +204,9 @@ pub struct Status {
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     #[cfg_attr(test, ts(as = "Option<TaskFailures>", optional))]
     pub task_failures: TaskFailures,
+    /// The network the machine is on (`None`: none, or the OS cannot say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::store::KnownNetwork>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

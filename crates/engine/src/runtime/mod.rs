@@ -20,8 +20,10 @@ use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use uuid::Uuid;
 
 mod events;
+mod network;
 mod run;
 pub use events::*;
+pub use network::NetworkUpdate;
 
 /// Keys of the state documents in the store.
 mod key {
@@ -45,6 +47,8 @@ pub enum RuntimeError {
     Config(#[from] crate::config::ConfigError),
     #[error("WaddlePerf is shutting down; no new runs start")]
     ShuttingDown,
+    #[error("cannot read the network context: {0}")]
+    Network(String),
     #[error(
         "no bandwidth server is configured: add an iperf3 server in Settings \
          (or a [[suite.bandwidth]] entry in the configuration file)"
@@ -76,6 +80,8 @@ struct Inner {
     closing: watch::Sender<bool>,
     /// `true` when the run in progress must stop now.
     cancel: watch::Sender<bool>,
+    /// The network the machine is on (`network.rs`).
+    network: Mutex<network::NetState>,
 }
 
 /// Cheap to clone; all clones share one runtime.
@@ -108,6 +114,7 @@ impl Runtime {
                 changes: Notify::new(),
                 closing: watch::channel(false).0,
                 cancel: watch::channel(false).0,
+                network: Mutex::new(network::NetState::default()),
             }),
         }
     }
@@ -324,7 +331,8 @@ impl Runtime {
 
     /// Runs one ad hoc probe; stores its result when `store` is true.
     pub async fn test(&self, probe: &AnyProbe, store: bool) -> Result<Measurement, RuntimeError> {
-        let m = probe.run().await;
+        let mut m = probe.run().await;
+        m.network_id = self.network_now().await.map(|c| c.network_id.clone());
         if store {
             self.store_results(vec![m.clone()]).await?;
         }
@@ -334,6 +342,7 @@ impl Runtime {
     pub async fn status(&self) -> Result<Status, RuntimeError> {
         let running = self.is_running().await;
         let targets = self.config().target_count();
+        let net = self.network_now().await.map(|c| c.network_id.clone());
         self.with_store(move |s| {
             // A state document this version cannot read is treated as absent.
             let health: Vec<TargetHealth> =
@@ -362,6 +371,10 @@ impl Runtime {
                     .unwrap_or_default(),
                 store: s.stats()?,
                 task_failures: s.state_get(TASKS).ok().flatten().unwrap_or_default(),
+                network: match net {
+                    Some(id) => s.network(&id)?,
+                    None => None,
+                },
             })
         })
         .await
@@ -398,7 +411,14 @@ impl Runtime {
         .await
     }
 
-    async fn store_results(&self, results: Vec<Measurement>) -> Result<usize, RuntimeError> {
+    /// Stores results, each stamped with the network it was measured on.
+    async fn store_results(&self, mut results: Vec<Measurement>) -> Result<usize, RuntimeError> {
+        if results.iter().any(|m| m.network_id.is_none()) {
+            let net = self.network_now().await.map(|c| c.network_id.clone());
+            for m in results.iter_mut().filter(|m| m.network_id.is_none()) {
+                m.network_id.clone_from(&net);
+            }
+        }
         self.with_store(move |s| s.insert(&results)).await
     }
 

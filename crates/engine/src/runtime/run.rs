@@ -490,6 +490,9 @@ impl Runtime {
                 },
             };
             m.tier = tier;
+            if m.network_id.is_none() {
+                m.network_id = self.network_now().await.map(|c| c.network_id.clone());
+            }
             progress.done += 1;
             let stored = self.store_results(vec![m.clone()]).await;
             if let Err(e) = stored {

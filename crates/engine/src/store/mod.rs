@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod networks;
 mod outbox;
 mod results;
 mod rollups;
@@ -23,6 +24,7 @@ mod state;
 use results::{row_to_raw, RawRow, RESULT_COLUMNS};
 pub use state::ENROLLMENT;
 mod repair;
+pub use networks::{clean_label, KnownNetwork, MAX_LABEL_CHARS};
 pub use outbox::{DeadLetter, OutboxItem};
 pub use repair::{check_file, recover, IntegrityReport, Recovery};
 
@@ -46,6 +48,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         include_str!("migrations/0005_rpm_rollups.sql"),
         Some(rollups::rebuild_if_marked),
     ),
+    (include_str!("migrations/0006_networks.sql"), None),
 ];
 
 /// The schema version this build writes.
@@ -122,6 +125,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct HistoryQuery {
     pub target: Option<String>,
     pub test_type: Option<TestType>,
+    /// Only results measured on this network (a network id).
+    pub network: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     /// Keep only the newest `limit` results (still returned oldest first).
@@ -141,6 +146,9 @@ pub struct SeriesQuery {
     /// Bucket width in seconds. Buckets are aligned to multiples of the width
     /// since the epoch; buckets overlapping `[since, until)` are returned whole.
     pub bucket_secs: i64,
+    /// Only results of this network (a network id): computed from the raw
+    /// results.
+    pub network: Option<String>,
 }
 
 /// One bucket of a series.

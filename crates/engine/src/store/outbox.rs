@@ -45,7 +45,7 @@ impl Store {
         ))?;
         let rows = stmt.query_map(
             params![micros(&now), i64::try_from(limit).unwrap_or(i64::MAX)],
-            |r| Ok((row_to_raw(r)?, r.get::<_, i64>(12)?, r.get::<_, bool>(13)?)),
+            |r| Ok((row_to_raw(r)?, r.get::<_, i64>(13)?, r.get::<_, bool>(14)?)),
         )?;
         let mut out = Vec::new();
         for row in rows {

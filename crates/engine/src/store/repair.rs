@@ -192,7 +192,16 @@ pub fn recover(src: &Path, dst: &Path) -> Result<Recovery> {
     let mut batch = Vec::new();
     let mut insert_error = None;
     let (mut copied, mut undecodable) = (0u64, 0u64);
-    let damaged = scan(&old, "results", RESULT_COLUMNS, |row| {
+    // A file from before schema version 6 has no network column.
+    let columns = if old
+        .prepare("SELECT network_id FROM results LIMIT 0")
+        .is_ok()
+    {
+        RESULT_COLUMNS.to_owned()
+    } else {
+        RESULT_COLUMNS.replace(", network_id", ", NULL")
+    };
+    let damaged = scan(&old, "results", &columns, |row| {
         // Column 0 is the rowid; the result's columns follow.
         let raw = (|| {
             Ok::<_, rusqlite::Error>(RawRow {
@@ -208,6 +217,7 @@ pub fn recover(src: &Path, dst: &Path) -> Result<Recovery> {
                 tier: row.get(10)?,
                 latency_ms: row.get(11)?,
                 metrics: row.get(12)?,
+                network_id: row.get(13)?,
             })
         })();
         match raw.ok().and_then(|r| r.decode().ok()) {
@@ -289,6 +299,24 @@ pub fn recover(src: &Path, dst: &Path) -> Result<Recovery> {
         }
     }
     tx.commit()?;
+
+    // The networks and their labels, where readable.
+    if let Ok(mut s) = old.prepare("SELECT id, label, first_seen, last_seen, context FROM networks")
+    {
+        if let Ok(mut rows) = s.query([]) {
+            while let Ok(Some(r)) = rows.next() {
+                let row: rusqlite::Result<(String, Option<String>, i64, i64, String)> =
+                    (|| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))();
+                if let Ok((id, label, first, last, ctx)) = row {
+                    new.conn.execute(
+                        "INSERT OR REPLACE INTO networks (id, label, first_seen, last_seen, context)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        rusqlite::params![id, label, first, last, ctx],
+                    )?;
+                }
+            }
+        }
+    }
 
     // Settings and sync state, and the event log, where readable.
     if let Ok(mut s) = old.prepare("SELECT key, value, updated_at FROM state") {

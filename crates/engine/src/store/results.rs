@@ -16,8 +16,8 @@ impl Store {
         {
             let mut ins = tx.prepare_cached(
                 "INSERT OR IGNORE INTO results (id, test_type, target, resolved_ip, started_at,
-                    duration_ms, success, error_kind, error, tier, latency_ms, metrics)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    duration_ms, success, error_kind, error, tier, latency_ms, metrics, network_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             let mut outbox = tx.prepare_cached(
                 "INSERT INTO outbox (result_id, enqueued_at, next_attempt_at) VALUES (?1, ?2, ?2)",
@@ -43,6 +43,7 @@ impl Store {
                     m.tier,
                     m.latency_ms,
                     metrics,
+                    m.network_id,
                 ])?;
                 if n == 0 {
                     continue;
@@ -71,6 +72,10 @@ impl Store {
         if let Some(t) = q.test_type {
             sql.push_str(" AND test_type = ?");
             args.push(t.as_str().to_owned().into());
+        }
+        if let Some(n) = &q.network {
+            sql.push_str(" AND network_id = ?");
+            args.push(n.clone().into());
         }
         if let Some(s) = q.since {
             sql.push_str(" AND started_at >= ?");
@@ -207,7 +212,7 @@ impl Store {
 /// The `results` columns [`row_to_raw`] reads, in its order.
 pub(super) const RESULT_COLUMNS: &str =
     "id, test_type, target, resolved_ip, started_at, duration_ms, \
-     success, error_kind, error, tier, latency_ms, metrics";
+     success, error_kind, error, tier, latency_ms, metrics, network_id";
 
 pub(super) struct RawRow {
     pub(super) id: String,
@@ -222,6 +227,7 @@ pub(super) struct RawRow {
     pub(super) tier: u8,
     pub(super) latency_ms: Option<f64>,
     pub(super) metrics: String,
+    pub(super) network_id: Option<String>,
 }
 
 pub(super) fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -238,6 +244,7 @@ pub(super) fn row_to_raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         tier: r.get(9)?,
         latency_ms: r.get(10)?,
         metrics: r.get(11)?,
+        network_id: r.get(12)?,
     })
 }
 
@@ -270,6 +277,7 @@ impl RawRow {
             tier: self.tier,
             latency_ms: self.latency_ms,
             metrics,
+            network_id: self.network_id,
         })
     }
 }

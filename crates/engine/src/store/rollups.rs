@@ -26,8 +26,12 @@ impl Store {
         let b = q.bucket_secs;
         let first = q.since.timestamp().div_euclid(b) * b;
         let end = (q.until.timestamp() + b - 1).div_euclid(b) * b;
-        // The coarsest roll-up whose unit divides the bucket; raw rows otherwise.
-        let grain = [DAILY, HOURLY].into_iter().find(|g| b % g.secs == 0);
+        // The coarsest roll-up whose unit divides the bucket; raw rows
+        // otherwise, and for one network (roll-ups are per target, not per
+        // network; the results' network index keeps that read small).
+        let grain = [DAILY, HOURLY]
+            .into_iter()
+            .find(|g| b % g.secs == 0 && q.network.is_none());
         let mut args: Vec<rusqlite::types::Value> = match grain {
             Some(g) => vec![b.into(), (first / g.secs).into(), (end / g.secs).into()],
             None => vec![
@@ -47,6 +51,10 @@ impl Store {
         if let Some(t) = q.test_type {
             args.push(t.as_str().to_owned().into());
             filters.push_str(&format!(" AND s.test_type = ?{}", args.len()));
+        }
+        if let Some(n) = &q.network {
+            args.push(n.clone().into());
+            filters.push_str(&format!(" AND s.network_id = ?{}", args.len()));
         }
         let sql = match grain {
             Some(g) => {
@@ -302,9 +310,11 @@ pub(super) fn rebuild_if_marked(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     }
     tx.execute_batch("DELETE FROM rollup_hourly; DELETE FROM rollup_daily; DELETE FROM series;")?;
     let mut ids = HashMap::new();
+    // Run at schema version 5, before results had a network column (roll-ups
+    // do not need it).
     let mut stmt = tx.prepare(&format!(
         "SELECT {} FROM results ORDER BY started_at",
-        super::RESULT_COLUMNS
+        super::RESULT_COLUMNS.replace(", network_id", ", NULL")
     ))?;
     let rows = stmt.query_map([], super::row_to_raw)?;
     for raw in rows {
