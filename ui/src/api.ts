@@ -4,7 +4,7 @@
 // either side that the other does not follow fails the type check.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { Event, Measurement, PassSummary, RunSummary, Series, Settings, Status, SyncStatus } from "./generated/engine";
+import type { Event, Measurement, Networks, PassSummary, RunSummary, Series, Settings, Status, SyncStatus } from "./generated/engine";
 import type { AppInfo, EnrollArgs, ExportFormat, Exported, HistoryArgs, IpcError, LoginArgs, SeriesArgs, StoredTarget } from "./generated/ipc";
 
 export type * from "./generated/engine";
@@ -37,6 +37,8 @@ export const api = {
   resume: () => invoke<void>("resume"),
   history: (query: HistoryQuery) => invoke<Measurement[]>("history", { query }),
   targets: () => invoke<StoredTarget[]>("targets"),
+  networks: () => invoke<Networks>("networks"),
+  networkLabel: (id: string, label: string) => invoke<string | null>("network_label", { id, label }),
   series: (query: SeriesQuery) => invoke<Series[]>("series", { query }),
   settingsGet: () => invoke<Settings>("settings_get"),
   settingsSet: (settings: Settings) => invoke<Settings>("settings_set", { settings }),

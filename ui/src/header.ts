@@ -3,6 +3,7 @@
 import type { Status } from "./api";
 import { h } from "./dom";
 import { fmtAgo } from "./format";
+import { networkName } from "./networks";
 
 export function renderHeader(s: Status): void {
   const dot = document.getElementById("health-dot");
@@ -13,6 +14,7 @@ export function renderHeader(s: Status): void {
   if (s.running) parts.push("Running tests…");
   else if (s.last_run) parts.push(`Last run ${fmtAgo(s.last_run.finished_at)}`);
   else parts.push("No runs yet");
+  if (s.network) parts.push(`on ${networkName(s.network)}`);
   if (s.paused) parts.push("monitoring paused");
   else if (s.agent?.next_run) parts.push(`next ${fmtAgo(s.agent.next_run)}`);
   const failed = Object.entries(s.task_failures ?? {}).flatMap(([name, f]) => (f ? [[name, f] as const] : []));

@@ -67,7 +67,7 @@ async function start(): Promise<void> {
   window.addEventListener("hashchange", () => void show(pageFromHash()));
   await onRuntimeEvent((e) => {
     current?.onEvent?.(e);
-    if (e.event === "run_started" || e.event === "run_finished" || e.event === "paused" || e.event === "resumed" || e.event === "overall_health" || e.event === "next_run") {
+    if (e.event === "run_started" || e.event === "run_finished" || e.event === "paused" || e.event === "resumed" || e.event === "overall_health" || e.event === "next_run" || e.event === "network_changed" || e.event === "networks_changed") {
       refreshHeaderSoon();
     }
     if (e.event === "signed_out") note(`Signed out of the server: ${e.message}. Results keep queueing; sign in again under Settings.`, "error");

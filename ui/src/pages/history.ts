@@ -4,7 +4,8 @@
 // aggregates; the raw results; CSV and JSON export.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { api, errorText, type Measurement, type RuntimeEvent, type Series, type TestType } from "../api";
+import { api, errorText, type KnownNetwork, type Measurement, type RuntimeEvent, type Series, type TestType } from "../api";
+import { compareRows, fold, networkName, type Cell } from "../networks";
 import { colour, hasData, phases, shape, translucent, type Field } from "../chartdata";
 import { clear, cssVar, h } from "../dom";
 import { fmtMbps, fmtMs, fmtPct, fmtRpm, fmtTime, typeLabel } from "../format";
@@ -59,6 +60,12 @@ export class History {
   private pickerEl!: HTMLElement;
   private statusEl!: HTMLElement;
   private phaseSelect!: HTMLSelectElement;
+  private networkSelect!: HTMLSelectElement;
+  private networkEl!: HTMLElement;
+  private compareEl!: HTMLElement;
+  private networks: KnownNetwork[] = [];
+  /** The network shown ("" for all of them). */
+  private network = "";
   private reloadTimer: number | undefined;
   private generation = 0;
   private resizeObserver: ResizeObserver | null = null;
@@ -85,15 +92,26 @@ export class History {
     this.tableEl = h("div", { id: "history-results" });
     this.phaseSelect = h("select", { id: "phase-target", "aria-label": "HTTP target for the phase chart" });
     this.phaseSelect.addEventListener("change", () => void this.load());
+    this.networkSelect = h("select", { id: "network-filter", "aria-label": "Network" });
+    this.networkSelect.addEventListener("change", () => {
+      this.network = this.networkSelect.value;
+      this.renderNetworkTools();
+      void this.load();
+    });
+    this.networkEl = h("div", { id: "network-tools", class: "network-tools" });
+    this.compareEl = h("div", { id: "network-compare" });
     root.append(
       h("div", { class: "page-head" }, h("h1", {}, "History"), h("div", { class: "actions" }, rangeGroup, csv, json)),
+      h("div", { class: "network-bar" }, h("label", { for: "network-filter" }, "Network "), this.networkSelect, this.networkEl),
       this.pickerEl,
       this.statusEl,
       this.chartsEl,
+      h("section", { class: "card", id: "compare-card" }, h("h2", {}, "Networks side by side"), this.compareEl),
       h("section", { class: "card" }, h("h2", {}, "Results"), this.tableEl),
     );
     this.resizeObserver = new ResizeObserver(() => this.resize());
     this.resizeObserver.observe(this.chartsEl);
+    await this.loadNetworks();
     await this.loadTargets();
     await this.load();
   }
@@ -106,6 +124,7 @@ export class History {
   }
 
   onEvent(e: RuntimeEvent): void {
+    if (e.event === "network_changed" || e.event === "networks_changed") void this.loadNetworks();
     if (e.event === "run_finished") {
       // New rows: read the targets and charts again, once per burst.
       window.clearTimeout(this.reloadTimer);
@@ -136,6 +155,77 @@ export class History {
     clear(this.phaseSelect);
     for (const t of http) this.phaseSelect.append(h("option", { value: t }, t));
     if (http.includes(keep)) this.phaseSelect.value = keep;
+  }
+
+  private async loadNetworks(): Promise<void> {
+    try {
+      this.networks = (await api.networks()).known;
+    } catch {
+      this.networks = [];
+    }
+    clear(this.networkSelect);
+    this.networkSelect.append(h("option", { value: "" }, "All networks"));
+    for (const n of this.networks) {
+      this.networkSelect.append(h("option", { value: n.id }, `${networkName(n)} (${n.results} results)`));
+    }
+    if (this.network && !this.networks.some((n) => n.id === this.network)) this.network = "";
+    this.networkSelect.value = this.network;
+    this.renderNetworkTools();
+  }
+
+  /** Renaming the network picked: its label, saved by the agent. */
+  private renderNetworkTools(): void {
+    clear(this.networkEl);
+    const n = this.networks.find((x) => x.id === this.network);
+    if (!n) return;
+    const input = h("input", { id: "network-label", type: "text", maxlength: "64", value: n.label ?? "", placeholder: "Name (Home, Office…)", "aria-label": "Network name" });
+    const save = h("button", { id: "network-label-save" }, "Rename");
+    const msg = h("span", { class: "muted small", role: "status" }, `id ${n.id}`);
+    save.addEventListener("click", () => {
+      void (async () => {
+        try {
+          await api.networkLabel(n.id, input.value);
+          msg.textContent = input.value.trim() ? `Saved: ${input.value.trim()}` : "Name cleared";
+          await this.loadNetworks();
+          void this.load();
+        } catch (e) {
+          msg.textContent = `Could not rename: ${errorText(e)}`;
+        }
+      })();
+    });
+    this.networkEl.append(input, save, msg);
+  }
+
+  /** Each target's mean latency and loss on each network, over the range. */
+  private async loadComparison(targets: string[], win: Window, gen: number): Promise<void> {
+    clear(this.compareEl);
+    const nets = this.networks.filter((n) => n.results > 0).slice(0, 6);
+    if (nets.length < 2) {
+      this.compareEl.append(h("p", { class: "muted" }, "Results from two or more networks are compared here."));
+      return;
+    }
+    const span = Math.max(60, Math.ceil((Date.parse(win.until) - Date.parse(win.since)) / 60_000) * 60);
+    const byNet = new Map<string, Map<string, Cell>>();
+    const all = await Promise.all(
+      nets.map((n) => api.series({ targets, metric: "latency_ms", since: win.since, until: win.until, bucket_secs: span, network: n.id })),
+    );
+    if (gen !== this.generation) return;
+    nets.forEach((n, i) => byNet.set(n.id, fold(all[i])));
+    const rows = compareRows(nets.map((n) => n.id), byNet);
+    const cell = (c: Cell | null) => (c ? `${fmtMs(c.latencyMs)} · loss ${fmtPct(c.lossPct)} · ${c.results}` : "–");
+    this.compareEl.append(
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { id: "compare-table" },
+          h("thead", {}, h("tr", {}, h("th", {}, "Target"), nets.map((n) => h("th", {}, networkName(n))))),
+          h("tbody", {}, rows.map((r) => h("tr", {}, h("td", {}, r.target), r.cells.map((c) => h("td", {}, cell(c)))))),
+        ),
+      ),
+      h("p", { class: "muted small" }, "Mean latency · loss · results, over the range."),
+    );
   }
 
   private selected(): string[] {
@@ -170,7 +260,7 @@ export class History {
     }
     // Each chart draws as soon as its series arrives: latency first.
     const draws = CHARTS.map(async (spec) => {
-      const series = await api.series({ targets, metric: spec.metric, since: win.since, until: win.until, bucket_secs: win.bucketSecs });
+      const series = await api.series({ targets, metric: spec.metric, since: win.since, until: win.until, bucket_secs: win.bucketSecs, network: this.network || null });
       if (gen !== this.generation) return;
       const slot = slots.get(spec.id);
       if (slot) this.drawSeries(slot, spec, series, win);
@@ -183,7 +273,7 @@ export class History {
         slot.append(h("p", { class: "muted empty" }, "Pick an HTTP target to see its phases."));
         return;
       }
-      const all = await Promise.all(PHASES.map((m) => api.series({ targets: [target], metric: m, since: win.since, until: win.until, bucket_secs: win.bucketSecs })));
+      const all = await Promise.all(PHASES.map((m) => api.series({ targets: [target], metric: m, since: win.since, until: win.until, bucket_secs: win.bucketSecs, network: this.network || null })));
       if (gen !== this.generation) return;
       const byMetric: Record<string, Series[]> = {};
       PHASES.forEach((m, i) => (byMetric[m] = all[i]));
@@ -195,8 +285,9 @@ export class History {
       this.plot(slot, win, p.x, PHASE_NAMES.map((name, i) => ({ label: name, stroke: colour(i) })), p.cols, fmtMs, []);
     })();
     const table = this.loadTable(targets, win, gen);
+    const compare = this.loadComparison(targets, win, gen);
     try {
-      await Promise.all([...draws, phaseDraw, table]);
+      await Promise.all([...draws, phaseDraw, table, compare]);
       if (gen === this.generation) this.statusEl.textContent = `${targets.length} target${targets.length === 1 ? "" : "s"}, ${RANGES.find((r) => r.key === this.range)?.label}, buckets of ${bucketLabel(win.bucketSecs)}`;
     } catch (e) {
       if (gen === this.generation) this.statusEl.textContent = `Could not load the history: ${errorText(e)}`;
@@ -296,7 +387,7 @@ export class History {
   }
 
   private async loadTable(targets: string[], win: Window, gen: number): Promise<void> {
-    const rows = await api.history({ targets, since: win.since, until: win.until, limit: 200 });
+    const rows = await api.history({ targets, since: win.since, until: win.until, limit: 200, network: this.network || null });
     if (gen !== this.generation) return;
     this.renderTable(rows.reverse());
   }
@@ -316,7 +407,7 @@ export class History {
   private async exportAs(format: "csv" | "json"): Promise<void> {
     const win = windowFor(this.range);
     try {
-      const r = await api.exportResults(format, { targets: this.selected(), since: win.since, until: win.until });
+      const r = await api.exportResults(format, { targets: this.selected(), since: win.since, until: win.until, network: this.network || null });
       this.statusEl.textContent = `Saved ${r.count} results to ${r.path}`;
     } catch (e) {
       this.statusEl.textContent = `Export failed: ${errorText(e)}`;
