@@ -106,7 +106,10 @@ async fn bare() -> f64 {
         organization_id: 1,
         device_id: device.id,
     };
-    let bodies: Vec<_> = results(N).iter().map(|m| upload_body(m, to)).collect();
+    let bodies: Vec<_> = results(N)
+        .iter()
+        .map(|m| upload_body(m, to, waddleperf_engine::sync::payload::NetworkShare::NONE))
+        .collect();
     let t = Instant::now();
     for b in &bodies {
         api.upload(Some(&tokens.access_token), b).await.unwrap();

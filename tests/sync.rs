@@ -493,3 +493,71 @@ async fn a_sync_by_hand_tries_results_still_backing_off() {
     );
     assert_all_once(&r.srv, &local);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_leaves_the_machine_only_as_far_as_the_setting_allows() {
+    use waddleperf_engine::config::NetworkSharing;
+    use waddleperf_engine::netctx::{LinkType, NetworkContext};
+    let r = rig(1).await;
+    let ctx = NetworkContext::new(NetworkContext {
+        iface: "wlan9".into(),
+        link_type: LinkType::Wifi,
+        local_ip: Some("192.168.77.23".into()),
+        gateway_ip: Some("192.168.77.1".into()),
+        gateway_mac: Some("02:00:5e:10:20:30".into()),
+        dns_servers: vec!["192.168.77.1".into()],
+        ssid: Some("Cafe Wi-Fi".into()),
+        bssid: Some("02:00:5e:10:20:31".into()),
+        wifi_rssi_dbm: Some(-61),
+        ..NetworkContext::default()
+    });
+    let id = ctx.network_id.clone();
+    let i = id.clone();
+    r.rt.with_store(move |s| {
+        s.upsert_network(&ctx, Utc::now())?;
+        s.set_network_label(&i, "Corner cafe").map(drop)
+    })
+    .await
+    .unwrap();
+    for (sharing, target) in [
+        (NetworkSharing::None, "none.example:1"),
+        (NetworkSharing::Id, "id.example:1"),
+        (NetworkSharing::Everything, "all.example:1"),
+    ] {
+        let mut cfg = r.rt.config();
+        cfg.sync.network_context = sharing;
+        r.rt.set_config(cfg).unwrap();
+        let mut m = result_at(target, Utc::now());
+        m.network_id = Some(id.clone());
+        insert(&r.rt, vec![m]).await;
+        r.sync.pass_all(Utc::now()).await.unwrap();
+    }
+    let rows = r.srv.state.lock().unwrap().tests.clone();
+    let row = |target: &str| {
+        rows.iter()
+            .find(|t| t["name"] == format!("tcp {target}"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{target} not uploaded: {rows:?}"))
+    };
+    let raw = ["Cafe", "Corner", "192.168.77", "02:00:5e", "wlan9"];
+    let none = row("none.example:1");
+    assert!(none["metadata"].get("network_id").is_none(), "{none}");
+    let id_only = row("id.example:1");
+    assert_eq!(id_only["metadata"]["network_id"], id.as_str());
+    for (what, body) in [("none", &none), ("id", &id_only)] {
+        for r in raw {
+            assert!(
+                !body.to_string().contains(r),
+                "{what}: {r} left the machine: {body}"
+            );
+        }
+    }
+    let all = row("all.example:1");
+    let n = &all["metadata"]["network"];
+    assert_eq!(all["metadata"]["network_id"], id.as_str());
+    assert_eq!(n["ssid"], "Cafe Wi-Fi");
+    assert_eq!(n["bssid"], "02:00:5e:10:20:31");
+    assert_eq!(n["gateway_ip"], "192.168.77.1");
+    assert_eq!(n["wifi_rssi_dbm"], -61);
+    assert_eq!(n["label"], "Corner cafe");
+}

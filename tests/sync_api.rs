@@ -11,7 +11,7 @@ use std::time::Duration;
 use support::unified_api::{ApiDouble, Fault, User};
 use waddleperf_engine::model::{Measurement, TestType};
 use waddleperf_engine::sync::api::{jwt_expiry, Api, ApiError, EnrollRequest};
-use waddleperf_engine::sync::payload::{upload_body, Destination};
+use waddleperf_engine::sync::payload::{upload_body, Destination, NetworkShare};
 
 fn alice(mfa: Option<&str>) -> User {
     User {
@@ -129,7 +129,7 @@ async fn enrollment_uploads_and_the_servers_quirks() {
     };
 
     let m = result("10.0.0.1:443");
-    let body = upload_body(&m, to);
+    let body = upload_body(&m, to, NetworkShare::NONE);
     assert!(matches!(
         api.upload(None, &body).await,
         Err(ApiError::Unauthorized { .. })
@@ -144,7 +144,7 @@ async fn enrollment_uploads_and_the_servers_quirks() {
             message: "Failed to create test result".into()
         }
     );
-    let mut missing = upload_body(&result("x:1"), to);
+    let mut missing = upload_body(&result("x:1"), to, NetworkShare::NONE);
     missing.as_object_mut().unwrap().remove("name");
     assert_eq!(
         api.upload(tok, &missing).await.unwrap_err(),
@@ -153,7 +153,7 @@ async fn enrollment_uploads_and_the_servers_quirks() {
             message: "Missing required field: name".into()
         }
     );
-    let mut stringly = upload_body(&result("x:2"), to);
+    let mut stringly = upload_body(&result("x:2"), to, NetworkShare::NONE);
     stringly["organization_id"] = json!("1");
     assert!(matches!(
         api.upload(tok, &stringly).await,
@@ -187,7 +187,7 @@ async fn faults_are_typed_for_the_worker() {
 
     srv.fault("/api/v1/tests/", Fault::Status(500));
     let e = api
-        .upload(tok, &upload_body(&result("a:1"), to))
+        .upload(tok, &upload_body(&result("a:1"), to, NetworkShare::NONE))
         .await
         .unwrap_err();
     assert!(
@@ -203,7 +203,7 @@ async fn faults_are_typed_for_the_worker() {
         },
     );
     let e = api
-        .upload(tok, &upload_body(&result("a:2"), to))
+        .upload(tok, &upload_body(&result("a:2"), to, NetworkShare::NONE))
         .await
         .unwrap_err();
     assert_eq!(
@@ -217,7 +217,10 @@ async fn faults_are_typed_for_the_worker() {
     // the result may have been received — and it was.
     let m = result("a:3");
     srv.fault("/api/v1/tests/", Fault::DropAfterWork);
-    let e = api.upload(tok, &upload_body(&m, to)).await.unwrap_err();
+    let e = api
+        .upload(tok, &upload_body(&m, to, NetworkShare::NONE))
+        .await
+        .unwrap_err();
     assert!(e.maybe_received() && e.is_transient(), "{e}");
     assert_eq!(srv.test_ids(), [m.id.to_string()]);
 
@@ -241,7 +244,7 @@ async fn faults_are_typed_for_the_worker() {
         },
     );
     let e = api
-        .upload(tok, &upload_body(&result("a:4"), to))
+        .upload(tok, &upload_body(&result("a:4"), to, NetworkShare::NONE))
         .await
         .unwrap_err();
     assert!(

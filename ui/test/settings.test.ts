@@ -70,6 +70,18 @@ describe("settings page", () => {
     expect(document.getElementById("settings-saved")!.textContent).toContain("Saved");
   });
 
+  it("keeps the network privacy choice: the id by default, changed to nothing", async () => {
+    let sent: any = null;
+    backend({ settings_get: settings, app_info: () => info, account: () => account, settings_set: ({ settings }) => (sent = settings) });
+    await mount();
+    const select = document.getElementById("network-sharing") as HTMLSelectElement;
+    expect(select.value).toBe("id");
+    select.value = "none";
+    select.dispatchEvent(new Event("change"));
+    await submit();
+    expect(sent.network_sharing).toBe("none");
+  });
+
   it("puts the engine's error on the field its key names", async () => {
     backend({
       settings_get: settings,

@@ -47,6 +47,9 @@ pub struct Settings {
     /// Port checks: a host and the TCP ports it should have open.
     #[serde(default)]
     pub ports: Vec<PortsTarget>,
+    /// What uploads say about the network (`[sync] network_context`).
+    #[serde(default)]
+    pub network_sharing: crate::config::NetworkSharing,
 }
 
 /// Every target of a list with its main field trimmed, as the suite keeps it.
@@ -102,6 +105,7 @@ impl Settings {
                 .iter()
                 .map(|t| t.get_ref().clone())
                 .collect(),
+            network_sharing: cfg.sync.network_context,
         }
     }
 
@@ -115,6 +119,7 @@ impl Settings {
         cfg.notifications = self.notifications.clone();
         cfg.probe = self.probe.clone();
         cfg.store = self.store.clone();
+        cfg.sync.network_context = self.network_sharing;
         cfg.suite.http = self
             .http
             .iter()

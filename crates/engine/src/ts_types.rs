@@ -29,6 +29,7 @@ fn declarations() -> String {
         model::Interim,
         model::Measurement,
         netctx::LinkType,
+        config::NetworkSharing,
         netctx::NetworkContext,
         store::KnownNetwork,
         control::Networks,

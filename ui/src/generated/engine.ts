@@ -96,6 +96,8 @@ network_id?: string | null, };
 
 export type LinkType = "ethernet" | "wifi" | "cellular" | "vpn" | "other";
 
+export type NetworkSharing = "none" | "id" | "everything";
+
 export type NetworkContext = { 
 /**
  * The stable network id ([`network_id`]).
@@ -634,4 +636,8 @@ bandwidth: Array<BandwidthTarget>,
 /**
  * Port checks: a host and the TCP ports it should have open.
  */
-ports: Array<PortsTarget>, };
+ports: Array<PortsTarget>, 
+/**
+ * What uploads say about the network (`[sync] network_context`).
+ */
+network_sharing: NetworkSharing, };

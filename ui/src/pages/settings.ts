@@ -2,7 +2,7 @@
 // retention, validated by the engine's rules (an error names the field);
 // saved to the configuration file and applied without a restart. Also start
 // at login, the server account (sign-in, enrollment, sync) and the app's paths.
-import { api, errorText, isIpcError, type AppInfo, type HttpMode, type Settings, type SyncStatus, type TcpMode, type Thresholds } from "../api";
+import { api, errorText, isIpcError, type AppInfo, type HttpMode, type NetworkSharing, type Settings, type SyncStatus, type TcpMode, type Thresholds } from "../api";
 import { clear, h } from "../dom";
 import { fmtAgo } from "../format";
 
@@ -90,6 +90,7 @@ export class SettingsPage {
         this.number("timeout", "Time limit of a test", "ms", "probe.timeout_ms", this.s.probe.timeout_ms, (v) => (this.s.probe.timeout_ms = v)),
         this.number("retention", "Keep results for", "days", "store.retention_days", this.s.store.retention_days, (v) => (this.s.store.retention_days = v)),
       ),
+      this.privacy(),
       h(
         "section",
         { class: "card" },
@@ -134,6 +135,27 @@ export class SettingsPage {
       this.about(),
     );
     await this.renderAccount();
+  }
+
+  /** What uploads say about the network a result was measured on. */
+  private privacy(): HTMLElement {
+    const choices: [NetworkSharing, string][] = [
+      ["none", "Nothing"],
+      ["id", "The network id only (a hash: results grouped by network, the network not named)"],
+      ["everything", "Everything: interface, addresses, gateway, DNS servers, Wi-Fi name and access point, the label"],
+    ];
+    const select = h("select", { id: "network-sharing", "data-key": "sync.network_context" });
+    for (const [v, label] of choices) select.append(h("option", { value: v }, label));
+    select.value = this.s.network_sharing ?? "id";
+    select.addEventListener("change", () => (this.s.network_sharing = select.value as NetworkSharing));
+    return h(
+      "section",
+      { class: "card" },
+      h("h2", {}, "Privacy"),
+      h("label", { for: "network-sharing" }, "With each uploaded result, send about its network "),
+      select,
+      h("p", { class: "muted small" }, "Results are kept on this computer either way; this is what the WaddlePerf server receives."),
+    );
   }
 
   private number(id: string, label: string, unit: string, key: string, value: number, set: (v: number) => void, step = "1"): HTMLElement {

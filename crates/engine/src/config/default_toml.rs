@@ -96,6 +96,11 @@ backoff_max_minutes = 60
 # Sign-in tokens: "auto" (the OS keychain, or a 0600 file where there is none),
 # "keychain" or "file".
 secret_store = "auto"
+# What each uploaded result says about the network it was measured on:
+# "none", "id" (the network id: a hash that groups results by network without
+# naming it) or "everything" (interface, addresses, gateway and its MAC, DNS
+# servers, VPN, SSID, BSSID and Wi-Fi figures, the label). See docs/sync.md.
+network_context = "id"
 
 [update]
 # Releases: the agent checks this manifest (Tauri's static updater format)

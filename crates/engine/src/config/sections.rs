@@ -146,6 +146,10 @@ pub struct SyncConfig {
     /// Where sign-in tokens go: "auto" (the OS keychain, else a 0600 file),
     /// "keychain" or "file".
     pub secret_store: SecretPreference,
+    /// What each uploaded result says about the network it was measured on:
+    /// "none", "id" (the network id, a hash) or "everything" (interface,
+    /// addresses, gateway, DNS, Wi-Fi names).
+    pub network_context: NetworkSharing,
 }
 
 impl Default for SyncConfig {
@@ -159,6 +163,7 @@ impl Default for SyncConfig {
             concurrency: 2,
             backoff_max_minutes: 60,
             secret_store: SecretPreference::Auto,
+            network_context: NetworkSharing::Id,
         }
     }
 }
@@ -286,6 +291,24 @@ impl Default for ProbeDefaults {
             max_body_bytes: d::MAX_BODY_BYTES,
         }
     }
+}
+
+/// The `[sync] network_context` setting: what leaves the machine about the
+/// network a result was measured on (`docs/sync.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub enum NetworkSharing {
+    /// Nothing.
+    None,
+    /// The network id only: a hash that groups results by network without
+    /// naming it.
+    #[default]
+    Id,
+    /// The id and the context: interface and kind, local address, gateway
+    /// and its MAC, DNS servers, VPN, metered, SSID, BSSID and Wi-Fi figures,
+    /// the label.
+    Everything,
 }
 
 /// The `[sync] secret_store` setting.

@@ -2,7 +2,9 @@
 //! `test_id` is the result's UUID, figures go under their canonical names in
 //! `metrics`, what the server's statistics group by goes in `metadata`.
 
+use crate::config::NetworkSharing;
 use crate::model::{ErrorKind, Measurement};
+use crate::store::KnownNetwork;
 use crate::version;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
@@ -29,8 +31,24 @@ fn status(m: &Measurement) -> &'static str {
     }
 }
 
+/// What an upload says about the result's network: the setting, and the
+/// network as recorded (for `everything`).
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkShare<'a> {
+    pub sharing: NetworkSharing,
+    pub network: Option<&'a KnownNetwork>,
+}
+
+impl NetworkShare<'_> {
+    /// Nothing about the network.
+    pub const NONE: NetworkShare<'static> = NetworkShare {
+        sharing: NetworkSharing::None,
+        network: None,
+    };
+}
+
 /// The upload body for one result.
-pub fn upload_body(m: &Measurement, to: Destination) -> Value {
+pub fn upload_body(m: &Measurement, to: Destination, net: NetworkShare<'_>) -> Value {
     let mut metrics = match serde_json::to_value(&m.metrics) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
@@ -52,6 +70,19 @@ pub fn upload_body(m: &Measurement, to: Destination) -> Value {
     }
     if let Some(k) = m.error_kind {
         metadata["error_kind"] = json!(k);
+    }
+    if let (Some(id), true) = (&m.network_id, net.sharing != NetworkSharing::None) {
+        metadata["network_id"] = json!(id);
+        if let (NetworkSharing::Everything, Some(n)) = (net.sharing, net.network) {
+            let mut ctx = serde_json::to_value(&n.context).unwrap_or(Value::Null);
+            if let Some(o) = ctx.as_object_mut() {
+                o.remove("network_id");
+                if let Some(l) = &n.label {
+                    o.insert("label".into(), json!(l));
+                }
+            }
+            metadata["network"] = ctx;
+        }
     }
     let mut body = json!({
         "test_id": m.id.to_string(),
@@ -86,9 +117,9 @@ mod tests {
             organization_id: 1,
             device_id: 2,
         };
-        assert_eq!(upload_body(&m, to)["status"], "skipped");
+        assert_eq!(upload_body(&m, to, NetworkShare::NONE)["status"], "skipped");
         m.fail(ErrorKind::Refused, "refused");
-        assert_eq!(upload_body(&m, to)["status"], "failed");
+        assert_eq!(upload_body(&m, to, NetworkShare::NONE)["status"], "failed");
     }
 
     #[test]
@@ -108,6 +139,7 @@ mod tests {
                 organization_id: 1,
                 device_id: 7,
             },
+            NetworkShare::NONE,
         );
         assert_eq!(b["test_id"], m.id.to_string());
         assert_eq!(b["name"], "tcp tls://example.com:443");
@@ -134,10 +166,75 @@ mod tests {
                 organization_id: 1,
                 device_id: 7,
             },
+            NetworkShare::NONE,
         );
         assert_eq!(b["status"], "failed");
         assert_eq!(b["success"], false);
         assert_eq!(b["error_message"], "timeout: no answer in 3000 ms");
         assert_eq!(b["metadata"]["error_kind"], "timeout");
+    }
+
+    #[test]
+    fn the_network_goes_as_far_as_the_setting_allows() {
+        use crate::netctx::{LinkType, NetworkContext};
+        let mut m = Measurement::begin(TestType::Tcp, "a:1");
+        m.network_id = Some("0123456789abcdef".into());
+        let known = KnownNetwork {
+            id: "0123456789abcdef".into(),
+            label: Some("Home".into()),
+            first_seen: Utc::now(),
+            last_seen: Utc::now(),
+            results: 1,
+            context: NetworkContext {
+                network_id: "0123456789abcdef".into(),
+                iface: "wlan0".into(),
+                link_type: LinkType::Wifi,
+                gateway_ip: Some("192.168.1.1".into()),
+                gateway_mac: Some("aa:bb:cc:dd:ee:ff".into()),
+                ssid: Some("Home Wi-Fi".into()),
+                bssid: Some("aa:bb:cc:dd:ee:01".into()),
+                ..NetworkContext::default()
+            },
+        };
+        let to = Destination {
+            organization_id: 1,
+            device_id: 2,
+        };
+        let body = |sharing| {
+            upload_body(
+                &m,
+                to,
+                NetworkShare {
+                    sharing,
+                    network: Some(&known),
+                },
+            )
+        };
+        let none = body(NetworkSharing::None);
+        assert!(none["metadata"].get("network_id").is_none());
+        assert!(!none.to_string().contains("Home"), "{none}");
+        let id = body(NetworkSharing::Id);
+        assert_eq!(id["metadata"]["network_id"], "0123456789abcdef");
+        assert!(id["metadata"].get("network").is_none());
+        for raw in ["Home Wi-Fi", "aa:bb:cc", "192.168.1.1", "wlan0"] {
+            assert!(!id.to_string().contains(raw), "{raw} leaked: {id}");
+        }
+        let all = body(NetworkSharing::Everything);
+        let n = &all["metadata"]["network"];
+        assert_eq!(all["metadata"]["network_id"], "0123456789abcdef");
+        assert_eq!(n["ssid"], "Home Wi-Fi");
+        assert_eq!(n["gateway_mac"], "aa:bb:cc:dd:ee:ff");
+        assert_eq!(n["link_type"], "wifi");
+        assert_eq!(n["label"], "Home");
+        // A result from before network context has none to send.
+        let mut old = m.clone();
+        old.network_id = None;
+        let share = NetworkShare {
+            sharing: NetworkSharing::Everything,
+            network: Some(&known),
+        };
+        assert!(upload_body(&old, to, share)["metadata"]
+            .get("network")
+            .is_none());
     }
 }

@@ -261,6 +261,19 @@ impl Syncer {
             device_id: enrolled.id,
         };
         let limit = concurrency.max(1) as usize;
+        let sharing = self.rt.config().sync.network_context;
+        // The networks as recorded, for `everything` (read once a pass).
+        let networks: std::collections::HashMap<String, crate::store::KnownNetwork> =
+            if sharing == crate::config::NetworkSharing::Everything {
+                self.rt
+                    .with_store(|s| s.networks())
+                    .await?
+                    .into_iter()
+                    .map(|n| (n.id.clone(), n))
+                    .collect()
+            } else {
+                Default::default()
+            };
         loop {
             let batch = self
                 .rt
@@ -289,7 +302,15 @@ impl Syncer {
                 }
                 let id = item.result.id;
                 self.rt.with_store(move |s| s.outbox_attempt(&id)).await?;
-                let body = upload_body(&item.result, to);
+                let share = super::super::payload::NetworkShare {
+                    sharing,
+                    network: item
+                        .result
+                        .network_id
+                        .as_ref()
+                        .and_then(|id| networks.get(id)),
+                };
+                let body = upload_body(&item.result, to, share);
                 let session = Arc::clone(session);
                 inflight.spawn(async move {
                     let r = session
