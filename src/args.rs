@@ -143,6 +143,17 @@ pub(crate) enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// System diagnostics to copy into a support ticket: OS, uptime, load,
+    /// memory, the network, interfaces (addresses, MTU, speed, errors),
+    /// routes, DNS, proxy settings, the clock against a server, ICMP
+    Diagnose {
+        #[arg(long)]
+        json: bool,
+        /// Compare the clock with this server's Date header [default: the
+        /// sync server, else the first HTTP target]
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
     /// Check what this machine allows: ICMP methods for ping, traceroute and
     /// path MTU (and how to enable the unprivileged one), the DNS server
     Doctor {

@@ -195,6 +195,31 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Command::Info { json } => info_cmd(json, &paths),
         Command::Network { action, json } => tools_cli::network(&paths, action, json),
+        Command::Diagnose { json, server } => {
+            let server = match server {
+                Some(s) => {
+                    let t = s.trim().to_ascii_lowercase();
+                    if !(t.starts_with("http://") || t.starts_with("https://")) {
+                        return Err(usage(anyhow::anyhow!(
+                            "--server {s}: expected an http:// or https:// URL"
+                        )));
+                    }
+                    Some(s.trim().to_owned())
+                }
+                None => load_config(&paths)
+                    .ok()
+                    .and_then(|c| waddleperf_engine::diag::clock_server(&c)),
+            };
+            let report = tokio_rt()?.block_on(waddleperf_engine::diag::collect(server.as_deref()));
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+            } else {
+                write!(text::Escaping(&mut out), "{}", report.to_text())?;
+            }
+            Ok(())
+        }
         Command::Update(a) => update_cli::update(&paths, a),
         Command::Run { json, tier, speed } => {
             let cfg = load_config(&paths)?;

@@ -63,7 +63,7 @@ fn client() -> Client {
     run(Command::new("ip").args(["addr", "add", &format!("{b_gw}/30"), "dev", &b_host]));
     run(Command::new("ip").args(["link", "set", &b_host, "up"]));
     pair.sh(&format!(
-        "ip addr add {b_ip}/30 dev {b_peer} && ip link set {b_peer} up && \
+        "ip addr add {b_ip}/30 dev {b_peer} && ip link set {b_peer} mtu 1400 up && \
          ip route add default via {gw} dev {a} metric 100",
         gw = pair.host_ip,
         a = pair.peer_if
@@ -306,4 +306,180 @@ fn moving_the_default_route_starts_one_run_on_the_new_network() {
 
 fn log(home: &Home) -> String {
     std::fs::read_to_string(home.root.join("daemon.txt")).unwrap_or_default()
+}
+
+/// An HTTP server (in the test's namespace) whose `Date` header runs an hour
+/// ahead: the clock check's known truth.
+const AHEAD_SERVER: &str = "\
+import http.server, socketserver, sys, time, email.utils
+class H(http.server.BaseHTTPRequestHandler):
+    def date_time_string(self, timestamp=None):
+        return email.utils.formatdate(time.time() + 3600, usegmt=True)
+    def do_HEAD(self):
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+class S(http.server.HTTPServer):
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+S((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+";
+
+#[test]
+fn diagnostics_match_the_namespace() {
+    let c = client();
+    let home = Home::new(CONFIG);
+    let port = support::free_port();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-c",
+            AHEAD_SERVER,
+            &c.pair.host_ip.to_string(),
+            &port.to_string(),
+        ])
+        .spawn()
+        .unwrap();
+    let addr = std::net::SocketAddr::from((c.pair.host_ip, port));
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the Date server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("http://{addr}/");
+    let out = run(
+        in_ns(&c.pair.ns, &home, &["diagnose", "--json", "--server", &url])
+            .env("HTTPS_PROXY", "http://alice:s3cret@proxy.test:3128"),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    for section in [
+        "system",
+        "network",
+        "interfaces",
+        "routes",
+        "dns",
+        "proxy",
+        "clock",
+        "icmp",
+    ] {
+        assert!(v[section].get("ok").is_some(), "{section}: {}", v[section]);
+    }
+    let sys = &v["system"]["ok"];
+    assert!(
+        sys["cpus"].as_u64().unwrap() >= 1 && sys["uptime_s"].as_u64().is_some(),
+        "{sys}"
+    );
+    assert!(sys["memory_total_mb"].as_u64().unwrap() > 0);
+    assert!(sys["load"].as_array().map(Vec::len) == Some(3));
+    // The namespace's interfaces, as configured.
+    let ifaces = v["interfaces"]["ok"].as_array().unwrap();
+    let find = |name: &str| ifaces.iter().find(|i| i["name"] == name).cloned().unwrap();
+    let a = find(&c.pair.peer_if);
+    assert_eq!(a["up"], true);
+    assert_eq!(a["mtu"], 1500);
+    assert!(
+        a["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| *x == format!("{}/30", c.pair.peer_ip)),
+        "{a}"
+    );
+    assert!(a["counters"]["rx_bytes"].as_u64().is_some(), "{a}");
+    let b = find(&c.b_peer);
+    assert_eq!(b["mtu"], 1400);
+    assert_eq!(b["link_type"], "ethernet");
+    assert!(b["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| *x == format!("{}/30", c.b_ip)));
+    // Routes as `ip -j route` lists them.
+    let routes = v["routes"]["ok"].as_array().unwrap();
+    assert!(
+        routes.iter().any(|r| r["destination"] == "default"
+            && r["gateway"] == c.pair.host_ip.to_string()
+            && r["iface"] == c.pair.peer_if.as_str()
+            && r["metric"] == 100),
+        "{routes:?}"
+    );
+    let b_net = c
+        .b_gw
+        .rsplit_once('.')
+        .map(|(p, _)| format!("{p}.0/30"))
+        .unwrap();
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["destination"] == b_net.as_str() && r["iface"] == c.b_peer.as_str()),
+        "{routes:?}"
+    );
+    let ip_routes: serde_json::Value =
+        serde_json::from_str(&c.pair.sh("ip -j -4 route show table main")).unwrap();
+    let v4 = routes
+        .iter()
+        .filter(|r| !r["destination"].as_str().unwrap_or("").contains(':'))
+        .count();
+    let v4_default_v6 = routes
+        .iter()
+        .filter(|r| {
+            r["destination"] == "default" && r["gateway"].as_str().is_some_and(|g| g.contains(':'))
+        })
+        .count();
+    assert_eq!(
+        v4 - v4_default_v6,
+        ip_routes.as_array().unwrap().len(),
+        "as many IPv4 routes as ip route: {routes:?} vs {ip_routes}"
+    );
+    // DNS from the namespace's resolv.conf, with its search domain.
+    assert_eq!(
+        v["dns"]["ok"]["servers"],
+        serde_json::json!(["10.71.0.53", "2001:db8::53"])
+    );
+    assert_eq!(
+        v["dns"]["ok"]["search"],
+        serde_json::json!(["example.test"])
+    );
+    // The proxy is named, its password is not.
+    let proxy = &v["proxy"]["ok"];
+    assert!(
+        proxy.to_string().contains("http://***@proxy.test:3128"),
+        "{proxy}"
+    );
+    assert!(!out.contains("s3cret"), "the password leaked");
+    // The clock: an hour behind the server, within the stated uncertainty.
+    let clock = &v["clock"]["ok"];
+    let offset = clock["offset_s"].as_f64().unwrap();
+    let within = clock["uncertainty_s"].as_f64().unwrap();
+    assert!((offset - 3600.0).abs() <= within + 0.05, "{clock}");
+    assert!(within < 1.0, "{clock}");
+    // ICMP: the same methods doctor reports.
+    assert!(!v["icmp"]["ok"].as_array().unwrap().is_empty());
+    // The text report has every section; with the server gone, the clock says why.
+    let text = run(in_ns(&c.pair.ns, &home, &["diagnose", "--server", &url])
+        .env("HTTPS_PROXY", "http://alice:s3cret@proxy.test:3128"));
+    for s in [
+        "\nSystem\n",
+        "\nNetwork\n",
+        "\nInterfaces\n",
+        "\nRoutes\n",
+        "\nDNS\n",
+        "\nProxy\n",
+        "\nClock\n",
+        "\nICMP\n",
+    ] {
+        assert!(text.contains(s), "{s:?} missing:\n{text}");
+    }
+    assert!(
+        text.contains("unavailable: ") && text.contains("Clock\n  unavailable"),
+        "the server is gone by now: {text}"
+    );
+    let bad = home.wp(&["diagnose", "--server", "ftp://x"]);
+    assert_eq!(bad.status.code(), Some(2));
 }

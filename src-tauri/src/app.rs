@@ -61,6 +61,7 @@ pub fn run(launch: Launch) -> anyhow::Result<()> {
             crate::ipc::resume,
             crate::ipc::history,
             crate::ipc::networks,
+            crate::ipc::diagnose,
             crate::ipc::network_label,
             crate::ipc::targets,
             crate::ipc::series,

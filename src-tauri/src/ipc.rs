@@ -88,6 +88,13 @@ pub async fn networks(shell: S<'_>) -> Res<Value> {
     shell.call(Request::Networks).await
 }
 
+/// System diagnostics: the report and its text (the clock compared with the
+/// configured server).
+#[tauri::command]
+pub async fn diagnose(shell: S<'_>) -> Res<Value> {
+    shell.call(Request::Diagnose { server: None }).await
+}
+
 /// Names a network ("Home"); an empty label clears the name.
 #[tauri::command]
 pub async fn network_label(shell: S<'_>, id: String, label: String) -> Res<Value> {

@@ -12,6 +12,13 @@ export type * from "./generated/ipc";
 
 /** A runtime event, as the engine serialises it (`event` names the kind). */
 export type RuntimeEvent = Event;
+/** What `diagnose` answers: the report (each section `{ok: …}` or
+ * `{unavailable: "why"}`) and the same report as text. */
+export interface Diagnosis {
+  report: Record<string, unknown>;
+  text: string;
+}
+
 /** What `history` and `export` select. */
 export type HistoryQuery = HistoryArgs;
 /** What a chart asks for. */
@@ -38,6 +45,7 @@ export const api = {
   history: (query: HistoryQuery) => invoke<Measurement[]>("history", { query }),
   targets: () => invoke<StoredTarget[]>("targets"),
   networks: () => invoke<Networks>("networks"),
+  diagnose: () => invoke<Diagnosis>("diagnose"),
   networkLabel: (id: string, label: string) => invoke<string | null>("network_label", { id, label }),
   series: (query: SeriesQuery) => invoke<Series[]>("series", { query }),
   settingsGet: () => invoke<Settings>("settings_get"),

@@ -8,6 +8,7 @@ import { note, renderHeader, showAgent } from "./header";
 import { Overview } from "./pages/overview";
 import { History } from "./pages/history";
 import { SettingsPage } from "./pages/settings";
+import { Diagnostics } from "./pages/diagnostics";
 
 export interface Page {
   mount(root: HTMLElement): Promise<void> | void;
@@ -15,10 +16,11 @@ export interface Page {
   unmount?(): void;
 }
 
-type PageName = "overview" | "history" | "settings";
+type PageName = "overview" | "history" | "diagnostics" | "settings";
 const factories: Record<PageName, () => Page> = {
   overview: () => new Overview(),
   history: () => new History(),
+  diagnostics: () => new Diagnostics(),
   settings: () => new SettingsPage(),
 };
 

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// The window's pages.
-pub const PAGES: [&str; 3] = ["overview", "history", "settings"];
+pub const PAGES: [&str; 4] = ["overview", "history", "diagnostics", "settings"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DesktopArgs {

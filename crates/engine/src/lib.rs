@@ -7,6 +7,7 @@ pub mod config;
 pub mod control;
 pub mod defaults;
 pub mod device;
+pub mod diag;
 pub mod export;
 pub mod fsutil;
 pub mod kinds;

@@ -226,6 +226,12 @@ pub enum Request {
     /// The network the machine is on now (read again from the OS) and every
     /// network seen: [`Networks`].
     Networks,
+    /// System diagnostics (`crate::diag`): the report and its text. The
+    /// clock is compared with `server`, else the configured one.
+    Diagnose {
+        #[serde(default)]
+        server: Option<String>,
+    },
     /// Names a network; an empty label clears the name.
     NetworkLabel {
         id: String,
@@ -289,6 +295,14 @@ pub struct Networks {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub known: Vec<crate::store::KnownNetwork>,
+}
+
+/// What [`Request::Diagnose`] answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Diagnosis {
+    pub report: crate::diag::Report,
+    /// The report as text, to copy into a support ticket.
+    pub text: String,
 }
 
 /// What [`Request::Export`] answers.

@@ -587,6 +587,12 @@ async fn answer(s: &Served, req: Request) -> Answer {
                 known: s.rt.networks().await?,
             })
         }
+        Request::Diagnose { server } => {
+            let server = trimmed(server).or_else(|| crate::diag::clock_server(&s.rt.config()));
+            let report = crate::diag::collect(server.as_deref()).await;
+            let text = report.to_text();
+            json(super::Diagnosis { report, text })
+        }
         Request::NetworkLabel { id, label } => {
             if label.chars().count() > crate::store::MAX_LABEL_CHARS {
                 return Err(WireError::invalid(

@@ -25,7 +25,7 @@ mod watch;
 #[cfg(windows)]
 mod windows;
 
-pub use resolv::nameservers;
+pub use resolv::{nameservers, parse as resolv_parse};
 pub use watch::Watcher;
 
 /// What kind of link the default route leaves through.
@@ -178,6 +178,87 @@ pub fn network_id(
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// One network interface, for diagnostics.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
+pub struct Interface {
+    pub name: String,
+    /// Administratively up and with a carrier.
+    pub up: bool,
+    pub link_type: LinkType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// The negotiated link speed, where the driver reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_mbps: Option<u64>,
+    /// Addresses with their prefix length, `10.0.0.2/24`.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<Counters>,
+}
+
+/// An interface's traffic and error counters since it came up.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Counters {
+    #[cfg_attr(test, ts(type = "number"))]
+    pub rx_bytes: u64,
+    #[cfg_attr(test, ts(type = "number"))]
+    pub tx_bytes: u64,
+    #[cfg_attr(test, ts(type = "number"))]
+    pub rx_errors: u64,
+    #[cfg_attr(test, ts(type = "number"))]
+    pub tx_errors: u64,
+    #[cfg_attr(test, ts(type = "number"))]
+    pub rx_dropped: u64,
+    #[cfg_attr(test, ts(type = "number"))]
+    pub tx_dropped: u64,
+}
+
+/// One route of the main table, for diagnostics.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
+pub struct Route {
+    /// `default`, or a prefix such as `10.0.0.0/24`.
+    pub destination: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    pub iface: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+}
+
+/// Every interface, with addresses, MTU, speed and counters.
+pub fn interfaces() -> Result<Vec<Interface>, NetCtxError> {
+    #[cfg(target_os = "linux")]
+    {
+        linux::interfaces()
+    }
+    #[cfg(windows)]
+    {
+        windows::interfaces()
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
+    {
+        Err(NetCtxError::Unsupported)
+    }
+}
+
+/// The main routing table.
+pub fn routes() -> Result<Vec<Route>, NetCtxError> {
+    #[cfg(target_os = "linux")]
+    {
+        linux::routes()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(NetCtxError::Unsupported)
+    }
+}
+
 /// Why the network context could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum NetCtxError {
@@ -191,7 +272,7 @@ pub enum NetCtxError {
     },
     #[error("the OS answered something unreadable ({what}): {detail}")]
     Garbled { what: &'static str, detail: String },
-    #[error("reading the network context is not supported on this OS")]
+    #[error("not read on this OS")]
     Unsupported,
 }
 

@@ -78,12 +78,12 @@ struct Adapter {
     guid: Option<GUID>,
 }
 
-fn adapters() -> Result<Vec<Adapter>, NetCtxError> {
+/// The adapter list, as `GetAdaptersAddresses` writes it (8-aligned).
+fn adapter_buffer() -> Result<Vec<u64>, NetCtxError> {
     let flags = GAA_FLAG_INCLUDE_GATEWAYS | GAA_FLAG_SKIP_ANYCAST | GAA_FLAG_SKIP_MULTICAST;
     let mut size: u32 = 16 * 1024;
-    let mut buf: Vec<u64>;
     loop {
-        buf = vec![0u64; (size as usize).div_ceil(8)];
+        let mut buf = vec![0u64; (size as usize).div_ceil(8)];
         // SAFETY: `buf` is `size` bytes (8-aligned); the API writes at most that.
         let r = unsafe {
             GetAdaptersAddresses(
@@ -95,7 +95,7 @@ fn adapters() -> Result<Vec<Adapter>, NetCtxError> {
             )
         };
         match r {
-            0 => break,
+            0 => return Ok(buf),
             ERROR_BUFFER_OVERFLOW if (size as usize) <= MAX_BUF => continue,
             e => {
                 return Err(NetCtxError::Os {
@@ -105,6 +105,55 @@ fn adapters() -> Result<Vec<Adapter>, NetCtxError> {
             }
         }
     }
+}
+
+/// Every adapter, for diagnostics.
+pub fn interfaces() -> Result<Vec<super::Interface>, NetCtxError> {
+    let buf = adapter_buffer()?;
+    let mut out = Vec::new();
+    let mut p = buf.as_ptr() as *const IP_ADAPTER_ADDRESSES_LH;
+    // SAFETY: the list the API wrote into `buf`, walked while `buf` lives.
+    unsafe {
+        while !p.is_null() {
+            let a = &*p;
+            p = a.Next;
+            let mut addresses = Vec::new();
+            let mut u = a.FirstUnicastAddress;
+            while !u.is_null() && addresses.len() < 64 {
+                if let Some(ip) = ip_of(&(*u).Address) {
+                    addresses.push(format!("{ip}/{}", (*u).OnLinkPrefixLength));
+                }
+                u = (*u).Next;
+            }
+            let shown = Adapter {
+                name: String::new(),
+                if_type: a.IfType,
+                tunnel: a.TunnelType != 0,
+                metric: 0,
+                local: None,
+                gateway: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                dns: Vec::new(),
+                guid: None,
+            };
+            let n = (a.PhysicalAddressLength as usize).min(8);
+            out.push(super::Interface {
+                name: wide(a.FriendlyName),
+                up: a.OperStatus == IfOperStatusUp,
+                link_type: classify(&shown),
+                mac: format_mac(&a.PhysicalAddress[..n]),
+                mtu: (a.Mtu != u32::MAX).then_some(a.Mtu),
+                speed_mbps: (a.TransmitLinkSpeed != u64::MAX && a.TransmitLinkSpeed > 0)
+                    .then_some(a.TransmitLinkSpeed / 1_000_000),
+                addresses,
+                counters: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn adapters() -> Result<Vec<Adapter>, NetCtxError> {
+    let buf = adapter_buffer()?;
     let mut out = Vec::new();
     let mut p = buf.as_ptr() as *const IP_ADAPTER_ADDRESSES_LH;
     // SAFETY: the list the API wrote into `buf`, walked while `buf` lives.

@@ -274,3 +274,23 @@ impl Runtime {
         self.set_network_watched(false);
     }
 }
+
+impl Runtime {
+    /// System diagnostics (`crate::diag`) into the event log: the snapshot
+    /// AutoPerf takes when it escalates to tier 3.
+    pub(super) async fn log_diagnostics(&self, cfg: &crate::config::Config) {
+        let report = crate::diag::collect(crate::diag::clock_server(cfg).as_deref()).await;
+        let ev = NewEvent {
+            at: Utc::now(),
+            kind: "diagnostics".into(),
+            target: None,
+            message:
+                "system diagnostics taken at tier 3 (`waddleperf events --json` holds the report)"
+                    .into(),
+            details: serde_json::to_value(&report).unwrap_or_default(),
+        };
+        if let Err(e) = self.with_store(move |s| s.log_events(&[ev])).await {
+            tracing::warn!("diagnostics not logged: {e}");
+        }
+    }
+}

@@ -75,6 +75,7 @@ impl Runtime {
                             let third = self.more_tier(3, tier3, &cfg, &mut progress).await;
                             tiers.push(3);
                             results.extend(third);
+                            self.log_diagnostics(&cfg).await;
                         }
                         Tier3::CoolingDown { until } => {
                             tracing::info!(

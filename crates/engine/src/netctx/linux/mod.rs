@@ -249,6 +249,166 @@ fn gateway_mac(sock: &Socket, index: u32, gw: IpAddr) -> Result<Option<String>, 
     Ok(None)
 }
 
+fn link_dump(sock: &Socket) -> Result<Vec<LinkMessage>, NetCtxError> {
+    Ok(request(
+        sock,
+        RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        Kind::Dump,
+        "links",
+    )?
+    .into_iter()
+    .filter_map(|m| match m {
+        RouteNetlinkMessage::NewLink(l) => Some(l),
+        _ => None,
+    })
+    .collect())
+}
+
+fn addr_dump(sock: &Socket) -> Result<Vec<AddressMessage>, NetCtxError> {
+    Ok(request(
+        sock,
+        RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+        Kind::Dump,
+        "addresses",
+    )?
+    .into_iter()
+    .filter_map(|m| match m {
+        RouteNetlinkMessage::NewAddress(a) => Some(a),
+        _ => None,
+    })
+    .collect())
+}
+
+fn route_dump(sock: &Socket) -> Result<Vec<RouteMessage>, NetCtxError> {
+    let mut routes = Vec::new();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        for m in request(sock, route_msg(family), Kind::Dump, "routes")? {
+            if let RouteNetlinkMessage::NewRoute(r) = m {
+                routes.push(r);
+            }
+        }
+    }
+    Ok(routes)
+}
+
+/// `/sys/class/net/<name>/speed` in Mbit/s (absent or -1 for virtual links).
+fn sysfs_speed(name: &str) -> Option<u64> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    let s = std::fs::read_to_string(format!("/sys/class/net/{name}/speed")).ok()?;
+    s.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .map(|v| v as u64)
+}
+
+pub fn interfaces() -> Result<Vec<super::Interface>, NetCtxError> {
+    use netlink_packet_route::link::State;
+    let sock = nl::open(NETLINK_ROUTE, "routing socket")?;
+    let links = link_dump(&sock)?;
+    let addrs = addr_dump(&sock)?;
+    let mut out = Vec::new();
+    for l in &links {
+        let facts = link_facts(l);
+        let mut i = super::Interface {
+            link_type: if l.header.link_layer_type == LinkLayerType::Loopback {
+                LinkType::Other
+            } else {
+                classify(&facts, sysfs_devtype(&facts.name).as_deref(), false)
+            },
+            mac: facts.mac.clone(),
+            speed_mbps: sysfs_speed(&facts.name),
+            name: facts.name,
+            ..super::Interface::default()
+        };
+        let mut admin_up = l
+            .header
+            .flags
+            .contains(netlink_packet_route::link::LinkFlags::Up);
+        for a in &l.attributes {
+            match a {
+                LinkAttribute::Mtu(m) => i.mtu = Some(*m),
+                LinkAttribute::OperState(
+                    State::Down | State::LowerLayerDown | State::NotPresent,
+                ) => admin_up = false,
+                LinkAttribute::Stats64(s) => {
+                    i.counters = Some(super::Counters {
+                        rx_bytes: s.rx_bytes,
+                        tx_bytes: s.tx_bytes,
+                        rx_errors: s.rx_errors,
+                        tx_errors: s.tx_errors,
+                        rx_dropped: s.rx_dropped,
+                        tx_dropped: s.tx_dropped,
+                    })
+                }
+                _ => {}
+            }
+        }
+        i.up = admin_up;
+        for a in addrs.iter().filter(|a| a.header.index == l.header.index) {
+            let ip = a.attributes.iter().find_map(|at| match at {
+                AddressAttribute::Local(ip) => Some(*ip),
+                _ => None,
+            });
+            let ip = ip.or_else(|| {
+                a.attributes.iter().find_map(|at| match at {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            });
+            if let Some(ip) = ip {
+                i.addresses.push(format!("{ip}/{}", a.header.prefix_len));
+            }
+        }
+        out.push(i);
+    }
+    Ok(out)
+}
+
+pub fn routes() -> Result<Vec<super::Route>, NetCtxError> {
+    let sock = nl::open(NETLINK_ROUTE, "routing socket")?;
+    let names: std::collections::HashMap<u32, String> = link_dump(&sock)?
+        .iter()
+        .map(|l| (l.header.index, link_facts(l).name))
+        .collect();
+    let mut out = Vec::new();
+    for r in route_dump(&sock)? {
+        let h = &r.header;
+        let mut table = u32::from(h.table);
+        let (mut dst, mut gw, mut oif, mut metric) = (None, None, None, None);
+        for a in &r.attributes {
+            match a {
+                RouteAttribute::Table(t) => table = *t,
+                RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = Some(IpAddr::V4(*d)),
+                RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = Some(IpAddr::V6(*d)),
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => gw = Some(IpAddr::V4(*g)),
+                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gw = Some(IpAddr::V6(*g)),
+                RouteAttribute::Oif(i) => oif = Some(*i),
+                RouteAttribute::Priority(p) => metric = Some(*p),
+                _ => {}
+            }
+        }
+        // The main table's unicast routes: what traffic takes.
+        if table != 254 || h.kind != RouteType::Unicast {
+            continue;
+        }
+        let destination = match dst {
+            None if h.destination_prefix_length == 0 => "default".to_owned(),
+            None => continue,
+            Some(d) => format!("{d}/{}", h.destination_prefix_length),
+        };
+        out.push(super::Route {
+            destination,
+            gateway: gw.map(|g| g.to_string()),
+            iface: oif.and_then(|i| names.get(&i).cloned()).unwrap_or_default(),
+            metric,
+        });
+    }
+    Ok(out)
+}
+
 pub fn capture() -> Result<NetworkContext, NetCtxError> {
     let sock = nl::open(NETLINK_ROUTE, "routing socket")?;
     let mut routes = Vec::new();
