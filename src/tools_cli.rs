@@ -128,7 +128,7 @@ pub fn network(
     let mut out = std::io::stdout().lock();
     match action.unwrap_or(NetworkAction::Show) {
         NetworkAction::Show => {
-            let c = netctx::capture()?;
+            let c = crate::open::tokio_rt()?.block_on(netctx::capture_full())?;
             store.upsert_network(&c, chrono::Utc::now())?;
             let label = store.network(&c.network_id)?.and_then(|n| n.label);
             if json {

@@ -483,3 +483,120 @@ fn diagnostics_match_the_namespace() {
     let bad = home.wp(&["diagnose", "--server", "ftp://x"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// A captive-portal double: every request is redirected to its login page
+/// (`portal`), or answered `204 No Content` (`clear`).
+const PORTAL_SERVER: &str = "\
+import http.server, socketserver, sys
+mode = sys.argv[3]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if mode == 'portal':
+            self.send_response(302)
+            self.send_header('Location', 'http://%s:%s/login?orig=x' % (sys.argv[1], sys.argv[2]))
+            self.send_header('Content-Length', '0')
+        else:
+            self.send_response(204)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+class S(http.server.HTTPServer):
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+S((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+";
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn portal_server(ip: &str, mode: &str) -> (Killed, u16) {
+    let port = support::free_port();
+    let child = Command::new("python3")
+        .args(["-c", PORTAL_SERVER, ip, &port.to_string(), mode])
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the portal double did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Killed(child), port)
+}
+
+#[test]
+fn a_captive_portal_is_detected_told_once_and_not_an_outage() {
+    let c = client();
+    let gw = c.pair.host_ip.to_string();
+    let (_portal, portal_port) = portal_server(&gw, "portal");
+    let (_clear, clear_port) = portal_server(&gw, "clear");
+    let closed = support::free_port();
+    let config = |port: u16| {
+        format!(
+            "[schedule]\ninterval_minutes = 1440\nrun_on_start = false\n\n\
+             [network]\ncaptive_portal_url = \"http://{gw}:{port}/generate_204\"\n\
+             captive_portal_expect = \"\"\n\n\
+             [[suite.tcp]]\ntarget = \"{gw}:{closed}\"\n"
+        )
+    };
+    let home = Home::new(&config(portal_port));
+    let runs = |home: &Home| -> Vec<serde_json::Value> {
+        let out = run(&mut in_ns(&c.pair.ns, home, &["run", "--json"]));
+        out.lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    for _ in 0..2 {
+        let results = runs(&home);
+        assert!(!results.is_empty());
+        for r in &results {
+            assert_eq!(r["success"], false, "the port is closed: {r}");
+            assert_eq!(r["metrics"]["captive_portal"], true, "marked: {r}");
+        }
+    }
+    // Not an outage: no health went down, connectivity was not lost.
+    let status = home.status_json();
+    assert!(status.get("health").is_none(), "{status}");
+    assert_eq!(status["connectivity"]["lost"], false, "{status}");
+    let events = home.ok(&["events", "--json"]);
+    let told: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains("\"captive_portal\""))
+        .collect();
+    assert_eq!(told.len(), 1, "told once over two runs: {events}");
+    assert!(
+        told[0].contains(&format!("http://{gw}:{portal_port}/login")),
+        "{}",
+        told[0]
+    );
+    assert!(
+        !events.contains("health_changed") && !events.contains("connectivity_lost"),
+        "{events}"
+    );
+    // The export marks them too.
+    let csv = home.ok(&["export"]);
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "captive_portal").unwrap();
+    assert_eq!(
+        csv.lines().nth(1).unwrap().split(',').nth(col),
+        Some("true")
+    );
+
+    // The same failure without a portal is an outage, unmarked.
+    let home = Home::new(&config(clear_port));
+    for r in runs(&home) {
+        assert!(r["metrics"].get("captive_portal").is_none(), "{r}");
+    }
+    let status = home.status_json();
+    assert_eq!(status["health"], "down", "{status}");
+}

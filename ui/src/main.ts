@@ -74,6 +74,7 @@ async function start(): Promise<void> {
     }
     if (e.event === "signed_out") note(`Signed out of the server: ${e.message}. Results keep queueing; sign in again under Settings.`, "error");
     if (e.event === "enrollment_lost") note(`This device is no longer enrolled: ${e.message}`, "error");
+    if (e.event === "captive_portal") note(`This network wants you to sign in (a captive portal${e.location ? ` at ${e.location}` : ""}). Results taken behind it are marked and do not count as outages.`);
     if (e.event === "task_failed") note(`A background task failed and is being restarted (${e.task}): ${e.message}`, "error");
   });
   await onAppEvent<string>("navigate", (page) => {

@@ -143,6 +143,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "retransmits",
     "out_of_order",
     "server_kind",
+    "captive_portal",
     "network_id",
     "network",
 ];

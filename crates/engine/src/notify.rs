@@ -169,6 +169,15 @@ impl Notifier {
                     body: upper_first(message),
                 }]
             }
+            Event::CaptivePortal { location, .. } => vec![Note {
+                title: "WaddlePerf: this network wants you to sign in".into(),
+                body: match location {
+                    Some(l) => format!(
+                        "A captive portal ({l}) is in the way. Results taken behind it are marked and do not count as outages."
+                    ),
+                    None => "A captive portal is in the way. Results taken behind it are marked and do not count as outages.".into(),
+                },
+            }],
             Event::UpdateReady { version, path } => vec![Note {
                 title: format!("WaddlePerf {version} is ready to install"),
                 body: format!("Downloaded and verified: {path}"),

@@ -62,7 +62,12 @@ out_of_order?: number, server_kind?: string,
  * (the IETF IPPM method), and how much to trust it (`low`, `medium`,
  * `high`).
  */
-rpm?: number, rpm_confidence?: string, };
+rpm?: number, rpm_confidence?: string, 
+/**
+ * Taken behind a captive portal (`netctx::portal`): the figures say
+ * what the portal let through, not the network; not an outage.
+ */
+captive_portal?: boolean, };
 
 export type Interim = { 
 /**
@@ -325,7 +330,7 @@ reason: string | null, } | { "event": "overall_health", health: Health, } | { "e
 /**
  * Restarts so far.
  */
-restarts: number, } | { "event": "update_ready", version: string, path: string, } | { "event": "network_changed", from: string | null, network: KnownNetwork | null, } | { "event": "networks_changed" } | { "event": "next_run", at: string | null, };
+restarts: number, } | { "event": "update_ready", version: string, path: string, } | { "event": "network_changed", from: string | null, network: KnownNetwork | null, } | { "event": "networks_changed" } | { "event": "captive_portal", url: string, location?: string | null, } | { "event": "next_run", at: string | null, };
 
 export type StoreStats = { results: number, outbox_pending: number, outbox_dead: number, newest: string | null, };
 

@@ -102,6 +102,21 @@ secret_store = "auto"
 # servers, VPN, SSID, BSSID and Wi-Fi figures, the label). See docs/sync.md.
 network_context = "id"
 
+[network]
+# Before each run, one plain HTTP request (no cookies, nothing about this
+# machine) to this URL: any other answer than the expected one means a
+# captive portal (hotel or airport Wi-Fi asking to sign in). Results taken
+# behind one are marked and do not count as outages; you are told once.
+captive_portal_check = true
+captive_portal_url = "http://detectportal.firefox.com/success.txt"
+# The first line of the body when nothing is in the way; "" expects an
+# empty 204 No Content (generate_204-style URLs).
+captive_portal_expect = "success"
+# Bandwidth tests are skipped on a connection the OS marks metered (a
+# phone's hotspot, a capped plan) unless this is true. A speed test you
+# start yourself always runs.
+allow_metered = false
+
 [update]
 # Releases: the agent checks this manifest (Tauri's static updater format)
 # every check_hours, downloads a newer build for this system and verifies its

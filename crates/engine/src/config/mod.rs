@@ -41,6 +41,7 @@ pub struct Config {
     pub log: LogConfig,
     pub sync: SyncConfig,
     pub update: UpdateConfig,
+    pub network: NetworkConfig,
     pub suite: Suite,
     /// Tier 2 suite; `None` derives it from the tier 1 suite.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,6 +65,7 @@ impl Default for Config {
             log: LogConfig::default(),
             sync: SyncConfig::default(),
             update: UpdateConfig::default(),
+            network: NetworkConfig::default(),
             tier2: None,
             tier3: None,
             suite: Suite {

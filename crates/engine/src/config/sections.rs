@@ -168,6 +168,37 @@ impl Default for SyncConfig {
     }
 }
 
+/// The network the machine is on: captive portals and metered links
+/// (`docs/network.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct NetworkConfig {
+    /// Before each run, one plain HTTP request to `captive_portal_url`: an
+    /// answer other than the expected one means a captive portal.
+    pub captive_portal_check: bool,
+    /// A URL that answers the same to everyone; nothing about this machine
+    /// is sent with it (no cookies, no identifiers).
+    pub captive_portal_url: String,
+    /// What the URL answers when nothing is in the way: the first line of
+    /// its body; empty: an empty `204 No Content`.
+    pub captive_portal_expect: String,
+    /// Run saturating tests (bandwidth, speed tests escalated by AutoPerf or
+    /// scheduled) on a connection the OS marks metered.
+    pub allow_metered: bool,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            captive_portal_check: true,
+            captive_portal_url: "http://detectportal.firefox.com/success.txt".into(),
+            captive_portal_expect: "success".into(),
+            allow_metered: false,
+        }
+    }
+}
+
 /// Updates: the agent's check against a release manifest (`update.rs`);
 /// off while `manifest_url` is empty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -227,6 +227,20 @@ impl Config {
                 return plain("sync.server", m);
             }
         }
+        let net = &self.network;
+        if net.captive_portal_check {
+            if let Err(m) = crate::spec::parse_http_url(&net.captive_portal_url) {
+                return plain("network.captive_portal_url", m);
+            }
+        }
+        if net.captive_portal_expect.chars().count() > 256
+            || net.captive_portal_expect.contains(['\n', '\r'])
+        {
+            return plain(
+                "network.captive_portal_expect",
+                "one line of at most 256 characters".to_owned(),
+            );
+        }
         let up = &self.update;
         if !up.manifest_url.trim().is_empty() {
             if let Err(m) = crate::spec::parse_http_url(&up.manifest_url) {

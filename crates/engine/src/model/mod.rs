@@ -425,6 +425,10 @@ pub struct Metrics {
     pub rpm: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rpm_confidence: Option<String>,
+    /// Taken behind a captive portal (`netctx::portal`): the figures say
+    /// what the portal let through, not the network; not an outage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captive_portal: Option<bool>,
 }
 
 /// Figures a chart can ask the store for: `success` (the share of results

@@ -20,11 +20,14 @@ use std::fmt;
 mod linux;
 #[cfg(target_os = "macos")]
 mod macos;
+mod metered;
+pub mod portal;
 mod resolv;
 mod watch;
 #[cfg(windows)]
 mod windows;
 
+pub use metered::metered;
 pub use resolv::{nameservers, parse as resolv_parse};
 pub use watch::Watcher;
 
@@ -276,8 +279,21 @@ pub enum NetCtxError {
     Unsupported,
 }
 
+/// Reads the network context now, with whether the OS marks it metered.
+pub async fn capture_full() -> Result<NetworkContext, NetCtxError> {
+    let mut c =
+        tokio::task::spawn_blocking(capture)
+            .await
+            .map_err(|e| NetCtxError::Garbled {
+                what: "network context",
+                detail: e.to_string(),
+            })??;
+    c.metered = metered().await;
+    Ok(c)
+}
+
 /// Reads the network context now (blocking: a few netlink or system calls,
-/// well under a millisecond to a few milliseconds).
+/// well under a millisecond to a few milliseconds), without `metered`.
 pub fn capture() -> Result<NetworkContext, NetCtxError> {
     #[cfg(target_os = "linux")]
     {

@@ -141,6 +141,13 @@ pub enum Event {
     },
     /// A network's label was changed.
     NetworksChanged,
+    /// A captive portal answered the check (told once per network):
+    /// results behind it are marked and do not count as outages.
+    CaptivePortal {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<String>,
+    },
     /// When the scheduler will run next (`None`: no agent scheduling).
     NextRun {
         #[serde(with = "crate::model::opt_rfc3339_utc")]

@@ -97,6 +97,8 @@ struct Progress {
     total: usize,
     store_error: Option<String>,
     interrupted: bool,
+    /// A captive portal is in the way: results are marked, not outages.
+    portal: bool,
 }
 
 impl Runtime {

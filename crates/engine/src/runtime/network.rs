@@ -93,9 +93,7 @@ impl Runtime {
     /// Reads the context from the OS now, records the network in the store
     /// and, when the network id changed, logs and announces it.
     pub async fn refresh_network(&self) -> Result<NetworkUpdate, RuntimeError> {
-        let read = tokio::task::spawn_blocking(netctx::capture)
-            .await
-            .map_err(|e| RuntimeError::Task(e.to_string()))?;
+        let read = netctx::capture_full().await;
         let context = match read {
             Ok(c) => Some(Arc::new(c)),
             Err(NetCtxError::NoDefaultRoute) => None,
@@ -292,5 +290,72 @@ impl Runtime {
         if let Err(e) = self.with_store(move |s| s.log_events(&[ev])).await {
             tracing::warn!("diagnostics not logged: {e}");
         }
+    }
+}
+
+/// The state document saying which network's portal the person was told of.
+const PORTAL_TOLD: &str = "captive_portal";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PortalTold {
+    network_id: Option<String>,
+}
+
+impl Runtime {
+    /// Whether a captive portal is in the way (`[network]
+    /// captive_portal_check`); the person is told once per network.
+    pub(super) async fn behind_portal(&self, cfg: &crate::config::Config) -> bool {
+        use crate::netctx::portal::{check, Portal};
+        if !cfg.network.captive_portal_check {
+            return false;
+        }
+        let url = cfg.network.captive_portal_url.trim().to_owned();
+        // Shutting down does not wait for the check.
+        let checked = tokio::select! {
+            p = check(&url, &cfg.network.captive_portal_expect) => p,
+            _ = self.closed() => return false,
+        };
+        let location = match checked {
+            Portal::Clear => return false,
+            Portal::Unknown { reason } => {
+                tracing::debug!("captive portal check inconclusive: {reason}");
+                return false;
+            }
+            Portal::Detected { status, location } => {
+                tracing::warn!(status, ?location, "a captive portal answered {url}");
+                location
+            }
+        };
+        let net = self.network_now().await.map(|c| c.network_id.clone());
+        let n = net.clone();
+        let first = self
+            .with_store(move |s| {
+                let told: Option<PortalTold> = s.state_get(PORTAL_TOLD).ok().flatten();
+                if told.is_some_and(|t| t.network_id == n) {
+                    return Ok(false);
+                }
+                s.state_set(PORTAL_TOLD, &PortalTold { network_id: n })?;
+                Ok(true)
+            })
+            .await
+            .unwrap_or(false);
+        if first {
+            let message = match &location {
+                Some(l) => format!("a captive portal is in the way (it sends to {l}): results taken behind it are marked and do not count as outages"),
+                None => "a captive portal is in the way: results taken behind it are marked and do not count as outages".to_owned(),
+            };
+            let ev = NewEvent {
+                at: Utc::now(),
+                kind: "captive_portal".into(),
+                target: None,
+                message,
+                details: serde_json::json!({ "url": url, "location": location, "network_id": net }),
+            };
+            if let Err(e) = self.with_store(move |s| s.log_events(&[ev])).await {
+                tracing::warn!("event not logged: {e}");
+            }
+            self.emit(Event::CaptivePortal { url, location });
+        }
+        true
     }
 }

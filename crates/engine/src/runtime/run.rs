@@ -13,9 +13,11 @@ impl Runtime {
         let run_id = Uuid::now_v7();
         let started_at = Utc::now();
         let first_tier = forced.unwrap_or(1);
-        let tier1 = match reason {
-            RunReason::SpeedTest => plans.speed(),
-            _ => plans.tier(first_tier),
+        // A speed test asked for by hand runs on any link; anything else
+        // saturating waits for an unmetered one ([network] allow_metered).
+        let tier1 = &match reason {
+            RunReason::SpeedTest => plans.speed().to_vec(),
+            _ => self.unless_metered(plans.tier(first_tier), &cfg).await,
         };
         let mut progress = Progress {
             run_id,
@@ -23,7 +25,9 @@ impl Runtime {
             total: tier1.len(),
             store_error: None,
             interrupted: false,
+            portal: false,
         };
+        progress.portal = self.behind_portal(&cfg).await;
         tracing::info!(%run_id, ?reason, total = progress.total, "run started");
         self.emit(Event::RunStarted {
             run_id,
@@ -44,12 +48,14 @@ impl Runtime {
             .zip(&first)
             .map(|(p, m)| autoperf::tier1_breaches(m, &p.thresholds))
             .collect();
-        if forced.is_none() && !progress.interrupted {
+        // Behind a captive portal nothing says how the network is: no
+        // health change, no outage, no escalation.
+        if forced.is_none() && !progress.interrupted && !progress.portal {
             self.after_tier1(&first, &tier1_breaches).await;
         }
         results.extend(first.iter().cloned());
 
-        if forced.is_none() && cfg.autoperf.enabled && !progress.interrupted {
+        if forced.is_none() && cfg.autoperf.enabled && !progress.interrupted && !progress.portal {
             let mut state = self.load_state::<EscalationState>(key::AUTOPERF).await;
             let breaches: Vec<Breach> = tier1_breaches.into_iter().flatten().collect();
             if let Some(tr) = state.after_tier1(&breaches, &cfg.autoperf) {
@@ -142,6 +148,7 @@ impl Runtime {
     /// skip is logged as an event.
     pub(super) async fn within_budget(&self, planned: &[Planned], cfg: &Config) -> Vec<Planned> {
         let is_bandwidth = |p: &Planned| p.probe.test_type() == TestType::Bandwidth;
+        let planned = &self.unless_metered(planned, cfg).await;
         if !planned.iter().any(is_bandwidth) {
             return planned.to_vec();
         }
@@ -195,6 +202,40 @@ impl Runtime {
             target: None,
             message,
             details: serde_json::json!({ "used_bytes": used, "budget_mb": cfg.autoperf.bandwidth_budget_mb }),
+        };
+        if let Err(e) = self.with_store(move |s| s.log_events(&[event])).await {
+            tracing::warn!("event not logged: {e}");
+        }
+        planned
+            .iter()
+            .filter(|p| !is_bandwidth(p))
+            .cloned()
+            .collect()
+    }
+
+    /// `planned` without its bandwidth tests when the OS marks the link
+    /// metered and `[network] allow_metered` is off; the skip is logged.
+    pub(super) async fn unless_metered(&self, planned: &[Planned], cfg: &Config) -> Vec<Planned> {
+        let is_bandwidth = |p: &Planned| p.probe.test_type() == TestType::Bandwidth;
+        if cfg.network.allow_metered || !planned.iter().any(is_bandwidth) {
+            return planned.to_vec();
+        }
+        let net = self.network_now().await;
+        if net.as_ref().and_then(|c| c.metered) != Some(true) {
+            return planned.to_vec();
+        }
+        let message = format!(
+            "bandwidth tests skipped: the OS marks this connection ({}) metered; \
+             [network] allow_metered = true runs them anyway",
+            net.as_ref().map(|c| c.describe()).unwrap_or_default()
+        );
+        tracing::info!("{message}");
+        let event = NewEvent {
+            at: Utc::now(),
+            kind: "metered".into(),
+            target: None,
+            message,
+            details: serde_json::json!({ "network_id": net.as_ref().map(|c| c.network_id.clone()) }),
         };
         if let Err(e) = self.with_store(move |s| s.log_events(&[event])).await {
             tracing::warn!("event not logged: {e}");
@@ -491,6 +532,9 @@ impl Runtime {
                 },
             };
             m.tier = tier;
+            if progress.portal {
+                m.metrics.captive_portal = Some(true);
+            }
             if m.network_id.is_none() {
                 m.network_id = self.network_now().await.map(|c| c.network_id.clone());
             }
