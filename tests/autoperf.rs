@@ -202,10 +202,26 @@ async fn escalates_through_the_tiers_and_back() {
             "health_changed",
             "escalated",
             "escalated",
+            "diagnostics",
             "health_changed",
             "deescalated"
         ]
     );
+    // Tier 3 took a diagnostics snapshot: every section, this machine's.
+    let d = &log[4].details;
+    for section in [
+        "system",
+        "network",
+        "interfaces",
+        "routes",
+        "dns",
+        "proxy",
+        "clock",
+        "icmp",
+    ] {
+        assert!(d.get(section).is_some(), "{section} missing: {d}");
+    }
+    assert!(d["system"]["ok"]["cpus"].as_u64().unwrap_or(0) >= 1, "{d}");
     let b = &log[2].details["breaches"][0];
     assert_eq!(b["metric"], "latency_ms");
     assert_eq!(b["threshold"], 100.0);

@@ -211,15 +211,36 @@ async fn tcp_figures_match_a_50_mbit_link_and_iperf3() {
         })
         .await;
         ok(name, &m);
-        let reference: Iperf3Report = iperf3_client(
-            server.addr,
-            &[&["-t", "4", "-O", "2", "-P", "4"][..], args].concat(),
-        );
         let bound = if direction == Direction::Bidir {
             BIDIR_WITHIN
         } else {
             WITHIN
         };
+        // The reference is only one where it measured the link's known
+        // goodput itself: a run of iperf3 the shared machine slowed (seen
+        // once: 36 Mbit/s of a 47.8 Mbit/s link) is measured again, twice
+        // at most.
+        let mut reference: Iperf3Report = iperf3_client(
+            server.addr,
+            &[&["-t", "4", "-O", "2", "-P", "4"][..], args].concat(),
+        );
+        for _ in 0..2 {
+            let missed = [reference.upload_mbps, reference.download_mbps]
+                .into_iter()
+                .flatten()
+                .any(|t| (t - TCP_GOODPUT_MBIT).abs() > TCP_GOODPUT_MBIT * bound);
+            if !missed {
+                break;
+            }
+            println!(
+                "{name}: iperf3 itself missed the link's goodput (up {:?}, down {:?} Mbit/s): measuring the reference again",
+                reference.upload_mbps, reference.download_mbps
+            );
+            reference = iperf3_client(
+                server.addr,
+                &[&["-t", "4", "-O", "2", "-P", "4"][..], args].concat(),
+            );
+        }
         let mut checks = Vec::new();
         for (what, ours, theirs) in [
             ("upload", m.metrics.upload_mbps, reference.upload_mbps),
