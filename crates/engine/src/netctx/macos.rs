@@ -121,3 +121,55 @@ pub fn capture() -> Result<NetworkContext, NetCtxError> {
         ..NetworkContext::default()
     }))
 }
+
+/// Every interface with its addresses and MAC (`getifaddrs`); MTU, speed
+/// and counters are not read here.
+pub fn interfaces() -> Result<Vec<super::Interface>, NetCtxError> {
+    use nix::net::if_::InterfaceFlags;
+    let all = nix::ifaddrs::getifaddrs().map_err(|e| NetCtxError::Os {
+        what: "interfaces",
+        source: std::io::Error::from(e),
+    })?;
+    let mut out: Vec<super::Interface> = Vec::new();
+    for a in all.take(1024) {
+        let at = match out.iter().position(|i| i.name == a.interface_name) {
+            Some(at) => at,
+            None => {
+                out.push(super::Interface {
+                    name: a.interface_name.clone(),
+                    up: a.flags.contains(InterfaceFlags::IFF_UP)
+                        && a.flags.contains(InterfaceFlags::IFF_RUNNING),
+                    link_type: if a.flags.contains(InterfaceFlags::IFF_LOOPBACK) {
+                        LinkType::Other
+                    } else {
+                        kind_of(&a.interface_name)
+                    },
+                    ..super::Interface::default()
+                });
+                out.len() - 1
+            }
+        };
+        let i = &mut out[at];
+        let Some(addr) = &a.address else { continue };
+        if let Some(l) = addr.as_link_addr() {
+            if let Some(m) = l.addr() {
+                i.mac = format_mac(&m);
+            }
+        } else if let Some(v4) = addr.as_sockaddr_in() {
+            let prefix = a
+                .netmask
+                .as_ref()
+                .and_then(|m| m.as_sockaddr_in())
+                .map_or(32, |m| u32::from(m.ip()).count_ones());
+            i.addresses.push(format!("{}/{prefix}", v4.ip()));
+        } else if let Some(v6) = addr.as_sockaddr_in6() {
+            let prefix = a
+                .netmask
+                .as_ref()
+                .and_then(|m| m.as_sockaddr_in6())
+                .map_or(128, |m| u128::from(m.ip()).count_ones());
+            i.addresses.push(format!("{}/{prefix}", v6.ip()));
+        }
+    }
+    Ok(out)
+}

@@ -1,5 +1,6 @@
 //! Whether the OS marks the connection metered. Linux: NetworkManager's
-//! `Metered` property on the system bus (where NetworkManager runs).
+//! `Metered` property on the system bus (where NetworkManager runs);
+//! Windows: the internet connection profile's cost.
 
 use std::time::Duration;
 
@@ -21,8 +22,37 @@ pub async fn metered() -> Option<bool> {
             Err(_) => None,
         }
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(windows)]
     {
+        tokio::task::spawn_blocking(connection_cost)
+            .await
+            .ok()
+            .flatten()
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
+    {
+        None
+    }
+}
+
+/// Windows: the internet connection profile's cost. Fixed or variable
+/// (pay per byte or capped), roaming, or over its data limit: metered;
+/// unrestricted: not.
+#[cfg(windows)]
+fn connection_cost() -> Option<bool> {
+    use windows::Networking::Connectivity::{NetworkCostType, NetworkInformation};
+    let cost = NetworkInformation::GetInternetConnectionProfile()
+        .ok()?
+        .GetConnectionCost()
+        .ok()?;
+    let kind = cost.NetworkCostType().ok()?;
+    let roaming = cost.Roaming().unwrap_or(false);
+    let over = cost.OverDataLimit().unwrap_or(false);
+    if kind == NetworkCostType::Fixed || kind == NetworkCostType::Variable || roaming || over {
+        Some(true)
+    } else if kind == NetworkCostType::Unrestricted {
+        Some(false)
+    } else {
         None
     }
 }

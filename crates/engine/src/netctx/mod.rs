@@ -244,7 +244,11 @@ pub fn interfaces() -> Result<Vec<Interface>, NetCtxError> {
     {
         windows::interfaces()
     }
-    #[cfg(not(any(target_os = "linux", windows)))]
+    #[cfg(target_os = "macos")]
+    {
+        macos::interfaces()
+    }
+    #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
     {
         Err(NetCtxError::Unsupported)
     }
@@ -256,7 +260,11 @@ pub fn routes() -> Result<Vec<Route>, NetCtxError> {
     {
         linux::routes()
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(windows)]
+    {
+        windows::routes()
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
     {
         Err(NetCtxError::Unsupported)
     }

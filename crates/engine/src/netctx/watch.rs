@@ -1,16 +1,19 @@
 //! Waiting for the OS to report a change that may move the default route:
-//! rtnetlink's link, address and route groups on Linux; elsewhere a poll
-//! (reading the context is cheap).
+//! rtnetlink's link, address and route groups on Linux; route and interface
+//! change notifications on Windows; elsewhere a poll (reading the context is
+//! cheap).
 
 use std::time::Duration;
 
 /// Where the OS sends no change reports, the context is read this often.
-#[cfg_attr(target_os = "linux", allow(dead_code))]
+#[cfg_attr(any(target_os = "linux", windows), allow(dead_code))]
 pub const POLL: Duration = Duration::from_secs(15);
 
 pub struct Watcher {
     #[cfg(target_os = "linux")]
     inner: super::linux::watch::Changes,
+    #[cfg(windows)]
+    inner: super::windows::Changes,
 }
 
 impl Watcher {
@@ -19,17 +22,19 @@ impl Watcher {
         Ok(Watcher {
             #[cfg(target_os = "linux")]
             inner: super::linux::watch::Changes::new()?,
+            #[cfg(windows)]
+            inner: super::windows::Changes::new()?,
         })
     }
 
     /// Resolves at the next change the OS reports (all reports queued by
     /// then are consumed), or after [`POLL`] where the OS reports none.
     pub async fn changed(&mut self) -> std::io::Result<()> {
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         {
             self.inner.next().await
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(not(any(target_os = "linux", windows)))]
         {
             tokio::time::sleep(POLL).await;
             Ok(())
@@ -38,6 +43,6 @@ impl Watcher {
 
     /// Whether the OS reports changes (else [`Watcher::changed`] polls).
     pub fn reports_changes(&self) -> bool {
-        cfg!(target_os = "linux")
+        cfg!(any(target_os = "linux", windows))
     }
 }

@@ -9,10 +9,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use windows_sys::core::GUID;
 use windows_sys::Win32::Foundation::HANDLE;
 use windows_sys::Win32::NetworkManagement::IpHelper::{
-    ConvertInterfaceLuidToGuid, GetAdaptersAddresses, SendARP, GAA_FLAG_INCLUDE_GATEWAYS,
-    GAA_FLAG_SKIP_ANYCAST, GAA_FLAG_SKIP_MULTICAST, IF_TYPE_ETHERNET_CSMACD, IF_TYPE_IEEE80211,
-    IF_TYPE_PPP, IF_TYPE_PROP_VIRTUAL, IF_TYPE_TUNNEL, IF_TYPE_WWANPP, IF_TYPE_WWANPP2,
-    IP_ADAPTER_ADDRESSES_LH,
+    CancelMibChangeNotify2, ConvertInterfaceLuidToGuid, FreeMibTable, GetAdaptersAddresses,
+    GetIfEntry2, GetIpForwardTable2, NotifyIpInterfaceChange, NotifyRouteChange2, SendARP,
+    GAA_FLAG_INCLUDE_GATEWAYS, GAA_FLAG_SKIP_ANYCAST, GAA_FLAG_SKIP_MULTICAST,
+    IF_TYPE_ETHERNET_CSMACD, IF_TYPE_IEEE80211, IF_TYPE_PPP, IF_TYPE_PROP_VIRTUAL, IF_TYPE_TUNNEL,
+    IF_TYPE_WWANPP, IF_TYPE_WWANPP2, IP_ADAPTER_ADDRESSES_LH, MIB_IF_ROW2, MIB_IPFORWARD_ROW2,
+    MIB_IPFORWARD_TABLE2, MIB_IPINTERFACE_ROW, MIB_NOTIFICATION_TYPE,
 };
 use windows_sys::Win32::NetworkManagement::Ndis::IfOperStatusUp;
 use windows_sys::Win32::NetworkManagement::WiFi::{
@@ -21,7 +23,8 @@ use windows_sys::Win32::NetworkManagement::WiFi::{
     WLAN_CONNECTION_ATTRIBUTES,
 };
 use windows_sys::Win32::Networking::WinSock::{
-    AF_INET, AF_INET6, AF_UNSPEC, SOCKADDR, SOCKADDR_IN, SOCKADDR_IN6, SOCKET_ADDRESS,
+    AF_INET, AF_INET6, AF_UNSPEC, SOCKADDR, SOCKADDR_IN, SOCKADDR_IN6, SOCKADDR_INET,
+    SOCKET_ADDRESS,
 };
 
 const ERROR_BUFFER_OVERFLOW: u32 = 111;
@@ -51,6 +54,21 @@ unsafe fn ip_of(sa: &SOCKET_ADDRESS) -> Option<IpAddr> {
         }
         _ => None,
     }
+}
+
+/// An adapter's unicast addresses with their prefix lengths (at most 64).
+///
+/// SAFETY: `a` is an entry of a list `GetAdaptersAddresses` wrote, alive.
+unsafe fn unicast(a: &IP_ADAPTER_ADDRESSES_LH) -> Vec<(IpAddr, u8)> {
+    let mut out = Vec::new();
+    let mut u = a.FirstUnicastAddress;
+    while !u.is_null() && out.len() < 64 {
+        if let Some(ip) = ip_of(&(*u).Address) {
+            out.push((ip, (*u).OnLinkPrefixLength));
+        }
+        u = (*u).Next;
+    }
+    out
 }
 
 fn wide(p: *const u16) -> String {
@@ -117,14 +135,10 @@ pub fn interfaces() -> Result<Vec<super::Interface>, NetCtxError> {
         while !p.is_null() {
             let a = &*p;
             p = a.Next;
-            let mut addresses = Vec::new();
-            let mut u = a.FirstUnicastAddress;
-            while !u.is_null() && addresses.len() < 64 {
-                if let Some(ip) = ip_of(&(*u).Address) {
-                    addresses.push(format!("{ip}/{}", (*u).OnLinkPrefixLength));
-                }
-                u = (*u).Next;
-            }
+            let addresses = unicast(a)
+                .into_iter()
+                .map(|(ip, prefix)| format!("{ip}/{prefix}"))
+                .collect();
             let shown = Adapter {
                 name: String::new(),
                 if_type: a.IfType,
@@ -145,11 +159,185 @@ pub fn interfaces() -> Result<Vec<super::Interface>, NetCtxError> {
                 speed_mbps: (a.TransmitLinkSpeed != u64::MAX && a.TransmitLinkSpeed > 0)
                     .then_some(a.TransmitLinkSpeed / 1_000_000),
                 addresses,
-                counters: None,
+                counters: counters(a),
             });
         }
     }
     Ok(out)
+}
+
+/// An adapter's traffic and error counters (`GetIfEntry2`).
+fn counters(a: &IP_ADAPTER_ADDRESSES_LH) -> Option<super::Counters> {
+    // SAFETY: a zeroed row with the LUID set, as the API requires.
+    let mut row: MIB_IF_ROW2 = unsafe { std::mem::zeroed() };
+    row.InterfaceLuid = a.Luid;
+    // SAFETY: `row` is a valid, writable row.
+    if unsafe { GetIfEntry2(&mut row) } != 0 {
+        return None;
+    }
+    Some(super::Counters {
+        rx_bytes: row.InOctets,
+        tx_bytes: row.OutOctets,
+        rx_errors: row.InErrors,
+        tx_errors: row.OutErrors,
+        rx_dropped: row.InDiscards,
+        tx_dropped: row.OutDiscards,
+    })
+}
+
+/// The address of a `SOCKADDR_INET`.
+///
+/// SAFETY: `sa` comes from a table the API wrote; its family says which
+/// member is valid.
+unsafe fn inet(sa: &SOCKADDR_INET) -> Option<IpAddr> {
+    match sa.si_family {
+        AF_INET => Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+            sa.Ipv4.sin_addr.S_un.S_addr,
+        )))),
+        AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(sa.Ipv6.sin6_addr.u.Byte))),
+        _ => None,
+    }
+}
+
+/// Interface names by index (IPv4 and IPv6 indexes).
+fn names() -> std::collections::HashMap<u32, String> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(buf) = adapter_buffer() else {
+        return out;
+    };
+    let mut p = buf.as_ptr() as *const IP_ADAPTER_ADDRESSES_LH;
+    // SAFETY: the list the API wrote into `buf`, walked while `buf` lives.
+    unsafe {
+        while !p.is_null() {
+            let a = &*p;
+            p = a.Next;
+            let name = wide(a.FriendlyName);
+            out.insert(a.Anonymous1.Anonymous.IfIndex, name.clone());
+            out.insert(a.Ipv6IfIndex, name);
+        }
+    }
+    out
+}
+
+/// The routing table (`GetIpForwardTable2`), at most 4096 routes.
+pub fn routes() -> Result<Vec<super::Route>, NetCtxError> {
+    let names = names();
+    let mut table: *mut MIB_IPFORWARD_TABLE2 = std::ptr::null_mut();
+    // SAFETY: an out-pointer; the table is freed below with FreeMibTable.
+    let r = unsafe { GetIpForwardTable2(AF_UNSPEC, &mut table) };
+    if r != 0 || table.is_null() {
+        return Err(NetCtxError::Os {
+            what: "routes",
+            source: std::io::Error::from_raw_os_error(r as i32),
+        });
+    }
+    let mut out = Vec::new();
+    // SAFETY: `NumEntries` rows follow the table header, alive until freed.
+    unsafe {
+        let n = ((*table).NumEntries as usize).min(4096);
+        let rows: &[MIB_IPFORWARD_ROW2] = std::slice::from_raw_parts((*table).Table.as_ptr(), n);
+        for row in rows {
+            let Some(dst) = inet(&row.DestinationPrefix.Prefix) else {
+                continue;
+            };
+            let len = row.DestinationPrefix.PrefixLength;
+            let gateway = inet(&row.NextHop).filter(|g| !g.is_unspecified());
+            out.push(super::Route {
+                destination: if len == 0 {
+                    "default".to_owned()
+                } else {
+                    format!("{dst}/{len}")
+                },
+                gateway: gateway.map(|g| g.to_string()),
+                iface: names.get(&row.InterfaceIndex).cloned().unwrap_or_default(),
+                metric: Some(row.Metric),
+            });
+        }
+        FreeMibTable(table as *const core::ffi::c_void);
+    }
+    Ok(out)
+}
+
+/// Route and interface change notifications (`NotifyRouteChange2`,
+/// `NotifyIpInterfaceChange`), delivered on a channel.
+pub struct Changes {
+    rx: tokio::sync::mpsc::UnboundedReceiver<()>,
+    handles: Vec<usize>,
+    /// The callbacks' context: alive until the notifications are cancelled.
+    tx: *mut tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+// SAFETY: the handles are kernel notification handles, usable from any
+// thread; the sender is only read by the callbacks and freed after they end.
+unsafe impl Send for Changes {}
+
+unsafe extern "system" fn on_route(
+    ctx: *const core::ffi::c_void,
+    _row: *const MIB_IPFORWARD_ROW2,
+    _kind: MIB_NOTIFICATION_TYPE,
+) {
+    // SAFETY: `ctx` is the sender `Changes` owns until it cancels these.
+    let _ = (*(ctx as *const tokio::sync::mpsc::UnboundedSender<()>)).send(());
+}
+
+unsafe extern "system" fn on_interface(
+    ctx: *const core::ffi::c_void,
+    _row: *const MIB_IPINTERFACE_ROW,
+    _kind: MIB_NOTIFICATION_TYPE,
+) {
+    // SAFETY: as `on_route`.
+    let _ = (*(ctx as *const tokio::sync::mpsc::UnboundedSender<()>)).send(());
+}
+
+impl Changes {
+    pub fn new() -> std::io::Result<Changes> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut c = Changes {
+            rx,
+            handles: Vec::new(),
+            tx: Box::into_raw(Box::new(tx)),
+        };
+        let ctx = c.tx as *const core::ffi::c_void;
+        let mut h: HANDLE = std::ptr::null_mut();
+        // SAFETY: a callback of the documented type, a context alive until cancel.
+        let r = unsafe { NotifyRouteChange2(AF_UNSPEC, Some(on_route), ctx, false, &mut h) };
+        if r != 0 {
+            return Err(std::io::Error::from_raw_os_error(r as i32));
+        }
+        c.handles.push(h as usize);
+        let mut h: HANDLE = std::ptr::null_mut();
+        // SAFETY: as above.
+        let r =
+            unsafe { NotifyIpInterfaceChange(AF_UNSPEC, Some(on_interface), ctx, false, &mut h) };
+        if r != 0 {
+            return Err(std::io::Error::from_raw_os_error(r as i32));
+        }
+        c.handles.push(h as usize);
+        Ok(c)
+    }
+
+    /// The next change, and every one queued behind it.
+    pub async fn next(&mut self) -> std::io::Result<()> {
+        if self.rx.recv().await.is_none() {
+            return Err(std::io::Error::other("the change notifications ended"));
+        }
+        while self.rx.try_recv().is_ok() {}
+        Ok(())
+    }
+}
+
+impl Drop for Changes {
+    fn drop(&mut self) {
+        for h in self.handles.drain(..) {
+            // SAFETY: a handle from Notify*Change*, cancelled once; this
+            // waits for callbacks in progress.
+            unsafe {
+                CancelMibChangeNotify2(h as HANDLE);
+            }
+        }
+        // SAFETY: no callback can run any more; the box is freed once.
+        drop(unsafe { Box::from_raw(self.tx) });
+    }
 }
 
 fn adapters() -> Result<Vec<Adapter>, NetCtxError> {
@@ -175,18 +363,13 @@ fn adapters() -> Result<Vec<Adapter>, NetCtxError> {
                 g = (*g).Next;
             }
             let Some(gateway) = gateway else { continue };
-            let mut local = None;
-            let mut u = a.FirstUnicastAddress;
-            while !u.is_null() {
-                if let Some(ip) = ip_of(&(*u).Address) {
-                    if local.is_none()
-                        || (ip.is_ipv4() && !local.is_some_and(|l: IpAddr| l.is_ipv4()))
-                    {
-                        local = Some(ip);
-                    }
-                }
-                u = (*u).Next;
-            }
+            // IPv4 first, else the first address.
+            let all = unicast(a);
+            let local = all
+                .iter()
+                .find(|(ip, _)| ip.is_ipv4())
+                .or(all.first())
+                .map(|(ip, _)| *ip);
             let mut dns = Vec::new();
             let mut d = a.FirstDnsServerAddress;
             while !d.is_null() && dns.len() < 16 {

@@ -424,6 +424,20 @@ impl Runtime {
         self.with_store(move |s| s.insert(&results)).await
     }
 
+    /// Logs one event (untargeted) in the store; a failure is only warned of.
+    pub(crate) async fn log_event(&self, kind: &str, message: String, details: serde_json::Value) {
+        let ev = NewEvent {
+            at: Utc::now(),
+            kind: kind.to_owned(),
+            target: None,
+            message,
+            details,
+        };
+        if let Err(e) = self.with_store(move |s| s.log_events(&[ev])).await {
+            tracing::warn!("event not logged: {e}");
+        }
+    }
+
     /// Runs `f` on the store on a blocking thread (one writer at a time).
     pub async fn with_store<T, F>(&self, f: F) -> Result<T, RuntimeError>
     where

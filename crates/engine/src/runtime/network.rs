@@ -4,7 +4,7 @@
 
 use super::{Event, Runtime, RuntimeError};
 use crate::netctx::{self, NetCtxError, NetworkContext};
-use crate::store::{KnownNetwork, NewEvent};
+use crate::store::KnownNetwork;
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,19 +153,8 @@ impl Runtime {
             None => "moved to another network".to_owned(),
         };
         tracing::info!("{message}");
-        let ev = NewEvent {
-            at: Utc::now(),
-            kind: "network_changed".into(),
-            target: None,
-            message,
-            details: serde_json::json!({
-                "from": from,
-                "to": known.map(|k| k.id.clone()),
-            }),
-        };
-        if let Err(e) = self.with_store(move |s| s.log_events(&[ev])).await {
-            tracing::warn!("event not logged: {e}");
-        }
+        let details = serde_json::json!({ "from": from, "to": known.map(|k| k.id.clone()) });
+        self.log_event("network_changed", message, details).await;
     }
 
     /// Every network seen, the most recent first.
@@ -278,18 +267,13 @@ impl Runtime {
     /// AutoPerf takes when it escalates to tier 3.
     pub(super) async fn log_diagnostics(&self, cfg: &crate::config::Config) {
         let report = crate::diag::collect(crate::diag::clock_server(cfg).as_deref()).await;
-        let ev = NewEvent {
-            at: Utc::now(),
-            kind: "diagnostics".into(),
-            target: None,
-            message:
-                "system diagnostics taken at tier 3 (`waddleperf events --json` holds the report)"
-                    .into(),
-            details: serde_json::to_value(&report).unwrap_or_default(),
-        };
-        if let Err(e) = self.with_store(move |s| s.log_events(&[ev])).await {
-            tracing::warn!("diagnostics not logged: {e}");
-        }
+        self.log_event(
+            "diagnostics",
+            "system diagnostics taken at tier 3 (`waddleperf events --json` holds the report)"
+                .into(),
+            serde_json::to_value(&report).unwrap_or_default(),
+        )
+        .await;
     }
 }
 
@@ -344,16 +328,9 @@ impl Runtime {
                 Some(l) => format!("a captive portal is in the way (it sends to {l}): results taken behind it are marked and do not count as outages"),
                 None => "a captive portal is in the way: results taken behind it are marked and do not count as outages".to_owned(),
             };
-            let ev = NewEvent {
-                at: Utc::now(),
-                kind: "captive_portal".into(),
-                target: None,
-                message,
-                details: serde_json::json!({ "url": url, "location": location, "network_id": net }),
-            };
-            if let Err(e) = self.with_store(move |s| s.log_events(&[ev])).await {
-                tracing::warn!("event not logged: {e}");
-            }
+            let details =
+                serde_json::json!({ "url": url, "location": location, "network_id": net });
+            self.log_event("captive_portal", message, details).await;
             self.emit(Event::CaptivePortal { url, location });
         }
         true

@@ -195,20 +195,24 @@ impl Runtime {
             },
             cfg.autoperf.bandwidth_budget_mb
         );
+        let details = serde_json::json!({ "used_bytes": used, "budget_mb": cfg.autoperf.bandwidth_budget_mb });
+        self.without_bandwidth(planned, "bandwidth_budget", message, details)
+            .await
+    }
+
+    /// `planned` without its bandwidth tests, the reason logged.
+    async fn without_bandwidth(
+        &self,
+        planned: &[Planned],
+        kind: &str,
+        message: String,
+        details: serde_json::Value,
+    ) -> Vec<Planned> {
         tracing::info!("{message}");
-        let event = NewEvent {
-            at: Utc::now(),
-            kind: "bandwidth_budget".into(),
-            target: None,
-            message,
-            details: serde_json::json!({ "used_bytes": used, "budget_mb": cfg.autoperf.bandwidth_budget_mb }),
-        };
-        if let Err(e) = self.with_store(move |s| s.log_events(&[event])).await {
-            tracing::warn!("event not logged: {e}");
-        }
+        self.log_event(kind, message, details).await;
         planned
             .iter()
-            .filter(|p| !is_bandwidth(p))
+            .filter(|p| p.probe.test_type() != TestType::Bandwidth)
             .cloned()
             .collect()
     }
@@ -229,22 +233,10 @@ impl Runtime {
              [network] allow_metered = true runs them anyway",
             net.as_ref().map(|c| c.describe()).unwrap_or_default()
         );
-        tracing::info!("{message}");
-        let event = NewEvent {
-            at: Utc::now(),
-            kind: "metered".into(),
-            target: None,
-            message,
-            details: serde_json::json!({ "network_id": net.as_ref().map(|c| c.network_id.clone()) }),
-        };
-        if let Err(e) = self.with_store(move |s| s.log_events(&[event])).await {
-            tracing::warn!("event not logged: {e}");
-        }
-        planned
-            .iter()
-            .filter(|p| !is_bandwidth(p))
-            .cloned()
-            .collect()
+        let details =
+            serde_json::json!({ "network_id": net.as_ref().map(|c| c.network_id.clone()) });
+        self.without_bandwidth(planned, "metered", message, details)
+            .await
     }
 
     /// Runs a further tier inside the current run.

@@ -145,16 +145,23 @@ pub fn classify(f: &LinkFacts, devtype: Option<&str>, is_wifi: bool) -> LinkType
     }
 }
 
-/// `DEVTYPE=` from `/sys/class/net/<name>/uevent` (wlan, wwan, bridge…).
-fn sysfs_devtype(name: &str) -> Option<String> {
+/// A file of `/sys/class/net/<name>/` (at most 16 KiB); `None` for a name
+/// that is not one interface's.
+fn sysfs(name: &str, file: &str) -> Option<String> {
     use std::io::Read;
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         return None;
     }
-    let f = std::fs::File::open(format!("/sys/class/net/{name}/uevent")).ok()?;
+    let f = std::fs::File::open(format!("/sys/class/net/{name}/{file}")).ok()?;
     let mut s = String::new();
     f.take(16 * 1024).read_to_string(&mut s).ok()?;
-    s.lines()
+    Some(s)
+}
+
+/// `DEVTYPE=` from the interface's `uevent` (wlan, wwan, bridge…).
+fn sysfs_devtype(name: &str) -> Option<String> {
+    sysfs(name, "uevent")?
+        .lines()
         .find_map(|l| l.strip_prefix("DEVTYPE="))
         .map(|v| v.trim().to_owned())
 }
@@ -211,19 +218,29 @@ fn neighbour_mac(neigh: &[NeighbourMessage], index: u32, ip: IpAddr) -> Option<S
         })
 }
 
+/// Every object of a dump that `pick` keeps.
+fn dump<T>(
+    sock: &Socket,
+    req: RouteNetlinkMessage,
+    what: &'static str,
+    pick: impl Fn(RouteNetlinkMessage) -> Option<T>,
+) -> Result<Vec<T>, NetCtxError> {
+    Ok(request(sock, req, Kind::Dump, what)?
+        .into_iter()
+        .filter_map(pick)
+        .collect())
+}
+
 fn neighbours(sock: &Socket) -> Result<Vec<NeighbourMessage>, NetCtxError> {
-    Ok(request(
+    dump(
         sock,
         RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
-        Kind::Dump,
         "neighbour table",
-    )?
-    .into_iter()
-    .filter_map(|m| match m {
-        RouteNetlinkMessage::NewNeighbour(n) => Some(n),
-        _ => None,
-    })
-    .collect())
+        |m| match m {
+            RouteNetlinkMessage::NewNeighbour(x) => Some(x),
+            _ => None,
+        },
+    )
 }
 
 /// The gateway's MAC: from the neighbour table; when the gateway has no
@@ -250,33 +267,27 @@ fn gateway_mac(sock: &Socket, index: u32, gw: IpAddr) -> Result<Option<String>, 
 }
 
 fn link_dump(sock: &Socket) -> Result<Vec<LinkMessage>, NetCtxError> {
-    Ok(request(
+    dump(
         sock,
         RouteNetlinkMessage::GetLink(LinkMessage::default()),
-        Kind::Dump,
         "links",
-    )?
-    .into_iter()
-    .filter_map(|m| match m {
-        RouteNetlinkMessage::NewLink(l) => Some(l),
-        _ => None,
-    })
-    .collect())
+        |m| match m {
+            RouteNetlinkMessage::NewLink(x) => Some(x),
+            _ => None,
+        },
+    )
 }
 
 fn addr_dump(sock: &Socket) -> Result<Vec<AddressMessage>, NetCtxError> {
-    Ok(request(
+    dump(
         sock,
         RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-        Kind::Dump,
         "addresses",
-    )?
-    .into_iter()
-    .filter_map(|m| match m {
-        RouteNetlinkMessage::NewAddress(a) => Some(a),
-        _ => None,
-    })
-    .collect())
+        |m| match m {
+            RouteNetlinkMessage::NewAddress(x) => Some(x),
+            _ => None,
+        },
+    )
 }
 
 fn route_dump(sock: &Socket) -> Result<Vec<RouteMessage>, NetCtxError> {
@@ -291,13 +302,10 @@ fn route_dump(sock: &Socket) -> Result<Vec<RouteMessage>, NetCtxError> {
     Ok(routes)
 }
 
-/// `/sys/class/net/<name>/speed` in Mbit/s (absent or -1 for virtual links).
+/// The interface's `speed` in Mbit/s (absent or -1 for virtual links).
 fn sysfs_speed(name: &str) -> Option<u64> {
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        return None;
-    }
-    let s = std::fs::read_to_string(format!("/sys/class/net/{name}/speed")).ok()?;
-    s.trim()
+    sysfs(name, "speed")?
+        .trim()
         .parse::<i64>()
         .ok()
         .filter(|v| *v > 0)
@@ -411,28 +419,8 @@ pub fn routes() -> Result<Vec<super::Route>, NetCtxError> {
 
 pub fn capture() -> Result<NetworkContext, NetCtxError> {
     let sock = nl::open(NETLINK_ROUTE, "routing socket")?;
-    let mut routes = Vec::new();
-    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-        for m in request(&sock, route_msg(family), Kind::Dump, "routes")? {
-            if let RouteNetlinkMessage::NewRoute(r) = m {
-                routes.push(r);
-            }
-        }
-    }
-    let route = default_route(&routes).ok_or(NetCtxError::NoDefaultRoute)?;
-    let links: Vec<LinkMessage> = request(
-        &sock,
-        RouteNetlinkMessage::GetLink(LinkMessage::default()),
-        Kind::Dump,
-        "links",
-    )?
-    .into_iter()
-    .filter_map(|m| match m {
-        RouteNetlinkMessage::NewLink(l) => Some(l),
-        _ => None,
-    })
-    .collect();
-    let link = links
+    let route = default_route(&route_dump(&sock)?).ok_or(NetCtxError::NoDefaultRoute)?;
+    let link = link_dump(&sock)?
         .iter()
         .find(|l| l.header.index == route.oif)
         .map(link_facts)
@@ -440,18 +428,7 @@ pub fn capture() -> Result<NetworkContext, NetCtxError> {
             what: "links",
             detail: format!("the default route's interface #{} is not listed", route.oif),
         })?;
-    let addrs: Vec<AddressMessage> = request(
-        &sock,
-        RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-        Kind::Dump,
-        "addresses",
-    )?
-    .into_iter()
-    .filter_map(|m| match m {
-        RouteNetlinkMessage::NewAddress(a) => Some(a),
-        _ => None,
-    })
-    .collect();
+    let addrs = addr_dump(&sock)?;
 
     let wifi = nl80211::query(route.oif).unwrap_or_else(|e| {
         tracing::debug!("no Wi-Fi facts for {}: {e}", link.name);
