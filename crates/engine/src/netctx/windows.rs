@@ -125,44 +125,44 @@ fn adapter_buffer() -> Result<Vec<u64>, NetCtxError> {
     }
 }
 
-/// Every adapter, for diagnostics.
-pub fn interfaces() -> Result<Vec<super::Interface>, NetCtxError> {
+/// Calls `f` with each adapter of the list (read once, alive during the
+/// calls).
+fn each_adapter(mut f: impl FnMut(&IP_ADAPTER_ADDRESSES_LH)) -> Result<(), NetCtxError> {
     let buf = adapter_buffer()?;
-    let mut out = Vec::new();
     let mut p = buf.as_ptr() as *const IP_ADAPTER_ADDRESSES_LH;
     // SAFETY: the list the API wrote into `buf`, walked while `buf` lives.
     unsafe {
         while !p.is_null() {
             let a = &*p;
             p = a.Next;
-            let addresses = unicast(a)
-                .into_iter()
-                .map(|(ip, prefix)| format!("{ip}/{prefix}"))
-                .collect();
-            let shown = Adapter {
-                name: String::new(),
-                if_type: a.IfType,
-                tunnel: a.TunnelType != 0,
-                metric: 0,
-                local: None,
-                gateway: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                dns: Vec::new(),
-                guid: None,
-            };
-            let n = (a.PhysicalAddressLength as usize).min(8);
-            out.push(super::Interface {
-                name: wide(a.FriendlyName),
-                up: a.OperStatus == IfOperStatusUp,
-                link_type: classify(&shown),
-                mac: format_mac(&a.PhysicalAddress[..n]),
-                mtu: (a.Mtu != u32::MAX).then_some(a.Mtu),
-                speed_mbps: (a.TransmitLinkSpeed != u64::MAX && a.TransmitLinkSpeed > 0)
-                    .then_some(a.TransmitLinkSpeed / 1_000_000),
-                addresses,
-                counters: counters(a),
-            });
+            f(a);
         }
     }
+    Ok(())
+}
+
+/// Every adapter, for diagnostics.
+pub fn interfaces() -> Result<Vec<super::Interface>, NetCtxError> {
+    let mut out = Vec::new();
+    each_adapter(|a| {
+        // SAFETY: an entry of the list `each_adapter` holds alive.
+        let addresses = unsafe { unicast(a) }
+            .into_iter()
+            .map(|(ip, prefix)| format!("{ip}/{prefix}"))
+            .collect();
+        let n = (a.PhysicalAddressLength as usize).min(8);
+        out.push(super::Interface {
+            name: wide(a.FriendlyName),
+            up: a.OperStatus == IfOperStatusUp,
+            link_type: classify(a.IfType, a.TunnelType != 0),
+            mac: format_mac(&a.PhysicalAddress[..n]),
+            mtu: (a.Mtu != u32::MAX).then_some(a.Mtu),
+            speed_mbps: (a.TransmitLinkSpeed != u64::MAX && a.TransmitLinkSpeed > 0)
+                .then_some(a.TransmitLinkSpeed / 1_000_000),
+            addresses,
+            counters: counters(a),
+        });
+    })?;
     Ok(out)
 }
 
@@ -202,20 +202,12 @@ unsafe fn inet(sa: &SOCKADDR_INET) -> Option<IpAddr> {
 /// Interface names by index (IPv4 and IPv6 indexes).
 fn names() -> std::collections::HashMap<u32, String> {
     let mut out = std::collections::HashMap::new();
-    let Ok(buf) = adapter_buffer() else {
-        return out;
-    };
-    let mut p = buf.as_ptr() as *const IP_ADAPTER_ADDRESSES_LH;
-    // SAFETY: the list the API wrote into `buf`, walked while `buf` lives.
-    unsafe {
-        while !p.is_null() {
-            let a = &*p;
-            p = a.Next;
-            let name = wide(a.FriendlyName);
-            out.insert(a.Anonymous1.Anonymous.IfIndex, name.clone());
-            out.insert(a.Ipv6IfIndex, name);
-        }
-    }
+    let _ = each_adapter(|a| {
+        let name = wide(a.FriendlyName);
+        // SAFETY: the union's index view, as the API fills it.
+        out.insert(unsafe { a.Anonymous1.Anonymous.IfIndex }, name.clone());
+        out.insert(a.Ipv6IfIndex, name);
+    });
     out
 }
 
@@ -341,17 +333,13 @@ impl Drop for Changes {
 }
 
 fn adapters() -> Result<Vec<Adapter>, NetCtxError> {
-    let buf = adapter_buffer()?;
     let mut out = Vec::new();
-    let mut p = buf.as_ptr() as *const IP_ADAPTER_ADDRESSES_LH;
-    // SAFETY: the list the API wrote into `buf`, walked while `buf` lives.
-    unsafe {
-        while !p.is_null() {
-            let a = &*p;
-            p = a.Next;
-            if a.OperStatus != IfOperStatusUp {
-                continue;
-            }
+    each_adapter(|a| {
+        if a.OperStatus != IfOperStatusUp {
+            return;
+        }
+        // SAFETY: the entry's lists, alive while `each_adapter` holds the buffer.
+        unsafe {
             let mut g = a.FirstGatewayAddress;
             let mut gateway = None;
             while !g.is_null() {
@@ -362,7 +350,7 @@ fn adapters() -> Result<Vec<Adapter>, NetCtxError> {
                 }
                 g = (*g).Next;
             }
-            let Some(gateway) = gateway else { continue };
+            let Some(gateway) = gateway else { return };
             // IPv4 first, else the first address.
             let all = unicast(a);
             let local = all
@@ -391,16 +379,17 @@ fn adapters() -> Result<Vec<Adapter>, NetCtxError> {
                 guid,
             });
         }
-    }
+    })?;
     Ok(out)
 }
 
-fn classify(a: &Adapter) -> LinkType {
-    match a.if_type {
+/// The kind of an adapter from its interface type and tunnel type.
+fn classify(if_type: u32, tunnel: bool) -> LinkType {
+    match if_type {
         IF_TYPE_IEEE80211 => LinkType::Wifi,
         IF_TYPE_WWANPP | IF_TYPE_WWANPP2 => LinkType::Cellular,
         IF_TYPE_PPP | IF_TYPE_TUNNEL | IF_TYPE_PROP_VIRTUAL => LinkType::Vpn,
-        _ if a.tunnel => LinkType::Vpn,
+        _ if tunnel => LinkType::Vpn,
         IF_TYPE_ETHERNET_CSMACD => LinkType::Ethernet,
         _ => LinkType::Other,
     }
@@ -489,7 +478,7 @@ pub fn capture() -> Result<NetworkContext, NetCtxError> {
         .iter()
         .min_by_key(|a| (!a.gateway.is_ipv4(), a.metric))
         .ok_or(NetCtxError::NoDefaultRoute)?;
-    let link_type = classify(a);
+    let link_type = classify(a.if_type, a.tunnel);
     let mut c = NetworkContext {
         iface: a.name.clone(),
         link_type,
