@@ -35,12 +35,29 @@ pub async fn metered() -> Option<bool> {
     }
 }
 
+/// Whether this is Wine rather than Windows: Wine's WinRT networking is a
+/// stub that aborts the process when called.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn under_wine() -> bool {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+    // SAFETY: constant NUL-terminated names; ntdll stays loaded for the
+    // process's life and no handle is kept.
+    unsafe {
+        let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+        !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+    }
+}
+
 /// Windows: the internet connection profile's cost. Fixed or variable
 /// (pay per byte or capped), roaming, or over its data limit: metered;
-/// unrestricted: not.
+/// unrestricted: not. Not asked under Wine.
 #[cfg(windows)]
 fn connection_cost() -> Option<bool> {
     use windows::Networking::Connectivity::{NetworkCostType, NetworkInformation};
+    if under_wine() {
+        return None;
+    }
     let cost = NetworkInformation::GetInternetConnectionProfile()
         .ok()?
         .GetConnectionCost()
