@@ -73,12 +73,21 @@ impl Store {
 
     /// Every network seen, the most recently seen first.
     pub fn networks(&self) -> Result<Vec<KnownNetwork>> {
-        let mut stmt = self.conn.prepare(
+        self.read_networks("", &[])
+    }
+
+    /// The networks a `WHERE` clause (empty: all) selects.
+    fn read_networks(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<KnownNetwork>> {
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT n.id, n.label, n.first_seen, n.last_seen, n.context,
                     (SELECT COUNT(*) FROM results r WHERE r.network_id = n.id)
-             FROM networks n ORDER BY n.last_seen DESC, n.id",
-        )?;
-        let rows = stmt.query_map([], |r| {
+             FROM networks n {filter} ORDER BY n.last_seen DESC, n.id"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, Option<String>>(1)?,
@@ -164,7 +173,10 @@ impl Store {
 
     /// One network by id.
     pub fn network(&self, id: &str) -> Result<Option<KnownNetwork>> {
-        Ok(self.networks()?.into_iter().find(|n| n.id == id))
+        Ok(self
+            .read_networks("WHERE n.id = ?1", &[&id])?
+            .into_iter()
+            .next())
     }
 
     /// Sets (or with an empty label, clears) a network's label; an error
